@@ -1,0 +1,40 @@
+"""jupyterlab-kerasgpu: get Keras / TensorFlow notebooks onto NVIDIA GPUs and keep them there.
+
+This module holds only the extension hooks: the labextension path, the
+Jupyter server extension, and the IPython kernel extension (`%load_ext kerasgpu`).
+"""
+
+from __future__ import annotations
+
+try:
+    from ._version import __version__
+except ImportError:  # running from a source tree that was never built
+    __version__ = "0.0.0.dev0"
+
+
+def _jupyter_labextension_paths():
+    return [{"src": "labextension", "dest": "jupyterlab-kerasgpu"}]
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "kerasgpu"}]
+
+
+def _load_jupyter_server_extension(server_app):
+    """Registers the REST and websocket handlers on a running Jupyter server."""
+    from .server import load
+
+    load(server_app)
+
+
+def load_ipython_extension(ipython):
+    """`%load_ext kerasgpu`: registers the magics (safe to call twice)."""
+    from .kernel.magics import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython):
+    from .kernel.magics import unload_ipython_extension as _unload
+
+    _unload(ipython)

@@ -1,0 +1,72 @@
+"""The Jupyter server extension: configuration and start-up.
+
+`c.KerasGPU.*` traitlets configure it; `KERASGPU_BACKEND` overrides the
+backend when no explicit value is configured.
+"""
+
+from __future__ import annotations
+
+import os
+
+from traitlets import Float, Int, Unicode, validate
+from traitlets.config import Configurable
+
+from .routes import setup_handlers
+
+BACKENDS = ("auto", "nvml", "smi", "none")
+MIN_INTERVAL_MS = 100
+
+
+class KerasGPU(Configurable):
+    """Settings of the kerasgpu server extension (`c.KerasGPU.<name>` in jupyter_server_config.py)."""
+
+    backend = Unicode(
+        "",
+        help="Telemetry backend: auto (NVML, then nvidia-smi), nvml, smi or none. "
+        "Empty means the KERASGPU_BACKEND environment variable, else auto.",
+    ).tag(config=True)
+
+    interval_ms = Int(1000, help=f"Sampling interval in milliseconds (at least {MIN_INTERVAL_MS}).").tag(
+        config=True
+    )
+
+    history_seconds = Int(600, help="How many seconds of samples the server keeps for history charts.").tag(
+        config=True
+    )
+
+    smi_timeout = Float(10.0, help="Seconds before an nvidia-smi call counts as hung.").tag(config=True)
+
+    @validate("backend")
+    def _check_backend(self, proposal):
+        value = proposal["value"]
+        if value and value not in BACKENDS:
+            raise ValueError(f"KerasGPU.backend must be one of {', '.join(BACKENDS)}; got {value!r}")
+        return value
+
+    @validate("interval_ms")
+    def _check_interval(self, proposal):
+        value = proposal["value"]
+        if value < MIN_INTERVAL_MS:
+            raise ValueError(f"KerasGPU.interval_ms must be at least {MIN_INTERVAL_MS} ms; got {value}")
+        return value
+
+    @validate("history_seconds")
+    def _check_history(self, proposal):
+        value = proposal["value"]
+        if not 10 <= value <= 24 * 3600:
+            raise ValueError(f"KerasGPU.history_seconds must be between 10 and 86400; got {value}")
+        return value
+
+    def resolved_backend(self) -> str:
+        """The backend to use: the configured one, else $KERASGPU_BACKEND, else auto."""
+        value = self.backend or os.environ.get("KERASGPU_BACKEND", "") or "auto"
+        if value not in BACKENDS:
+            raise ValueError(f"KERASGPU_BACKEND must be one of {', '.join(BACKENDS)}; got {value!r}")
+        return value
+
+
+def load(server_app) -> None:
+    """Creates the extension's state and registers its handlers."""
+    config = KerasGPU(parent=server_app)
+    setup_handlers(server_app.web_app, config)
+    server_app.log.info("kerasgpu: server extension loaded (backend %s)", config.resolved_backend())

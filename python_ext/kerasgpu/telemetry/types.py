@@ -1,0 +1,125 @@
+"""The data every telemetry backend returns: the contract between backends,
+the server's API, the CLI and the kernel magics.
+
+Units are fixed by the field names (MiB, %, degrees C, W, MHz). A value the
+GPU does not report (`[N/A]`, `[Not Supported]`, NVML "not supported") is
+``None``: never 0, never a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Status codes, stable for API clients; `reason` is the human sentence.
+OK = "ok"
+SMI_NOT_FOUND = "smi_not_found"
+NVML_NOT_FOUND = "nvml_not_found"
+DRIVER_NOT_LOADED = "driver_not_loaded"
+DRIVER_MISMATCH = "driver_mismatch"
+NO_DEVICES = "no_devices"
+GPU_LOST = "gpu_lost"
+TIMEOUT = "timeout"
+MALFORMED = "malformed_output"
+BACKEND_ERROR = "backend_error"
+
+
+class TelemetryError(Exception):
+    """A backend could not answer; `code` is one of the codes above."""
+
+    def __init__(self, code: str, reason: str, hint: str | None = None):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.hint = hint
+
+
+@dataclass
+class BackendStatus:
+    """Whether GPUs can be read, and if not, why and what to do."""
+
+    state: str  # "ok" | "unavailable" (no GPU / no driver) | "error" (was working, failing now)
+    backend: str  # "nvml" | "smi" | "none"
+    code: str = OK
+    reason: str | None = None
+    hint: str | None = None
+
+    @classmethod
+    def from_error(cls, err: TelemetryError, backend: str, state: str = "unavailable") -> BackendStatus:
+        return cls(state=state, backend=backend, code=err.code, reason=err.reason, hint=err.hint)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DeviceInfo:
+    """What does not change while the server runs."""
+
+    index: int
+    uuid: str
+    name: str
+    memory_total_mib: float | None
+    driver_version: str | None
+    pci_bus_id: str | None = None
+    cuda_driver_version: str | None = None
+    compute_capability: str | None = None
+    mig_mode: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class GpuSample:
+    """One reading of one GPU."""
+
+    index: int
+    uuid: str
+    timestamp: float  # seconds since the epoch
+    utilization_gpu: float | None = None
+    utilization_memory: float | None = None
+    memory_used_mib: float | None = None
+    memory_total_mib: float | None = None
+    memory_reserved_mib: float | None = None
+    temperature_c: float | None = None
+    power_draw_w: float | None = None
+    power_limit_w: float | None = None
+    clock_sm_mhz: float | None = None
+    clock_mem_mhz: float | None = None
+    pstate: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class GpuProcess:
+    """A compute process holding GPU memory."""
+
+    pid: int
+    gpu_uuid: str
+    used_memory_mib: float | None
+    name: str | None = None
+    gpu_index: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Snapshot:
+    """Everything one look at the GPUs gives: used by the CLI, the API and %gpu_check."""
+
+    status: BackendStatus
+    devices: list[DeviceInfo] = field(default_factory=list)
+    samples: list[GpuSample] = field(default_factory=list)
+    processes: list[GpuProcess] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status.to_json(),
+            "devices": [d.to_json() for d in self.devices],
+            "samples": [s.to_json() for s in self.samples],
+            "processes": [p.to_json() for p in self.processes],
+        }

@@ -1,0 +1,61 @@
+/**
+ * The server's JSON, typed: the one contract between the Python server
+ * extension (python_ext/kerasgpu/telemetry/types.py) and the frontend.
+ */
+
+/** Why GPUs can or cannot be read. `code` is stable; `reason` is for people. */
+export interface IBackendStatus {
+  state: 'ok' | 'unavailable' | 'error';
+  backend: string;
+  code: string;
+  reason: string | null;
+  hint: string | null;
+}
+
+/** A GPU's fixed facts. */
+export interface IDeviceInfo {
+  index: number;
+  uuid: string;
+  name: string;
+  memory_total_mib: number | null;
+  driver_version: string | null;
+  pci_bus_id: string | null;
+  cuda_driver_version: string | null;
+  compute_capability: string | null;
+  mig_mode: string | null;
+}
+
+/** One reading of one GPU; a value the GPU does not report is null. */
+export interface IGpuSample {
+  index: number;
+  uuid: string;
+  timestamp: number;
+  utilization_gpu: number | null;
+  utilization_memory: number | null;
+  memory_used_mib: number | null;
+  memory_total_mib: number | null;
+  memory_reserved_mib: number | null;
+  temperature_c: number | null;
+  power_draw_w: number | null;
+  power_limit_w: number | null;
+  clock_sm_mhz: number | null;
+  clock_mem_mhz: number | null;
+  pstate: string | null;
+}
+
+/** A compute process holding GPU memory. */
+export interface IGpuProcess {
+  pid: number;
+  gpu_uuid: string;
+  gpu_index: number | null;
+  used_memory_mib: number | null;
+  name: string | null;
+}
+
+/** GET /kerasgpu/api/v1/devices. */
+export interface IDevicesReply {
+  status: IBackendStatus;
+  devices: IDeviceInfo[];
+  samples: IGpuSample[];
+  processes: IGpuProcess[];
+}

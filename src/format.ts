@@ -1,0 +1,66 @@
+/** Pure formatting helpers: no DOM, tested on their own. */
+
+const MIB_PER_GIB = 1024;
+
+/** "25.1 GiB" from MiB; "–" when unknown. */
+export function formatGiB(mib: number | null | undefined, digits = 1): string {
+  if (mib === null || mib === undefined || !Number.isFinite(mib)) {
+    return '–';
+  }
+  return `${(mib / MIB_PER_GIB).toFixed(digits)} GiB`;
+}
+
+/** Share of `total` taken by `used`, 0–100, or null when either is unknown. */
+export function percentOf(
+  used: number | null | undefined,
+  total: number | null | undefined
+): number | null {
+  if (
+    used === null ||
+    used === undefined ||
+    total === null ||
+    total === undefined ||
+    !(total > 0)
+  ) {
+    return null;
+  }
+  return Math.min(100, Math.max(0, (used / total) * 100));
+}
+
+/** "42 %" / "–". */
+export function formatPercent(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) {
+    return '–';
+  }
+  return `${Math.round(value)} %`;
+}
+
+/** "71 °C" / "–". */
+export function formatTemperature(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) {
+    return '–';
+  }
+  return `${Math.round(value)} °C`;
+}
+
+/** "690 / 700 W", "690 W" without a limit, "–" without a reading. */
+export function formatPower(
+  draw: number | null | undefined,
+  limit: number | null | undefined
+): string {
+  if (draw === null || draw === undefined || !Number.isFinite(draw)) {
+    return '–';
+  }
+  if (limit === null || limit === undefined || !Number.isFinite(limit)) {
+    return `${Math.round(draw)} W`;
+  }
+  return `${Math.round(draw)} / ${Math.round(limit)} W`;
+}
+
+/** "1980 MHz" / "–". */
+export function formatClock(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) {
+    return '–';
+  }
+  return `${Math.round(value)} MHz`;
+}
