@@ -38,3 +38,12 @@ def unload_ipython_extension(ipython):
     from .kernel.magics import unload_ipython_extension as _unload
 
     _unload(ipython)
+
+
+def __getattr__(name: str):
+    """Lazy kernel-side API (`from kerasgpu import check`): nothing heavy imports at server start."""
+    from . import kernel
+
+    if name in kernel.API:
+        return getattr(kernel, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

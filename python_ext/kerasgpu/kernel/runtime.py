@@ -1,0 +1,114 @@
+"""Where TensorFlow stands in this process, read without changing it.
+
+TensorFlow's runtime (its eager context) starts on the first op, the first
+`list_logical_devices`, `get_memory_info`, strategy, or Keras layer call.
+From then on memory growth, memory limits and visible devices are frozen.
+Listing *physical* devices and reading build info do not start it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from typing import Any
+
+# The exact way out, shared by every command that hits a frozen setting.
+RESTART_FIX = (
+    "Restart the kernel (Kernel > Restart Kernel), then run this command in the first cell, "
+    "before any cell that uses TensorFlow or builds a Keras model."
+)
+GROWTH_ENV_FIX = (
+    "Or set TF_FORCE_GPU_ALLOW_GROWTH=true in the kernel's environment before TensorFlow starts "
+    "(first cell after a restart: %env TF_FORCE_GPU_ALLOW_GROWTH=true)."
+)
+
+
+class KerasGPUError(RuntimeError):
+    """An explained failure: `problem` says what happened, `fix` what to do."""
+
+    def __init__(self, code: str, problem: str, fix: str, commands: list[str] | None = None, link=None):
+        super().__init__(f"{problem} {fix}")
+        self.code = code
+        self.problem = problem
+        self.fix = fix
+        self.commands = commands or []
+        self.link = link
+
+    def card(self, title: str):
+        from .render import Card, Fix
+
+        fix = Fix(self.code, "error", self.problem, self.fix, self.commands, self.link)
+        return Card(title, "error", self.problem, fixes=[fix], data={"ok": False, "error": fix.to_json()})
+
+
+def tensorflow_installed() -> bool:
+    """Whether `import tensorflow` can be attempted (it is not imported here)."""
+    return "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is not None
+
+
+def runtime_initialized() -> bool:
+    """Whether TensorFlow's runtime has started in this process; never starts it.
+
+    Reads the same field TensorFlow itself checks before refusing
+    `set_memory_growth` ("cannot be modified after being initialized").
+    """
+    if "tensorflow" not in sys.modules:
+        return False
+    try:
+        from tensorflow.python.eager import context
+    except Exception:  # a broken install is reported elsewhere
+        return False
+    ctx = context.context_safe()
+    if ctx is None:
+        return False
+    return getattr(ctx, "_context_handle", None) is not None
+
+
+def import_tensorflow():
+    """Imports TensorFlow or raises an explained `KerasGPUError`."""
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise KerasGPUError(
+            "no_tensorflow",
+            f"TensorFlow can't be imported in this kernel ({exc}).",
+            'Install it into this kernel\'s environment: %pip install "tensorflow[and-cuda]" '
+            "(Linux with an NVIDIA GPU) or %pip install tensorflow, then restart the kernel.",
+        ) from exc
+    return tf
+
+
+def physical_gpus(tf) -> list[Any]:
+    """The GPUs TensorFlow found (does not start the runtime)."""
+    return tf.config.list_physical_devices("GPU")
+
+
+def frozen_error(what: str, fix: str | None = None, commands: list[str] | None = None) -> KerasGPUError:
+    """The explained error for changing `what` after the runtime started."""
+    return KerasGPUError(
+        "runtime_initialized",
+        f"TensorFlow's runtime is already initialised in this kernel, so {what} can no longer change "
+        "(TensorFlow would raise 'cannot be modified after being initialized').",
+        fix or RESTART_FIX,
+        commands or [],
+        "https://www.tensorflow.org/guide/gpu#limiting_gpu_memory_growth",
+    )
+
+
+def parse_gpu_list(spec: str | None, available: int) -> list[int] | None:
+    """'0,2' -> [0, 2]; None/'all' -> None (all). Raises ValueError on a bad index."""
+    if spec is None or spec.strip().lower() in ("", "all"):
+        return None
+    if spec.strip().lower() in ("none", "-1"):
+        return []
+    out: list[int] = []
+    for part in spec.replace(" ", "").split(","):
+        if not part.isdigit():
+            raise ValueError(f"'{part}' is not a GPU index; use numbers like 0,1 or 'all' or 'none'")
+        i = int(part)
+        if i >= available:
+            seen = f"GPUs 0-{available - 1}" if available else "no GPU"
+            raise ValueError(f"GPU {i} does not exist: TensorFlow sees {seen}")
+        if i not in out:
+            out.append(i)
+    return out
