@@ -8,11 +8,7 @@ import { requestAPI } from './request';
 
 /** What the GPU views should show. */
 export type GpuViewState =
-  | 'loading'
-  | 'ok'
-  | 'unavailable'
-  | 'error'
-  | 'disconnected';
+  'loading' | 'ok' | 'unavailable' | 'error' | 'disconnected';
 
 /** Bounds on the refresh interval: faster is wasteful, slower is not "live". */
 export const MIN_REFRESH_MS = 250;

@@ -154,7 +154,10 @@ function message(
 }
 
 /** One GPU's card. */
-function card(device: IDeviceInfo, sample: IGpuSample | undefined): HTMLElement {
+function card(
+  device: IDeviceInfo,
+  sample: IGpuSample | undefined
+): HTMLElement {
   const item = document.createElement('li');
   item.className = 'jp-kerasgpu-card';
   item.dataset.uuid = device.uuid;
@@ -203,7 +206,11 @@ function card(device: IDeviceInfo, sample: IGpuSample | undefined): HTMLElement 
     const facts = document.createElement('dl');
     facts.className = 'jp-kerasgpu-facts';
     addFact(facts, 'Temp', formatTemperature(sample.temperature_c));
-    addFact(facts, 'Power', formatPower(sample.power_draw_w, sample.power_limit_w));
+    addFact(
+      facts,
+      'Power',
+      formatPower(sample.power_draw_w, sample.power_limit_w)
+    );
     addFact(facts, 'SM clock', formatClock(sample.clock_sm_mhz));
     item.appendChild(facts);
   }

@@ -32,7 +32,8 @@ export async function requestAPI<T>(
     }
   }
   if (!response.ok) {
-    const message = typeof data === 'object' && data?.message ? data.message : text;
+    const message =
+      typeof data === 'object' && data?.message ? data.message : text;
     throw new ServerConnection.ResponseError(response, message);
   }
   return data as T;

@@ -1,0 +1,96 @@
+# jupyterlab-kerasgpu: `make lab` sets up and starts JupyterLab; `make test` sets up and runs every test tier.
+# Both are idempotent: stamps in .stamps/ skip set-up steps whose inputs did not change.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PY := $(BIN)/python
+STAMPS := .stamps
+CHROMIUM ?= /usr/bin/chromium
+export PATH := $(BIN):$(PATH)
+
+.PHONY: lab test setup build lint lint-fix test-js test-py test-ui test-package clean help
+
+help:
+	@echo "make lab    set up everything and start JupyterLab with the extension (demo notebook open)"
+	@echo "make test   set up everything and run every test tier (lint, jest, pytest, galata)"
+
+$(STAMPS):
+	mkdir -p $(STAMPS)
+
+# Python virtual environment with the pinned dependencies (requirements.lock) and this package (editable).
+$(STAMPS)/venv: | $(STAMPS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	touch $@
+
+$(STAMPS)/npm: package.json package-lock.json | $(STAMPS)
+	npm ci --no-audit --no-fund
+	touch $@
+
+$(STAMPS)/python: pyproject.toml requirements.lock $(STAMPS)/venv $(STAMPS)/npm
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+# The labextension is rebuilt each time (incremental, seconds) and linked into the environment.
+build: $(STAMPS)/python
+	npm run build
+	$(BIN)/jupyter-builder develop --overwrite .
+	$(BIN)/jupyter server extension enable --sys-prefix kerasgpu >/dev/null
+
+setup: build
+
+lab: setup
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 examples/keras_gpu_demo.ipynb
+
+$(STAMPS)/chromium: | $(STAMPS)
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  echo "Installing Debian's chromium for the UI tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; \
+	fi
+	touch $@
+
+$(STAMPS)/ui-npm: ui-tests/package.json ui-tests/package-lock.json | $(STAMPS)
+	cd ui-tests && npm ci --no-audit --no-fund
+	touch $@
+
+lint: $(STAMPS)/python
+	npm run lint
+	$(BIN)/ruff check python_ext bench
+	$(BIN)/ruff format --check python_ext bench
+
+lint-fix: $(STAMPS)/python
+	npm run lint:fix
+	$(BIN)/ruff check --fix python_ext bench
+	$(BIN)/ruff format python_ext bench
+
+test-js: $(STAMPS)/npm
+	npx jest
+
+test-py: build
+	$(BIN)/pytest -q
+
+test-package: build
+	$(PY) scripts/check_package.py
+
+test-ui: build $(STAMPS)/chromium $(STAMPS)/ui-npm
+	cd ui-tests && npx playwright test
+
+test: build lint test-js test-py test-package test-ui
+	@echo "All test tiers passed."
+
+clean:
+	rm -rf $(STAMPS) lib tsconfig.tsbuildinfo python_ext/kerasgpu/labextension dist
+
+# Re-pins requirements.lock from pyproject.toml's dependencies and [test,tf] extras in a fresh environment.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q hatchling==1.33.0 hatch-jupyter-builder==0.10.0 hatch-nodejs-version==0.4.0 jupyter-builder==1.3.0
+	.lock-venv/bin/pip install -q --no-build-isolation -e ".[test,tf]"
+	( echo "# Pinned Python environment for development and tests (make lab / make test install it)."; \
+	  echo "# Regenerate with \`make lock\` after changing the dependencies or extras in pyproject.toml."; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v -i '^jupyterlab-kerasgpu' ) > requirements.lock
+	rm -rf .lock-venv
