@@ -22,6 +22,7 @@ GPU_LOST = "gpu_lost"
 TIMEOUT = "timeout"
 MALFORMED = "malformed_output"
 BACKEND_ERROR = "backend_error"
+DISABLED = "disabled"  # backend "none" chosen on purpose (KERASGPU_BACKEND=none)
 
 
 class TelemetryError(Exception):
@@ -102,6 +103,9 @@ class GpuProcess:
     used_memory_mib: float | None
     name: str | None = None
     gpu_index: int | None = None
+    # MIG instance the process runs in; None when the GPU is not split (NVML's 0xFFFFFFFF).
+    gpu_instance_id: int | None = None
+    compute_instance_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,79 @@
+"""GPU telemetry: NVML first, nvidia-smi as the fallback, never a crash.
+
+`probe()` takes one look at the GPUs (devices, one sample, processes) and
+always returns a `Snapshot`; when no GPU can be read its `status` says why, in
+a sentence, and what to do. `Sampler` (one per server) reads at a fixed rate on
+its own thread and keeps a ring buffer of history.
+
+The backend is chosen by the `backend` argument, else the KERASGPU_BACKEND
+environment variable, else "auto": NVML, then nvidia-smi, then none with the
+reason.
+"""
+
+from __future__ import annotations
+
+from .backend import BACKENDS, open_backend, resolve_backend
+from .smi import DEFAULT_TIMEOUT
+from .types import (
+    BackendStatus,
+    DeviceInfo,
+    GpuProcess,
+    GpuSample,
+    Snapshot,
+    TelemetryError,
+)
+
+__all__ = [
+    "BACKENDS",
+    "BackendStatus",
+    "DeviceInfo",
+    "GpuProcess",
+    "GpuSample",
+    "Snapshot",
+    "TelemetryError",
+    "open_backend",
+    "probe",
+    "resolve_backend",
+]
+
+
+def probe(
+    backend: str | None = "auto", smi_path: str | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> Snapshot:
+    """One look at the GPUs: devices, one sample, compute processes. Never raises for GPU problems.
+
+    `backend`: "auto" | "nvml" | "smi" | "none", or None to follow KERASGPU_BACKEND ("auto" also
+    follows it when set). Blocks for up to a few nvidia-smi calls: call it from a thread or
+    executor, not on an event loop. Raises ValueError only for an unknown backend name.
+    """
+    name = resolve_backend(backend)
+    try:
+        b, devices = open_backend(name, smi_path=smi_path, timeout=timeout, stream=False)
+    except TelemetryError as err:
+        return Snapshot(
+            status=BackendStatus.from_error(err, backend=getattr(err, "backend", name), state=_state(err))
+        )
+    try:
+        samples = b.sample()
+        try:
+            processes = b.processes()
+        except TelemetryError:
+            processes = []  # readings without the process list are still worth showing
+        return Snapshot(
+            status=BackendStatus(state="ok", backend=b.name),
+            devices=devices,
+            samples=samples,
+            processes=processes,
+        )
+    except TelemetryError as err:
+        return Snapshot(
+            status=BackendStatus.from_error(err, backend=b.name, state=_state(err)), devices=devices
+        )
+    finally:
+        b.close()
+
+
+def _state(err: TelemetryError) -> str:
+    from .errors import state_for
+
+    return state_for(err.code)

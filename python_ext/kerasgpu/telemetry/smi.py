@@ -1,0 +1,450 @@
+"""The nvidia-smi backend: CSV queries of `nvidia-smi`, run without a shell.
+
+One-shot queries (`query_gpus`, `query_processes`) serve `probe()` and static
+details; `SmiBackend` keeps one long-lived `nvidia-smi ... -lms N` process per
+sampler and reads its lines, since a spawn costs ~36 ms per call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+
+from . import errors
+from .types import DeviceInfo, GpuProcess, GpuSample, TelemetryError
+
+DEFAULT_TIMEOUT = 10.0
+
+# Static details (DeviceInfo) and readings (GpuSample), in the query's order.
+DEVICE_FIELDS = [
+    "index",
+    "uuid",
+    "name",
+    "pci.bus_id",
+    "driver_version",
+    "memory.total",
+    "compute_cap",
+    "mig.mode.current",
+]
+SAMPLE_FIELDS = [
+    "index",
+    "uuid",
+    "utilization.gpu",
+    "utilization.memory",
+    "memory.used",
+    "memory.total",
+    "memory.reserved",
+    "temperature.gpu",
+    "power.draw",
+    "power.limit",
+    "clocks.sm",
+    "clocks.mem",
+    "pstate",
+]
+# Fields an older driver may not know; dropped (and read as None) when nvidia-smi refuses them.
+REQUIRED_FIELDS = {"index", "uuid"}
+PROCESS_FIELDS = ["pid", "gpu_uuid", "used_gpu_memory", "process_name"]
+
+_UNIT = re.compile(r"\s*(MiB|GiB|KiB|%|W|MHz|C|us)$")
+_BAD_FIELD = re.compile(r'Field "([^"]+)" is not a valid field to query')
+
+
+def find_smi(smi_path: str | None = None) -> str:
+    """The nvidia-smi executable to run: `smi_path` if given, else the one on PATH."""
+    if smi_path:
+        if os.path.isfile(smi_path) and os.access(smi_path, os.X_OK):
+            return smi_path
+        found = shutil.which(smi_path)
+        if found:
+            return found
+        raise errors.smi_not_found(smi_path)
+    found = shutil.which("nvidia-smi")
+    if not found:
+        raise errors.smi_not_found()
+    return found
+
+
+def run_smi(exe: str, args: list[str], timeout: float = DEFAULT_TIMEOUT) -> str:
+    """Runs nvidia-smi once (argv list, no shell); its stdout, or a TelemetryError."""
+    try:
+        proc = subprocess.run(
+            [exe, *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise errors.timeout("nvidia-smi", timeout) from None
+    except FileNotFoundError:
+        raise errors.smi_not_found(exe) from None
+    except OSError as err:
+        raise errors.backend_error(f"nvidia-smi at {exe} could not be run: {err}") from None
+    if proc.returncode != 0:
+        raise errors.from_smi_output(proc.stdout + "\n" + proc.stderr, proc.returncode)
+    return proc.stdout
+
+
+def is_missing(value: str) -> bool:
+    """`[N/A]`, `[Not Supported]`, `[Unknown Error]`, `N/A` or empty: a value the GPU lacks."""
+    v = value.strip()
+    return not v or v == "N/A" or (v.startswith("[") and v.endswith("]"))
+
+
+def is_lost(value: str) -> bool:
+    """nvidia-smi's marker for a GPU that stopped answering."""
+    return value.strip().lower() == "[gpu is lost]"
+
+
+def to_number(value: str, field: str) -> float | None:
+    """A number from a CSV cell (units tolerated), None when the GPU lacks it."""
+    if is_missing(value):
+        return None
+    text = _UNIT.sub("", value.strip())
+    try:
+        return float(text)
+    except ValueError:
+        raise errors.malformed(f"{field} = {value.strip()!r} is not a number") from None
+
+
+def to_text(value: str) -> str | None:
+    """A string from a CSV cell, None when the GPU lacks it."""
+    return None if is_missing(value) else value.strip()
+
+
+def split_row(line: str, fields: list[str]) -> dict[str, str]:
+    """One CSV line into {field: cell}; a wrong number of cells is malformed output."""
+    cells = next(csv.reader([line], skipinitialspace=True), [])
+    if len(cells) != len(fields):
+        raise errors.malformed(f"expected {len(fields)} values, got {len(cells)}: {line.strip()[:120]!r}")
+    return dict(zip(fields, cells, strict=False))
+
+
+def _index(row: dict[str, str]) -> int:
+    try:
+        return int(row["index"].strip())
+    except ValueError:
+        raise errors.malformed(f"GPU index {row['index'].strip()!r} is not a number") from None
+
+
+def check_lost(row: dict[str, str]) -> None:
+    """Raises GPU_LOST when nvidia-smi marks this GPU's readings as lost."""
+    if any(is_lost(v) for v in row.values()):
+        raise errors.gpu_lost(f"{row.get('index', '?').strip()} ({row.get('uuid', '').strip()})")
+
+
+def row_to_sample(row: dict[str, str], timestamp: float) -> GpuSample:
+    """A parsed CSV row into a GpuSample (missing fields are None)."""
+    check_lost(row)
+
+    def num(field: str) -> float | None:
+        return to_number(row[field], field) if field in row else None
+
+    return GpuSample(
+        index=_index(row),
+        uuid=row["uuid"].strip(),
+        timestamp=timestamp,
+        utilization_gpu=num("utilization.gpu"),
+        utilization_memory=num("utilization.memory"),
+        memory_used_mib=num("memory.used"),
+        memory_total_mib=num("memory.total"),
+        memory_reserved_mib=num("memory.reserved"),
+        temperature_c=num("temperature.gpu"),
+        power_draw_w=num("power.draw"),
+        power_limit_w=num("power.limit"),
+        clock_sm_mhz=num("clocks.sm"),
+        clock_mem_mhz=num("clocks.mem"),
+        pstate=to_text(row["pstate"]) if "pstate" in row else None,
+    )
+
+
+def row_to_device(row: dict[str, str], cuda_driver_version: str | None = None) -> DeviceInfo:
+    """A parsed CSV row into a DeviceInfo (missing fields are None)."""
+
+    def text(field: str) -> str | None:
+        return to_text(row[field]) if field in row else None
+
+    return DeviceInfo(
+        index=_index(row),
+        uuid=row["uuid"].strip(),
+        name=text("name") or "NVIDIA GPU",
+        memory_total_mib=to_number(row["memory.total"], "memory.total") if "memory.total" in row else None,
+        driver_version=text("driver_version"),
+        pci_bus_id=text("pci.bus_id"),
+        cuda_driver_version=cuda_driver_version,
+        compute_capability=text("compute_cap"),
+        mig_mode=text("mig.mode.current"),
+    )
+
+
+def query_rows(
+    exe: str, fields: list[str], timeout: float = DEFAULT_TIMEOUT, dropped: set[str] | None = None
+) -> tuple[list[str], list[dict[str, str]]]:
+    """Runs `--query-gpu=<fields>`; drops fields an older driver refuses. (fields used, rows)."""
+    fields = [f for f in fields if not dropped or f not in dropped]
+    for _ in range(len(fields)):
+        try:
+            out = run_smi(exe, [f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"], timeout)
+        except TelemetryError as err:
+            bad = _BAD_FIELD.search(err.reason)
+            if bad and bad.group(1) in fields and bad.group(1) not in REQUIRED_FIELDS:
+                if dropped is not None:
+                    dropped.add(bad.group(1))
+                fields = [f for f in fields if f != bad.group(1)]
+                continue
+            raise
+        lines = [line for line in out.splitlines() if line.strip()]
+        if not lines:
+            raise errors.no_devices()
+        return fields, [split_row(line, fields) for line in lines]
+    raise errors.backend_error("nvidia-smi refused every field that was asked for")
+
+
+def cuda_driver_version(exe: str, timeout: float = DEFAULT_TIMEOUT) -> str | None:
+    """The CUDA version the driver supports, from `nvidia-smi --version` (None if it does not say)."""
+    try:
+        out = run_smi(exe, ["--version"], timeout)
+    except TelemetryError:
+        return None
+    m = re.search(r"CUDA Version\s*:\s*(\S+)", out)
+    return m.group(1) if m else None
+
+
+def query_gpus(exe: str, timeout: float = DEFAULT_TIMEOUT) -> tuple[list[DeviceInfo], list[GpuSample]]:
+    """Static details and one reading of every GPU, from one `--query-gpu` call."""
+    wanted = list(dict.fromkeys(DEVICE_FIELDS + SAMPLE_FIELDS))
+    now = time.time()
+    _, rows = query_rows(exe, wanted, timeout)
+    for row in rows:
+        check_lost(row)
+    cuda = cuda_driver_version(exe, timeout)
+    devices = [row_to_device(row, cuda) for row in rows]
+    samples = [row_to_sample(row, now) for row in rows]
+    return devices, samples
+
+
+def query_processes(
+    exe: str, devices: list[DeviceInfo] | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> list[GpuProcess]:
+    """The GPUs' compute processes from `--query-compute-apps` (one call)."""
+    out = run_smi(
+        exe, [f"--query-compute-apps={','.join(PROCESS_FIELDS)}", "--format=csv,noheader,nounits"], timeout
+    )
+    by_uuid = {d.uuid: d.index for d in devices or []}
+    procs = []
+    for line in out.splitlines():
+        if not line.strip():
+            continue
+        # The process name is last and may itself hold commas (a path): split the rest only.
+        parts = [p.strip() for p in line.split(",", len(PROCESS_FIELDS) - 1)]
+        if len(parts) != len(PROCESS_FIELDS):
+            raise errors.malformed(f"compute process line {line.strip()[:120]!r}")
+        pid_text, uuid, mem, name = parts
+        try:
+            pid = int(pid_text)
+        except ValueError:
+            raise errors.malformed(f"process id {pid_text!r} is not a number") from None
+        procs.append(
+            GpuProcess(
+                pid=pid,
+                gpu_uuid=uuid,
+                used_memory_mib=to_number(mem, "used_gpu_memory"),
+                name=to_text(name),
+                gpu_index=by_uuid.get(uuid),
+            )
+        )
+    return procs
+
+
+class SmiBackend:
+    """Reads GPUs through nvidia-smi.
+
+    With `stream=True` (the sampler's mode) it keeps ONE `nvidia-smi --query-gpu=...
+    --format=csv,noheader,nounits -lms N` process whose lines a reader thread parses;
+    `sample()` waits for the next complete reading and raises TelemetryError when the
+    process dies or stays silent longer than `stall_timeout` (then it is killed; the
+    sampler re-opens the backend to restart it). With `stream=False` each `sample()`
+    is one `--query-gpu` call.
+    """
+
+    name = "smi"
+
+    def __init__(
+        self,
+        smi_path: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        stream: bool = True,
+        interval_ms: int = 1000,
+        stall_timeout: float | None = None,
+    ):
+        self.smi_path = smi_path
+        self.timeout = timeout
+        self.paced = stream  # True: sample() itself waits for the next reading
+        self.interval_ms = int(interval_ms)
+        self.stall_timeout = stall_timeout if stall_timeout else max(5.0, 5 * self.interval_ms / 1000.0)
+        self._exe: str | None = None
+        self._devices: list[DeviceInfo] = []
+        self._dropped: set[str] = set()
+        self._fields: list[str] = []
+        self._first: list[GpuSample] | None = None
+        self._proc: subprocess.Popen | None = None
+        self._cond = threading.Condition()
+        self._tick: list[GpuSample] = []
+        self._tick_seq = 0
+        self._seen_seq = 0
+        self._error: TelemetryError | None = None
+        self._closing = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    def open(self) -> list[DeviceInfo]:
+        """Reads static details with one CSV query (and `--version`), then starts the stream."""
+        self._exe = find_smi(self.smi_path)
+        wanted = list(dict.fromkeys(DEVICE_FIELDS + SAMPLE_FIELDS))
+        now = time.time()
+        _, rows = query_rows(self._exe, wanted, self.timeout, self._dropped)
+        for row in rows:
+            check_lost(row)
+        cuda = cuda_driver_version(self._exe, self.timeout)
+        self._devices = [row_to_device(row, cuda) for row in rows]
+        self._first = [row_to_sample(row, now) for row in rows]
+        self._fields = [f for f in SAMPLE_FIELDS if f not in self._dropped]
+        if self.paced:
+            self._start_stream()
+        return list(self._devices)
+
+    def _start_stream(self) -> None:
+        argv = [
+            self._exe,
+            f"--query-gpu={','.join(self._fields)}",
+            "--format=csv,noheader,nounits",
+            "-lms",
+            str(self.interval_ms),
+        ]
+        with self._cond:
+            self._error = None
+            self._closing = False
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                bufsize=1,
+            )
+        except OSError as err:
+            raise errors.backend_error(f"nvidia-smi at {self._exe} could not be run: {err}") from None
+        self._proc = proc
+        threading.Thread(target=self._read, args=(proc,), name="kerasgpu-smi-reader", daemon=True).start()
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        """Reader thread: parses each streamed line; a full set of GPUs is one reading."""
+        n = max(1, len(self._devices))
+        pending: dict[int, GpuSample] = {}
+        text: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if not line.strip():
+                continue
+            now = time.time()
+            try:
+                sample = row_to_sample(split_row(line, self._fields), now)
+            except TelemetryError as err:
+                text.append(line)
+                known = errors.from_smi_output(line, 0)
+                self._publish_error(known if known.code != errors.BACKEND_ERROR else err)
+                pending.clear()
+                continue
+            if sample.index in pending:  # a new round began before the last one completed
+                pending.clear()
+            pending[sample.index] = sample
+            if len(pending) >= n:
+                tick = [pending[i] for i in sorted(pending)]
+                pending = {}
+                with self._cond:
+                    self._tick = tick
+                    self._tick_seq += 1
+                    self._cond.notify_all()
+        rc = proc.wait()
+        with self._cond:
+            if self._closing or self._proc is not proc:
+                return
+        if rc != 0:
+            err = errors.from_smi_output("".join(text), rc)
+        else:
+            err = errors.backend_error("nvidia-smi stopped streaming readings")
+        self._publish_error(err)
+
+    def _publish_error(self, err: TelemetryError) -> None:
+        with self._cond:
+            if self._error is None:
+                self._error = err
+            self._cond.notify_all()
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if proc.poll() is None:
+            proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    def close(self) -> None:
+        """Stops the stream process (if any)."""
+        self._kill()
+
+    # ------------------------------------------------------------ readings
+
+    def devices(self) -> list[DeviceInfo]:
+        """Static details read at `open()`."""
+        return list(self._devices)
+
+    def sample(self) -> list[GpuSample]:
+        """The next reading of every GPU (streaming: waits for it, up to `stall_timeout`)."""
+        if self._exe is None:
+            raise errors.backend_error("the nvidia-smi backend is not open")
+        if self._first is not None and not self.paced:
+            first, self._first = self._first, None
+            return first
+        if not self.paced:
+            now = time.time()
+            _, rows = query_rows(self._exe, self._fields or SAMPLE_FIELDS, self.timeout, self._dropped)
+            return [row_to_sample(row, now) for row in rows]
+        deadline = time.monotonic() + self.stall_timeout
+        with self._cond:
+            while True:
+                if self._error is not None:
+                    raise self._error
+                if self._tick_seq > self._seen_seq:
+                    self._seen_seq = self._tick_seq
+                    return list(self._tick)
+                if self._closing or self._proc is None:
+                    raise errors.backend_error("the nvidia-smi backend was closed")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+        self._publish_error(errors.timeout("nvidia-smi", self.stall_timeout))
+        self._kill()
+        raise errors.timeout("nvidia-smi", self.stall_timeout)
+
+    def processes(self) -> list[GpuProcess]:
+        """Compute processes from one `--query-compute-apps` call (~25 ms: callers cache it)."""
+        if self._exe is None:
+            raise errors.backend_error("the nvidia-smi backend is not open")
+        return query_processes(self._exe, self._devices, self.timeout)
