@@ -42,8 +42,9 @@ def unload_ipython_extension(ipython):
 
 def __getattr__(name: str):
     """Lazy kernel-side API (`from kerasgpu import check`): nothing heavy imports at server start."""
-    from . import kernel
+    import importlib
 
+    kernel = importlib.import_module(".kernel", __name__)
     if name in kernel.API:
         return getattr(kernel, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -52,7 +52,8 @@ KNOWN: list[Known] = [
         "cudnn_version_mismatch",
         "cuDNN version mismatch",
         [
-            r"Loaded runtime CuDNN library:?\s*([\d.]+).*?but source was compiled with:?\s*([\d.]+)",
+            r"Loaded runtime CuDNN library:?\s*(\d+(?:\.\d+)*).*?"
+            r"but source was compiled with:?\s*(\d+(?:\.\d+)*)",
             r"CuDNN library needs to have matching major version",
             r"CuDNN library major and minor version needs to match",
         ],
@@ -85,7 +86,7 @@ KNOWN: list[Known] = [
     ),
     Known(
         "oom",
-        "Out of GPU memory",
+        "Out of memory (ResourceExhaustedError)",
         [
             r"ResourceExhaustedError",
             r"OOM when allocating tensor",
@@ -273,6 +274,9 @@ _MISSING_LIB = re.compile(
 def _details(code: str, m: re.Match, text: str) -> dict[str, Any]:
     if code == "cudnn_version_mismatch" and m.lastindex and m.lastindex >= 2:
         return {"loaded_cudnn": m.group(1), "built_with_cudnn": m.group(2)}
+    if code == "oom":
+        dev = re.search(r"device:((?:GPU|CPU):\d+)", text)
+        return {"device": dev.group(1)} if dev else {}
     if code in ("missing_cuda_libraries", "windows_cuda_dll"):
         libs: list[str] = []
         for hit in _MISSING_LIB.finditer(text):
