@@ -13,6 +13,7 @@ reason.
 from __future__ import annotations
 
 from .backend import BACKENDS, open_backend, resolve_backend
+from .sampler import Sampler
 from .smi import DEFAULT_TIMEOUT
 from .types import (
     BackendStatus,
@@ -29,6 +30,7 @@ __all__ = [
     "DeviceInfo",
     "GpuProcess",
     "GpuSample",
+    "Sampler",
     "Snapshot",
     "TelemetryError",
     "open_backend",
