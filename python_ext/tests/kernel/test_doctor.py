@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import DOCTOR_FIXTURES
 from IPython.utils.capture import capture_output
 from kerasgpu import diagnose
+from kgpu_testlib import DOCTOR_FIXTURES
 
 
 def _load(path):

@@ -13,8 +13,8 @@ import sys
 import textwrap
 
 import pytest
-from conftest import PYTHON_EXT, clean_env, run_cells
 from IPython.utils.capture import capture_output
+from kgpu_testlib import PYTHON_EXT, clean_env, run_cells
 
 
 def no_smi_env(**extra) -> dict:
