@@ -37,8 +37,11 @@ $(STAMPS)/python: pyproject.toml requirements.lock $(STAMPS)/venv $(STAMPS)/npm
 # The labextension is rebuilt each time (incremental, seconds) and linked into the environment.
 build: $(STAMPS)/python
 	npm run build
-	$(BIN)/jupyter-builder develop --overwrite .
-	$(BIN)/jupyter server extension enable --sys-prefix kerasgpu >/dev/null
+	@# Link (not copy) the built labextension into the environment, as `labextension develop` does.
+	rm -rf $(VENV)/share/jupyter/labextensions/jupyterlab-kerasgpu
+	mkdir -p $(VENV)/share/jupyter/labextensions
+	ln -s $(CURDIR)/python_ext/kerasgpu/labextension $(VENV)/share/jupyter/labextensions/jupyterlab-kerasgpu
+	cp install.json python_ext/kerasgpu/labextension/install.json
 
 setup: build
 
@@ -59,13 +62,13 @@ $(STAMPS)/ui-npm: ui-tests/package.json ui-tests/package-lock.json | $(STAMPS)
 
 lint: $(STAMPS)/python
 	npm run lint
-	$(BIN)/ruff check python_ext bench
-	$(BIN)/ruff format --check python_ext bench
+	$(BIN)/ruff check python_ext bench scripts
+	$(BIN)/ruff format --check python_ext bench scripts
 
 lint-fix: $(STAMPS)/python
 	npm run lint:fix
-	$(BIN)/ruff check --fix python_ext bench
-	$(BIN)/ruff format python_ext bench
+	$(BIN)/ruff check --fix python_ext bench scripts
+	$(BIN)/ruff format python_ext bench scripts
 
 test-js: $(STAMPS)/npm
 	npx jest

@@ -48,7 +48,18 @@ def under(output: str, folder: str, name: str) -> str:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kerasgpu-wheel-") as tmp:
         tmp = Path(tmp)
-        run(sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp))
+        run(
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            ".",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp),
+        )
         wheels = list(tmp.glob("*.whl"))
         assert len(wheels) == 1, f"expected one wheel, got {wheels}"
         names = zipfile.ZipFile(wheels[0]).namelist()
@@ -72,7 +83,9 @@ def main() -> None:
 
         # Install that wheel alone into a prefix and ask Jupyter what it sees there.
         prefix = tmp / "prefix"
-        run(sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--prefix", str(prefix), str(wheels[0]))
+        run(
+            sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--prefix", str(prefix), str(wheels[0])
+        )
         site = sysconfig.get_path("purelib", vars={"base": str(prefix), "platbase": str(prefix)})
         env = dict(os.environ)
         env.update(

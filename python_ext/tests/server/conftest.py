@@ -8,7 +8,7 @@ from pytest_jupyter.jupyter_server import *  # noqa: F403  (jp_serverapp, jp_fet
 
 
 @pytest.fixture
-def jp_server_config(jp_server_config):
+def jp_server_config():
     return {
         "ServerApp": {"jpserver_extensions": {"kerasgpu": True}},
         "KerasGPU": {"interval_ms": 200},

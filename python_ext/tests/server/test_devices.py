@@ -51,7 +51,7 @@ async def test_without_nvidia_smi_the_reason_is_given(no_smi, jp_fetch):
     [
         ("no_driver", "driver_not_loaded", "driver"),
         ("mismatch", "driver_mismatch", "mismatch"),
-        ("no_devices", "no_devices", "No NVIDIA GPU"),
+        ("no_devices", "no_devices", "found no GPU"),
         ("malformed", "malformed_output", "nvidia-smi"),
     ],
 )
@@ -63,11 +63,15 @@ async def test_driver_failures_become_a_status_not_a_500(fake_smi, jp_fetch, fai
     assert data["devices"] == []
 
 
-async def test_a_request_without_the_token_is_refused(fake_smi, jp_serverapp, jp_base_url, jp_http_port):
+async def test_a_request_without_the_token_is_refused(
+    fake_smi, jp_fetch, jp_serverapp, jp_base_url, jp_http_port
+):
     url = f"http://localhost:{jp_http_port}{jp_base_url}kerasgpu/api/v1/devices"
     with pytest.raises(HTTPClientError) as err:
         await AsyncHTTPClient().fetch(url)
     assert err.value.code == 403
     # And the same request with the token is answered.
-    ok = await AsyncHTTPClient().fetch(url, headers={"Authorization": f"token {jp_serverapp.identity_provider.token}"})
+    ok = await AsyncHTTPClient().fetch(
+        url, headers={"Authorization": f"token {jp_serverapp.identity_provider.token}"}
+    )
     assert json.loads(ok.body)["devices"][0]["name"] == "NVIDIA H200"
