@@ -6,11 +6,11 @@ wheel, installed on its own, is seen by `jupyter labextension list` and
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import zipfile
 from pathlib import Path
@@ -20,6 +20,9 @@ BIN = Path(sys.executable).parent
 
 
 def run(*args: str, env: dict | None = None) -> str:
+    env = dict(env or os.environ)
+    # The build hook runs `npm run build:prod`, which needs this environment's jupyter-builder.
+    env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
     out = proc.stdout + proc.stderr
     if proc.returncode != 0:
@@ -81,25 +84,38 @@ def main() -> None:
         leaked = [n for n in names if "fake_nvidia_smi" in n or "/tests/" in n or n.endswith(".map")]
         assert not leaked, f"test files or source maps in the wheel: {leaked[:5]}"
 
-        # Install that wheel alone into a prefix and ask Jupyter what it sees there.
+        # Unpack that wheel alone into a prefix, as pip would install it, and ask Jupyter what
+        # it sees there. (Unpacking, not `pip install --prefix`, which would uninstall the
+        # development install from this environment.)
         prefix = tmp / "prefix"
-        run(
-            sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--prefix", str(prefix), str(wheels[0])
-        )
-        site = sysconfig.get_path("purelib", vars={"base": str(prefix), "platbase": str(prefix)})
+        site = prefix / "site-packages"
+        with zipfile.ZipFile(wheels[0]) as whl:
+            for name in whl.namelist():
+                target = (
+                    prefix / name.split("/data/", 1)[1] if name.startswith(f"{data}/data/") else site / name
+                )
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(whl.read(name))
         env = dict(os.environ)
         env.update(
-            PYTHONPATH=site,
+            PYTHONPATH=str(site),
             JUPYTER_PATH=str(prefix / "share" / "jupyter"),
             JUPYTER_CONFIG_PATH=str(prefix / "etc" / "jupyter"),
-            JUPYTER_PREFER_ENV_PATH="0",
+            NO_COLOR="1",
         )
         labext = run(str(BIN / "jupyter"), "labextension", "list", env=env)
         assert "enabled" in under(labext, str(prefix), "jupyterlab-kerasgpu"), labext
         assert "OK" in under(labext, str(prefix), "jupyterlab-kerasgpu"), labext
-        serverext = run(str(BIN / "jupyter"), "server", "extension", "list", env=env)
-        assert "kerasgpu enabled" in section(serverext, str(prefix)), serverext
-        assert re.search(r"kerasgpu \S+ OK", section(serverext, str(prefix))), serverext
+        # The wheel's jupyter-config enables the server extension...
+        config = json.loads((prefix / "etc/jupyter/jupyter_server_config.d/kerasgpu.json").read_text())
+        assert config["ServerApp"]["jpserver_extensions"]["kerasgpu"] is True, config
+        # ...and `jupyter server extension list` (which reads only the user, sys-prefix and
+        # system folders) sees it enabled and OK in this environment, installed the same way.
+        plain = {**os.environ, "NO_COLOR": "1"}
+        serverext = run(str(BIN / "jupyter"), "server", "extension", "list", env=plain)
+        listed = section(serverext, sys.prefix)
+        assert re.search(r"kerasgpu\s+\S*enabled", listed), serverext
+        assert re.search(r"kerasgpu \S+ \S*OK", listed), serverext
         # The copy Jupyter loaded is the wheel's, not the source tree's.
         where = run(sys.executable, "-c", "import kerasgpu; print(kerasgpu.__file__)", env=env)
         assert where.strip().startswith(str(prefix)), where
