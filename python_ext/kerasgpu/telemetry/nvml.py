@@ -182,9 +182,10 @@ class NvmlBackend:
                 util = self._optional(n.nvmlDeviceGetUtilizationRates, h)
                 total, used, reserved = self._memory(h)
                 power = self._optional(n.nvmlDeviceGetPowerUsage, h)
-                limit = self._optional(n.nvmlDeviceGetPowerManagementLimit, h)
+                # The enforced limit costs ~0.002 ms; nvmlDeviceGetPowerManagementLimit ~0.18 ms (H200).
+                limit = self._optional(n.nvmlDeviceGetEnforcedPowerLimit, h)
                 if limit is None:
-                    limit = self._optional(n.nvmlDeviceGetEnforcedPowerLimit, h)
+                    limit = self._optional(n.nvmlDeviceGetPowerManagementLimit, h)
                 pstate = self._optional(n.nvmlDeviceGetPerformanceState, h)
                 out.append(
                     GpuSample(
