@@ -93,6 +93,7 @@ class Sampler:
         self._processes: list[GpuProcess] = []
         self._processes_at = -math.inf
         self._processes_lock = threading.Lock()
+        self._probe_lock = threading.Lock()
         self._subscribers: list[tuple[SampleCallback, StatusCallback | None]] = []
         self._thread: threading.Thread | None = None
         self._stop: threading.Event | None = None
@@ -162,8 +163,8 @@ class Sampler:
             if stop is None:
                 return
             stop.set()
-        if backend is not None:
-            backend.close()  # wakes a reader blocked on nvidia-smi's next line
+        if backend is not None and backend.paced:
+            backend.close()  # wakes the thread waiting for nvidia-smi's next line
         if thread is not None and thread is not threading.current_thread():
             thread.join(wait)
 
@@ -186,7 +187,8 @@ class Sampler:
                             stall_timeout=self.stall_timeout,
                         )
                     except TelemetryError as err:
-                        self._set_status(self._error_status(err, getattr(err, "backend", self.backend_name)))
+                        which = getattr(err, "backend", self.backend_name)
+                        self._set_status(self._error_status(err, which), stop)
                         stop.wait(self.retry_seconds)
                         continue
                     with self._lock:
@@ -201,15 +203,15 @@ class Sampler:
                 except TelemetryError as err:
                     if stop.is_set():
                         break
-                    self._set_status(self._error_status(err, backend.name))
+                    self._set_status(self._error_status(err, backend.name), stop)
                     with self._lock:
                         self._backend = None
                     backend.close()
                     backend = None
                     stop.wait(self.retry_seconds)
                     continue
-                self._set_status(BackendStatus(state="ok", backend=backend.name))
-                self._record(samples)
+                self._set_status(BackendStatus(state="ok", backend=backend.name), stop)
+                self._record(samples, stop)
                 if not backend.paced:
                     next_at += interval
                     delay = next_at - time.monotonic()
@@ -226,7 +228,8 @@ class Sampler:
                     code=errors.BACKEND_ERROR,
                     reason="The GPU sampler stopped because of an internal error (see the server log).",
                     hint="Restart the Jupyter server; report the error from its log.",
-                )
+                ),
+                stop,
             )
         finally:
             with self._lock:
@@ -239,8 +242,10 @@ class Sampler:
     def _error_status(err: TelemetryError, backend: str) -> BackendStatus:
         return BackendStatus.from_error(err, backend=backend, state=errors.state_for(err.code))
 
-    def _set_status(self, status: BackendStatus) -> None:
+    def _set_status(self, status: BackendStatus, stop: threading.Event | None = None) -> None:
         with self._lock:
+            if stop is not None and stop is not self._stop:  # a thread that was replaced
+                return
             old = self._status
             if self._force_status:  # the thread's first status is always announced
                 self._force_status = False
@@ -262,8 +267,10 @@ class Sampler:
             except Exception:
                 log.exception("GPU status subscriber failed")
 
-    def _record(self, samples: list[GpuSample]) -> None:
+    def _record(self, samples: list[GpuSample], stop: threading.Event) -> None:
         with self._lock:
+            if stop is not self._stop or stop.is_set():
+                return
             self._latest = samples
             self._history.append(samples)
             callbacks = [c for c, _ in self._subscribers]
@@ -279,10 +286,14 @@ class Sampler:
         """While the thread does not run, one `probe()` refreshes status, devices and the latest reading."""
         if self.running:
             return
-        with self._lock:
-            fresh = time.monotonic() - self._status_at < max(1.0, self.interval_ms / 1000.0)
-            if fresh and self._status.state != "starting":
-                return
+        with self._probe_lock:  # concurrent callers share one look
+            with self._lock:
+                fresh = time.monotonic() - self._status_at < max(1.0, self.interval_ms / 1000.0)
+                if fresh and self._status.state != "starting":
+                    return
+            self._probe_into_cache()
+
+    def _probe_into_cache(self) -> None:
         from . import probe
 
         snap = probe(self.backend_name, smi_path=self.smi_path, timeout=self.timeout)

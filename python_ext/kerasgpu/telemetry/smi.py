@@ -352,6 +352,24 @@ class SmiBackend:
         pending: dict[int, GpuSample] = {}
         text: list[str] = []
         assert proc.stdout is not None
+        try:
+            self._read_lines(proc, n, pending, text)
+        except (OSError, ValueError):  # the pipe went away under us (process killed)
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                proc.stdout.close()
+        rc = proc.wait()
+        with self._cond:
+            if self._closing or self._proc is not proc:
+                return
+        if rc != 0:
+            err = errors.from_smi_output("".join(text), rc)
+        else:
+            err = errors.backend_error("nvidia-smi stopped streaming readings")
+        self._publish_error(err)
+
+    def _read_lines(self, proc: subprocess.Popen, n: int, pending: dict, text: list[str]) -> None:
         for line in proc.stdout:
             if not line.strip():
                 continue
@@ -369,20 +387,11 @@ class SmiBackend:
             pending[sample.index] = sample
             if len(pending) >= n:
                 tick = [pending[i] for i in sorted(pending)]
-                pending = {}
+                pending.clear()
                 with self._cond:
                     self._tick = tick
                     self._tick_seq += 1
                     self._cond.notify_all()
-        rc = proc.wait()
-        with self._cond:
-            if self._closing or self._proc is not proc:
-                return
-        if rc != 0:
-            err = errors.from_smi_output("".join(text), rc)
-        else:
-            err = errors.backend_error("nvidia-smi stopped streaming readings")
-        self._publish_error(err)
 
     def _publish_error(self, err: TelemetryError) -> None:
         with self._cond:
@@ -400,9 +409,7 @@ class SmiBackend:
         if proc.poll() is None:
             proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-        if proc.stdout is not None:
-            proc.stdout.close()
+            proc.wait(timeout=5)  # the reader thread closes stdout when it sees the end
 
     def close(self) -> None:
         """Stops the stream process (if any)."""
