@@ -1,18 +1,30 @@
-"""HTTP and websocket handlers under <base_url>/kerasgpu/. Every one is authenticated and authorized."""
+"""HTTP and websocket handlers under <base_url>/kerasgpu/. Every one is authenticated and authorized.
+
+One `Sampler` per server reads the GPUs on its own thread; the `Broadcaster`
+subscribes to it while at least one websocket is open and fans each reading
+out to every client, encoded once. Nothing here blocks the event loop: calls
+that may run nvidia-smi or read /proc go to an executor.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Any
 
 import tornado
-from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import authorized, ws_authenticated
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.utils import url_path_join
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from . import telemetry
+from . import processes as procs
+from .telemetry import GpuSample, Sampler
 
 if TYPE_CHECKING:
     from .server import KerasGPU
@@ -21,8 +33,91 @@ AUTH_RESOURCE = "kerasgpu"
 API = "kerasgpu/api/v1"
 
 
+class State:
+    """Per-server state shared by the handlers: the one sampler and the websocket fan-out."""
+
+    def __init__(self, config: KerasGPU):
+        self.config = config
+        self.sampler = Sampler(
+            backend=config.resolved_backend(),
+            interval_ms=config.interval_ms,
+            history_seconds=config.history_seconds,
+            timeout=config.smi_timeout,
+        )
+        self.broadcaster = Broadcaster(self.sampler)
+
+    async def run(self, func, *args):
+        """Runs a blocking call (nvidia-smi, /proc) in the default executor."""
+        return await asyncio.get_running_loop().run_in_executor(None, func, *args)
+
+    def close(self) -> None:
+        self.broadcaster.close()
+        self.sampler.stop()
+
+
+class Broadcaster:
+    """Fans the sampler's readings out to every open websocket, encoded once per reading.
+
+    Subscribes to the sampler with the first client and leaves with the last, so
+    the sampler thread runs only while someone watches.
+    """
+
+    # A client that has this many messages unsent is too slow: it is dropped, not buffered.
+    MAX_PENDING = 16
+
+    def __init__(self, sampler: Sampler):
+        self.sampler = sampler
+        self.clients: set[StreamHandler] = set()
+        self._unsubscribe = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, client: StreamHandler) -> None:
+        self.clients.add(client)
+        if self._unsubscribe is None:
+            self._loop = asyncio.get_running_loop()
+            self._unsubscribe = self.sampler.subscribe(self._on_samples, self._on_status)
+
+    def remove(self, client: StreamHandler) -> None:
+        self.clients.discard(client)
+        if not self.clients and self._unsubscribe is not None:
+            unsubscribe, self._unsubscribe = self._unsubscribe, None
+            # Stopping joins the sampler thread: not on the event loop.
+            asyncio.get_running_loop().run_in_executor(None, unsubscribe)
+
+    def close(self) -> None:
+        for client in list(self.clients):
+            client.close()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    # The sampler calls these on its thread: hop to the event loop.
+    def _on_samples(self, samples: list[GpuSample]) -> None:
+        message = json.dumps({"type": "samples", "samples": [s.to_json() for s in samples]})
+        self._post(message)
+
+    def _on_status(self, status) -> None:
+        message = json.dumps(
+            {
+                "type": "status",
+                "status": status.to_json(),
+                "devices": [d.to_json() for d in self.sampler.devices()] if status.state == "ok" else [],
+            }
+        )
+        self._post(message)
+
+    def _post(self, message: str) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._send_all, message)
+
+    def _send_all(self, message: str) -> None:
+        for client in list(self.clients):
+            client.send(message, self.MAX_PENDING)
+
+
 class BaseHandler(APIHandler):
-    """Common state: the extension's configuration and its telemetry."""
+    """Common state for the REST handlers."""
 
     auth_resource = AUTH_RESOURCE
 
@@ -30,40 +125,217 @@ class BaseHandler(APIHandler):
         self.state = state
 
 
-class State:
-    """Per-server state shared by the handlers."""
-
-    # A one-shot probe is cheap for NVML but ~36 ms for nvidia-smi: several
-    # panels refreshing at once share one answer for this long.
-    PROBE_TTL_S = 0.5
-
-    def __init__(self, config: KerasGPU):
-        self.config = config
-        self._probe: tuple[float, dict] | None = None
-        self._probe_lock = asyncio.Lock()
-
-    async def snapshot(self) -> dict:
-        """A fresh (or just-taken) look at the GPUs, taken off the event loop."""
-        async with self._probe_lock:
-            now = time.monotonic()
-            if self._probe and now - self._probe[0] < self.PROBE_TTL_S:
-                return self._probe[1]
-            backend = self.config.resolved_backend()
-            snap = await asyncio.get_running_loop().run_in_executor(
-                None, lambda: telemetry.probe(backend=backend, timeout=self.config.smi_timeout)
-            )
-            data = snap.to_json()
-            self._probe = (time.monotonic(), data)
-            return data
-
-
 class DevicesHandler(BaseHandler):
-    """GET /kerasgpu/api/v1/devices: the GPUs and their latest reading, or why there are none."""
+    """GET devices: the GPUs, their latest reading and compute processes, or why there are none."""
 
     @tornado.web.authenticated
     @authorized
     async def get(self):
-        self.finish(json.dumps(await self.state.snapshot()))
+        snap = await self.state.run(self.state.sampler.snapshot)
+        data = snap.to_json()
+        data["interval_ms"] = self.state.sampler.interval_ms
+        self.finish(json.dumps(data))
+
+
+class HistoryHandler(BaseHandler):
+    """GET history?seconds=N: every reading of the last N seconds, oldest first."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        limit = self.state.sampler.history_seconds
+        raw = self.get_query_argument("seconds", str(limit))
+        try:
+            seconds = float(raw)
+        except ValueError:
+            seconds = math.nan
+        if not (0 <= seconds <= limit):
+            raise tornado.web.HTTPError(
+                400, f"seconds must be a number from 0 to {limit:g} (the server keeps that much); got {raw!r}"
+            )
+        sampler = self.state.sampler
+        status = await self.state.run(sampler.status)
+        samples = sampler.history(seconds)
+        self.finish(
+            json.dumps(
+                {
+                    "status": status.to_json(),
+                    "interval_ms": sampler.interval_ms,
+                    "seconds": seconds,
+                    "samples": [s.to_json() for s in samples],
+                }
+            )
+        )
+
+
+class ProcessesHandler(BaseHandler):
+    """GET processes: GPU compute processes, with this server's kernel and notebooks when they are ours."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        self.finish(json.dumps({"processes": await attributed_processes(self)}))
+
+
+class ShutdownHandler(BaseHandler):
+    """POST processes/<pid>/shutdown: shuts down the kernel of this server that holds that GPU process."""
+
+    @tornado.web.authenticated
+    @authorized(action="write", resource="kernels")
+    async def post(self, pid: str):
+        owners = await self.state.run(procs.kernel_pids, self.kernel_manager)
+        kernel_id = owners.get(int(pid))
+        if kernel_id is None:
+            raise tornado.web.HTTPError(
+                404,
+                f"Process {pid} is not a kernel of this Jupyter server (or has ended); "
+                "only this server's kernels can be shut down from here.",
+            )
+        await ensure_async(self.kernel_manager.shutdown_kernel(kernel_id))
+        self.finish(json.dumps({"pid": int(pid), "kernel_id": kernel_id, "shutdown": True}))
+
+
+async def attributed_processes(handler: JupyterHandler) -> list[dict[str, Any]]:
+    """The GPU processes, each with its kernel and sessions when it belongs to this server."""
+    state: State = handler.state
+    gpu_procs, owners = await asyncio.gather(
+        state.run(state.sampler.processes), state.run(procs.kernel_pids, handler.kernel_manager)
+    )
+    kernels = {}
+    for kernel_id in set(owners.values()):
+        try:
+            kernels[kernel_id] = handler.kernel_manager.kernel_model(kernel_id)
+        except KeyError:
+            continue
+    sessions: dict[str, list[dict]] = {}
+    for session in await ensure_async(handler.session_manager.list_sessions()):
+        kernel = session.get("kernel") or {}
+        sessions.setdefault(kernel.get("id"), []).append(session)
+    devices = {d.uuid: d.index for d in state.sampler.devices()}
+    for proc in gpu_procs:
+        if proc.gpu_index is None:
+            proc.gpu_index = devices.get(proc.gpu_uuid)
+    return procs.attribute(gpu_procs, owners, kernels, sessions)
+
+
+class MetricsHandler(BaseHandler):
+    """GET /kerasgpu/metrics: Prometheus text, a gauge per metric labelled by GPU index, uuid and name."""
+
+    GAUGES = (
+        ("utilization_gpu", "kerasgpu_utilization_gpu_percent", "GPU utilization (%)"),
+        ("utilization_memory", "kerasgpu_utilization_memory_percent", "Memory controller utilization (%)"),
+        ("memory_used_mib", "kerasgpu_memory_used_bytes", "GPU memory used (bytes)"),
+        ("memory_total_mib", "kerasgpu_memory_total_bytes", "GPU memory total (bytes)"),
+        ("temperature_c", "kerasgpu_temperature_celsius", "GPU temperature (degrees C)"),
+        ("power_draw_w", "kerasgpu_power_draw_watts", "Power draw (W)"),
+        ("power_limit_w", "kerasgpu_power_limit_watts", "Power limit (W)"),
+        ("clock_sm_mhz", "kerasgpu_clock_sm_hertz", "SM clock (Hz)"),
+        ("clock_mem_mhz", "kerasgpu_clock_memory_hertz", "Memory clock (Hz)"),
+    )
+    SCALE = {
+        "memory_used_mib": 1024 * 1024,
+        "memory_total_mib": 1024 * 1024,
+        "clock_sm_mhz": 1e6,
+        "clock_mem_mhz": 1e6,
+    }
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        sampler = self.state.sampler
+        samples, status = await self.state.run(lambda: (sampler.latest(), sampler.status()))
+        names = {d.uuid: d.name for d in sampler.devices()}
+        registry = CollectorRegistry()
+        registry.register(_Collector(self, samples, names, status.state == "ok"))
+        self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.finish(generate_latest(registry))
+
+
+class _Collector:
+    def __init__(self, handler: MetricsHandler, samples, names, up: bool):
+        self.handler, self.samples, self.names, self.up = handler, samples, names, up
+
+    def collect(self):
+        up = GaugeMetricFamily("kerasgpu_up", "1 when the GPUs can be read, else 0")
+        up.add_metric([], 1.0 if self.up else 0.0)
+        yield up
+        for field, name, doc in self.handler.GAUGES:
+            gauge = GaugeMetricFamily(name, doc, labels=["gpu", "uuid", "name"])
+            scale = self.handler.SCALE.get(field, 1)
+            for s in self.samples:
+                value = getattr(s, field)
+                if value is not None:  # a value the GPU lacks is absent, never 0
+                    gauge.add_metric([str(s.index), s.uuid, self.names.get(s.uuid, "")], value * scale)
+            yield gauge
+
+
+class StreamHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
+    """WS stream: a hello with status and devices, then every new reading; status changes as they happen."""
+
+    auth_resource = AUTH_RESOURCE
+
+    def initialize(self, state: State) -> None:
+        self.state = state
+        self._pending = 0
+
+    def set_default_headers(self):
+        """Websockets don't take JupyterHandler's default headers."""
+
+    def skip_check_origin(self) -> bool:
+        """Always check the Origin, even for token-authenticated requests: a page on a foreign
+        origin never gets the stream (unless allowed by the server's allow_origin settings).
+        Scripts send no Origin header and are not affected."""
+        return False
+
+    async def pre_get(self):
+        user = self.current_user
+        allowed = await ensure_async(self.authorizer.is_authorized(self, user, "read", AUTH_RESOURCE))
+        if not allowed:
+            raise tornado.web.HTTPError(403)
+
+    @ws_authenticated
+    async def get(self, *args, **kwargs):
+        await self.pre_get()
+        await super().get(*args, **kwargs)
+
+    async def open(self, *args, **kwargs):
+        super().open()
+        sampler = self.state.sampler
+        self.state.broadcaster.add(self)
+        status = await self.state.run(sampler.status)
+        hello = {
+            "type": "hello",
+            "interval_ms": sampler.interval_ms,
+            "status": status.to_json(),
+            "devices": [d.to_json() for d in sampler.devices()],
+            "samples": [s.to_json() for s in sampler.latest()] if sampler.running else [],
+        }
+        self.send(json.dumps(hello), Broadcaster.MAX_PENDING)
+
+    def on_message(self, message):
+        """Clients have nothing to say; pings are handled by the mixin."""
+
+    def on_close(self):
+        self.state.broadcaster.remove(self)
+
+    def send(self, message: str, max_pending: int) -> None:
+        """Queues a message; a client with `max_pending` unsent messages is dropped."""
+        if self.ws_connection is None or self.ws_connection.is_closing():
+            return
+        if self._pending >= max_pending:
+            self.log.warning("kerasgpu: dropping a GPU stream client that does not keep up")
+            self.close(code=1013, reason="too slow: reconnect")
+            return
+        try:
+            future = self.write_message(message)
+        except WebSocketClosedError:
+            return
+        self._pending += 1
+        future.add_done_callback(self._sent)
+
+    def _sent(self, future) -> None:
+        self._pending -= 1
+        future.exception()  # consume a closed-socket error
 
 
 def setup_handlers(web_app, config: KerasGPU) -> State:
@@ -73,6 +345,12 @@ def setup_handlers(web_app, config: KerasGPU) -> State:
     kwargs = {"state": state}
     handlers = [
         (url_path_join(base_url, API, "devices"), DevicesHandler, kwargs),
+        (url_path_join(base_url, API, "history"), HistoryHandler, kwargs),
+        (url_path_join(base_url, API, "processes"), ProcessesHandler, kwargs),
+        (url_path_join(base_url, API, r"processes/(\d+)/shutdown"), ShutdownHandler, kwargs),
+        (url_path_join(base_url, API, "stream"), StreamHandler, kwargs),
+        (url_path_join(base_url, "kerasgpu", "metrics"), MetricsHandler, kwargs),
     ]
     web_app.add_handlers(".*$", handlers)
+    web_app.settings["kerasgpu_state"] = state
     return state

@@ -1,0 +1,84 @@
+"""Which of this server's kernels (and notebooks) hold GPU memory.
+
+The GPU's compute processes (pids from NVML / nvidia-smi) are matched to the
+kernel manager's local kernels by pid: a kernel's own process or any of its
+descendants (a DataLoader worker, a subprocess) counts as that kernel.
+Processes of other users, containers or servers are listed without a kernel
+and can't be acted on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psutil
+
+from .telemetry import GpuProcess
+
+
+def kernel_pid(kernel_manager: Any, kernel_id: str) -> int | None:
+    """The OS pid of a local kernel, or None (remote kernels, kernels being started or gone)."""
+    try:
+        km = kernel_manager.get_kernel(kernel_id)
+    except KeyError:
+        return None
+    provisioner = getattr(km, "provisioner", None)
+    pid = getattr(provisioner, "pid", None)
+    if pid is None:
+        process = getattr(provisioner, "process", None)
+        pid = getattr(process, "pid", None)
+    return pid if isinstance(pid, int) else None
+
+
+def kernel_pids(kernel_manager: Any) -> dict[int, str]:
+    """Every pid that belongs to one of this server's kernels (children included) -> kernel id.
+
+    Blocks on /proc reads: call it from an executor.
+    """
+    owners: dict[int, str] = {}
+    for kernel_id in list(kernel_manager.list_kernel_ids()):
+        pid = kernel_pid(kernel_manager, kernel_id)
+        if pid is None:
+            continue
+        owners[pid] = kernel_id
+        try:
+            for child in psutil.Process(pid).children(recursive=True):
+                owners.setdefault(child.pid, kernel_id)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return owners
+
+
+def attribute(
+    processes: list[GpuProcess],
+    owners: dict[int, str],
+    kernels: dict[str, dict[str, Any]],
+    sessions: dict[str, list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """GPU processes as the API shows them: with their kernel and notebooks when they are ours.
+
+    `kernels`: kernel id -> {"name": kernelspec name, ...}; `sessions`: kernel id -> the
+    sessions (notebooks, consoles) that use it.
+    """
+    rows = []
+    for proc in processes:
+        row = proc.to_json()
+        kernel_id = owners.get(proc.pid)
+        if kernel_id is None:
+            row.update(kernel=None, sessions=[], can_shutdown=False)
+        else:
+            info = kernels.get(kernel_id, {})
+            row.update(
+                kernel={
+                    "id": kernel_id,
+                    "name": info.get("name"),
+                    "execution_state": info.get("execution_state"),
+                },
+                sessions=[
+                    {"path": s.get("path"), "name": s.get("name"), "type": s.get("type")}
+                    for s in sessions.get(kernel_id, [])
+                ],
+                can_shutdown=True,
+            )
+        rows.append(row)
+    return rows
