@@ -6,13 +6,13 @@ GPU machine that has nvidia-ml-py but no Jupyter.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 from pathlib import Path
 
 import pytest
+from gpu_env import real_gpu_reason
 
 TESTS = Path(__file__).resolve().parent
 FAKE_SMI_DIR = TESTS / "fake_nvidia_smi"
@@ -115,27 +115,6 @@ def no_smi(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KERASGPU_BACKEND", "smi")
     for var in _FAKE_VARS:
         monkeypatch.delenv(var, raising=False)
-
-
-def real_gpu_reason() -> str | None:
-    """None when a real NVIDIA GPU answers through NVML, else why not."""
-    try:
-        import pynvml
-    except ImportError:
-        return "nvidia-ml-py is not installed"
-    try:
-        pynvml.nvmlInit()
-    except Exception as err:  # any NVML failure means: no usable GPU here
-        return f"NVML did not start: {err}"
-    try:
-        if pynvml.nvmlDeviceGetCount() < 1:
-            return "NVML sees no GPU"
-    except Exception as err:
-        return f"NVML did not list GPUs: {err}"
-    finally:
-        with contextlib.suppress(Exception):
-            pynvml.nvmlShutdown()
-    return None
 
 
 _GPU_REASON: list = []

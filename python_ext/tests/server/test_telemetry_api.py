@@ -7,7 +7,7 @@ import asyncio
 import json
 
 import pytest
-from conftest import next_message
+from streamutil import next_message
 from tornado.httpclient import HTTPClientError
 
 

@@ -10,7 +10,7 @@ H200_UUID = "GPU-2cc6da62-3a1f-977c-8ec3-06eda63b09f3"
 
 
 def nvml_works() -> bool:
-    from conftest import real_gpu_reason
+    from gpu_env import real_gpu_reason
 
     return real_gpu_reason() is None
 
