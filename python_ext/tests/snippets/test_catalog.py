@@ -15,7 +15,7 @@ EXPECTED = {
     "mirrored_strategy": "wrap",
     "multi_worker_strategy": "top",
     "mixed_precision": "cursor",
-    "log_device_placement": "cursor",
+    "log_device_placement": "top",
     "tf_data_pipeline": "cursor",
     "keras_backends_gpu": "cursor",
 }
