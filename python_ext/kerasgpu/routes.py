@@ -351,6 +351,9 @@ def setup_handlers(web_app, config: KerasGPU) -> State:
         (url_path_join(base_url, API, "stream"), StreamHandler, kwargs),
         (url_path_join(base_url, "kerasgpu", "metrics"), MetricsHandler, kwargs),
     ]
+    from .handlers_tf import tf_routes  # imports this module: not at the top
+
+    handlers.extend(tf_routes(base_url, state))
     web_app.add_handlers(".*$", handlers)
     web_app.settings["kerasgpu_state"] = state
     return state

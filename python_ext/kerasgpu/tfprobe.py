@@ -1,0 +1,470 @@
+"""The TensorFlow probe: what TensorFlow sees from a kernel's own Python, asked in a short subprocess.
+
+The server never imports TensorFlow: importing it and listing devices grabs GPU
+memory and would pin the server to its own environment. Instead `_child` (this
+file's only code that runs elsewhere, stdlib and TensorFlow only) runs as
+`<kernelspec argv[0]> -c ...` with TF_FORCE_GPU_ALLOW_GROWTH=true and a
+timeout, and prints its facts as one JSON line. The parent parses them, judges
+them with the kernel extension's own `checks.verdict`, and caches the answer
+per interpreter (and kernelspec environment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import os
+import re
+import shutil
+import signal
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .kernel import checks, doctor
+
+PROBE_TIMEOUT_S = 60.0  # a cold TensorFlow import plus CUDA start-up can take tens of seconds
+CACHE_TTL_S = 300.0
+MARK = "KERASGPU_TFPROBE_JSON:"
+STDERR_TAIL = 4000
+
+# Statuses of a probe; only the first three carry TensorFlow facts.
+OK, NOT_INSTALLED, IMPORT_FAILED = "ok", "not_installed", "import_failed"
+NOT_PYTHON, NO_INTERPRETER, TIMEOUT, FAILED = "not_python", "interpreter_not_found", "timeout", "probe_failed"
+
+
+def _child():
+    # Runs in the kernel's Python (3.6 or newer): standard library and TensorFlow only.
+    import importlib.util
+    import json
+    import os
+    import platform
+    import sys
+
+    tf_dists = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tensorflow-intel", "tf-nightly")
+    out = {
+        "python": sys.executable,
+        "python_version": platform.python_version(),
+        "system": platform.system(),
+        "release": platform.release(),
+        "machine": platform.machine(),
+        "env": {
+            k: os.environ.get(k)
+            for k in ("CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH", "KERAS_BACKEND", "TF_CONFIG")
+        },
+        "distributions": {},
+        "nvidia_wheels": {},
+        "installed": False,
+        "error": None,
+    }
+
+    def emit():
+        sys.stdout.write("\n" + "KERASGPU_TFPROBE_JSON:" + json.dumps(out, default=str) + "\n")
+        sys.stdout.flush()
+
+    try:
+        from importlib import metadata
+
+        for dist in metadata.distributions():
+            name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+            if name in tf_dists:
+                out["distributions"][name] = dist.version
+            elif name.startswith("nvidia-") and ("cu1" in name or "cuda" in name or "cudnn" in name):
+                out["nvidia_wheels"][name] = dist.version
+    except Exception:  # Python < 3.8, or broken metadata: the versions are a nicety
+        pass
+    if importlib.util.find_spec("tensorflow") is None:
+        return emit()
+    out["installed"] = True
+    try:
+        import tensorflow as tf
+    except BaseException as exc:  # a broken CUDA library can raise anything at import
+        out["error"] = f"{type(exc).__name__}: {exc}"
+        return emit()
+    out["version"] = getattr(tf, "__version__", None)
+    try:
+        out["build_info"] = dict(tf.sysconfig.get_build_info())
+    except Exception as exc:
+        out["build_info"] = {"error": str(exc)}
+    try:
+        out["built_with_cuda"] = bool(tf.test.is_built_with_cuda())
+    except Exception:
+        out["built_with_cuda"] = None
+    out["physical_devices"] = []
+    try:
+        for dev in tf.config.list_physical_devices():
+            entry = {"name": dev.name, "device_type": dev.device_type}
+            if dev.device_type == "GPU":
+                try:
+                    details = tf.config.experimental.get_device_details(dev)
+                    cc = details.get("compute_capability")
+                    entry["device_name"] = details.get("device_name")
+                    entry["compute_capability"] = f"{cc[0]}.{cc[1]}" if cc else None
+                except Exception as exc:
+                    entry["error"] = str(exc)
+            out["physical_devices"].append(entry)
+    except Exception as exc:
+        out["error"] = f"list_physical_devices: {type(exc).__name__}: {exc}"
+    out["local_devices"] = []
+    out["device_lib_error"] = None
+    try:
+        from tensorflow.python.client import device_lib
+
+        config = tf.compat.v1.ConfigProto()
+        config.gpu_options.allow_growth = True
+        for d in device_lib.list_local_devices(config):
+            out["local_devices"].append(
+                {
+                    "name": d.name,
+                    "device_type": d.device_type,
+                    "memory_limit_bytes": int(d.memory_limit),
+                    "physical_device_desc": d.physical_device_desc,
+                }
+            )
+    except Exception as exc:
+        out["device_lib_error"] = f"{type(exc).__name__}: {exc}"
+    out["keras"] = None
+    if importlib.util.find_spec("keras") is not None:
+        try:
+            import keras
+
+            try:
+                backend = keras.config.backend()
+            except AttributeError:  # Keras 2 is TensorFlow only
+                backend = "tensorflow"
+            out["keras"] = {"version": getattr(keras, "__version__", None), "backend": backend}
+        except Exception as exc:
+            out["keras"] = {"error": f"{type(exc).__name__}: {exc}"}
+    return emit()
+
+
+CHILD_SOURCE = inspect.getsource(_child) + "\n_child()\n"
+
+
+# ---------------------------------------------------------------- kernelspec -> interpreter
+
+
+def interpreter(argv: list[str], env: dict[str, str] | None = None) -> str | None:
+    """The executable a kernelspec's argv[0] names, resolved like jupyter_client launches it."""
+    if not argv:
+        return None
+    exe = argv[0]
+    # jupyter_client runs a bare "python" / "python3" / "python3.X" kernelspec with its own Python.
+    if exe in {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}:
+        return sys.executable
+    path = (env or {}).get("PATH", os.environ.get("PATH"))
+    found = shutil.which(exe, path=path)
+    return os.path.abspath(found) if found else None
+
+
+def spec_env(spec_env: dict[str, str] | None) -> dict[str, str]:
+    """A kernelspec's `env` with ${VAR} filled in from the server's environment, as jupyter_client does."""
+    return {k: string.Template(str(v)).safe_substitute(os.environ) for k, v in (spec_env or {}).items()}
+
+
+# ---------------------------------------------------------------- running
+
+
+@dataclass
+class ProbeResult:
+    """One probe of one interpreter: a status, what the child said, and how the run went."""
+
+    status: str
+    python: str | None
+    reason: str | None = None
+    hint: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    stderr_tail: str = ""
+    seconds: float = 0.0
+    probed_at: float = field(default_factory=time.time)
+
+    def tensorflow(self) -> dict[str, Any] | None:
+        """The answer's `tensorflow` section (None when TensorFlow could not be asked)."""
+        f = self.facts
+        if self.status not in (OK, IMPORT_FAILED, NOT_INSTALLED) or not f.get("installed"):
+            return None
+        info = {k: checks._plain(v) for k, v in (f.get("build_info") or {}).items()}
+        ccs = info.get("cuda_compute_capabilities") or []
+        if isinstance(ccs, str):
+            ccs = [c for c in re.split(r"[,\s]+", ccs) if c]
+        local = [
+            {**d, **checks.parse_device_desc(d.get("physical_device_desc", ""))}
+            for d in f.get("local_devices", [])
+        ]
+        gpus = []
+        for i, d in enumerate(x for x in f.get("physical_devices", []) if x.get("device_type") == "GPU"):
+            cc = d.get("compute_capability")
+            gpus.append(
+                {
+                    "index": i,
+                    "name": d["name"],
+                    "device_name": d.get("device_name"),
+                    "compute_capability": cc,
+                    "visible": True,  # a fresh process hides nothing with set_visible_devices
+                    "supported_by_build": checks.arch_support(cc, [str(c) for c in ccs]),
+                }
+            )
+        return {
+            "version": f.get("version"),
+            "error": f.get("error"),
+            "distributions": f.get("distributions", {}),
+            "nvidia_wheels": f.get("nvidia_wheels", {}),
+            "built_with_cuda": f.get("built_with_cuda"),
+            "cuda_version": info.get("cuda_version"),
+            "cudnn_version": info.get("cudnn_version"),
+            "compute_capabilities": [str(c) for c in ccs],
+            "build_info": info,
+            "physical_devices": f.get("physical_devices", []),
+            "physical_gpus": gpus,
+            "local_devices": local,
+            "device_lib_error": f.get("device_lib_error"),
+        }
+
+
+def run_probe(python: str, env: dict[str, str], timeout: float) -> ProbeResult:
+    """Runs the child in `python` and waits at most `timeout` seconds (blocking: call it off the loop)."""
+    child_env = {**os.environ, **env, "TF_FORCE_GPU_ALLOW_GROWTH": "true", "PYTHONIOENCODING": "utf-8"}
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            [python, "-c", CHILD_SOURCE],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=child_env,
+            cwd=tempfile.gettempdir(),  # so nothing in the server's cwd shadows a module
+            start_new_session=os.name == "posix",  # a timeout kills its children too
+        )
+    except OSError as exc:
+        return ProbeResult(
+            NO_INTERPRETER,
+            python,
+            f"The kernel's interpreter {python} could not be started: {exc}.",
+            "Check the kernelspec's argv[0] (jupyter kernelspec list).",
+        )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        out, err = proc.communicate()
+        return ProbeResult(
+            TIMEOUT,
+            python,
+            f"The TensorFlow probe in {python} did not finish within {timeout:g} s.",
+            "TensorFlow may be stuck starting CUDA (a hung driver or GPU): run nvidia-smi, "
+            "and %gpu_check in the kernel itself.",
+            stderr_tail=_tail(err),
+            seconds=time.monotonic() - t0,
+        )
+    seconds = time.monotonic() - t0
+    text = out.decode("utf-8", "replace")
+    facts = None
+    for line in reversed(text.splitlines()):
+        if line.startswith(MARK):
+            with contextlib.suppress(ValueError):
+                facts = json.loads(line[len(MARK) :])
+            break
+    if not isinstance(facts, dict):
+        return ProbeResult(
+            FAILED,
+            python,
+            f"The TensorFlow probe in {python} exited with code {proc.returncode} without an answer.",
+            "Is the kernelspec's argv[0] a Python interpreter? The probe's stderr shows what it said.",
+            stderr_tail=_tail(err),
+            seconds=seconds,
+        )
+    stderr = _tail(err)
+    if not facts.get("installed"):
+        return ProbeResult(
+            NOT_INSTALLED,
+            python,
+            f"TensorFlow is not installed in this kernel's environment ({python}).",
+            f'Install it there, then restart the kernel: {python} -m pip install "tensorflow[and-cuda]" '
+            '(or %pip install "tensorflow[and-cuda]" in the notebook).',
+            facts,
+            stderr,
+            seconds,
+        )
+    if facts.get("error"):
+        return ProbeResult(
+            IMPORT_FAILED,
+            python,
+            f"TensorFlow is installed in this kernel's environment but failed to load: {facts['error']}",
+            "Reinstall it in a clean environment; mixed CUDA wheels from other packages are the usual "
+            "cause (%gpu_doctor in the kernel names the library).",
+            facts,
+            stderr,
+            seconds,
+        )
+    return ProbeResult(OK, python, None, None, facts, stderr, seconds)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(OSError):
+        if os.name == "posix":
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+
+
+def _tail(data: bytes | None) -> str:
+    return (data or b"").decode("utf-8", "replace")[-STDERR_TAIL:]
+
+
+class TFProbe:
+    """Probes interpreters off the event loop: one run per interpreter at a time, answers cached.
+
+    `spawns` counts the subprocesses started (the cache and the sharing of
+    in-flight runs are what keep it low).
+    """
+
+    def __init__(self, timeout: float = PROBE_TIMEOUT_S, ttl: float = CACHE_TTL_S):
+        self.timeout = timeout
+        self.ttl = ttl
+        self.spawns = 0
+        self._cache: dict[tuple, tuple[float, ProbeResult]] = {}
+        self._running: dict[tuple, asyncio.Future] = {}
+
+    async def probe(
+        self, python: str, env: dict[str, str], refresh: bool = False
+    ) -> tuple[ProbeResult, bool]:
+        """(result, cached) for `python` with the kernelspec's `env`."""
+        key = (python, tuple(sorted(env.items())))
+        hit = self._cache.get(key)
+        if hit and not refresh and time.monotonic() - hit[0] < self.ttl:
+            return hit[1], True
+        running = self._running.get(key)
+        if running is not None:
+            return await asyncio.shield(running), False
+        loop = asyncio.get_running_loop()
+        self.spawns += 1
+        future = loop.run_in_executor(None, run_probe, python, env, self.timeout)
+        self._running[key] = future
+        try:
+            result = await asyncio.shield(future)
+        finally:
+            self._running.pop(key, None)
+        self._cache[key] = (time.monotonic(), result)
+        return result, False
+
+
+# ---------------------------------------------------------------- judging
+
+
+def verdict(result: ProbeResult | None, driver: dict[str, Any], status: str, reason: str | None) -> dict:
+    """ "TensorFlow sees N of M GPUs": counts, whether that is all of them, and why not.
+
+    `driver` is `telemetry.probe().to_json()` taken by the server; `status` and
+    `reason` are the probe's (or why there was none).
+    """
+    drv_status = driver.get("status", {})
+    drv_devices = driver.get("devices", []) if drv_status.get("state") == "ok" else []
+    driver_gpus = len(drv_devices)
+    tf = result.tensorflow() if result else None
+    if status == OK and tf:
+        tf_gpus: int | None = len(tf["physical_gpus"])
+    elif status in (NOT_INSTALLED, IMPORT_FAILED):
+        tf_gpus = 0
+    else:
+        tf_gpus = None
+    out: dict[str, Any] = {
+        "tf_gpus": tf_gpus,
+        "driver_gpus": driver_gpus,
+        "ok": bool(status == OK and tf_gpus and tf_gpus >= driver_gpus),
+        "reason": None,
+        "code": None,
+        "fix": None,
+        "commands": [],
+        "link": None,
+        "status": None,
+        "summary": None,
+        "problems": [],
+        "log_diagnosis": [],
+    }
+    if result is None or status not in (OK, NOT_INSTALLED, IMPORT_FAILED):
+        out.update(reason=reason, code=status, summary=reason)
+        return out
+    facts = result.facts
+    env = facts.get("env", {})
+    keras = facts.get("keras") or {}
+    judged = checks.verdict(
+        {
+            "platform": {
+                "system": facts.get("system"),
+                "release": facts.get("release"),
+                "machine": facts.get("machine"),
+                "python": facts.get("python_version"),
+                "executable": facts.get("python"),
+                "wsl": "microsoft" in str(facts.get("release", "")).lower(),
+                "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES"),
+                "tf_force_gpu_allow_growth": env.get("TF_FORCE_GPU_ALLOW_GROWTH"),
+            },
+            "driver": {"status": drv_status, "devices": drv_devices, "processes": []},
+            "tensorflow": {"installed": bool(facts.get("installed")), **(tf or {})},
+            "keras": {
+                "installed": bool(keras),
+                "version": keras.get("version"),
+                "backend": keras.get("backend"),
+                "error": keras.get("error"),
+                "backend_check": None,
+            },
+            "runtime_initialized": False,
+        }
+    )
+    found = doctor.diagnose(result.stderr_tail + "\n" + (facts.get("error") or ""))
+    out.update(status=judged["status"], summary=judged["summary"], problems=judged["problems"])
+    out["log_diagnosis"] = found
+    if out["ok"]:
+        return out
+    cvd = env.get("CUDA_VISIBLE_DEVICES")
+    errors = [p for p in judged["problems"] if p["level"] == "error"] or judged["problems"]
+    first = errors[0] if errors else None
+    if first and first["code"] == "tf_sees_no_gpu" and found:
+        # The probe's own log names the library (or other cause): more precise than the generic fact.
+        m = found[0]
+        first = {
+            "code": m["code"],
+            "problem": f"The driver sees {driver_gpus} GPU(s) but TensorFlow sees none: {m['cause']} "
+            f"({m['evidence']})",
+            "fix": m["fix"],
+            "commands": m["commands"],
+            "link": m["link"],
+        }
+    if tf_gpus and tf_gpus < driver_gpus:
+        words = f"TensorFlow sees {tf_gpus} of the {driver_gpus} GPUs the driver lists"
+        if cvd is not None:
+            first = {
+                "code": "cuda_visible_devices",
+                "problem": f"{words}: CUDA_VISIBLE_DEVICES={cvd!r} in the kernel's environment hides "
+                "the others.",
+                "fix": "Unset CUDA_VISIBLE_DEVICES (or list every GPU) in the kernelspec's env, then restart "
+                "the kernel.",
+                "commands": ["jupyter kernelspec list"],
+                "link": None,
+            }
+        elif first is None:
+            first = {
+                "code": "tf_sees_fewer_gpus",
+                "problem": f"{words}.",
+                "fix": "Run %gpu_check --deep in the kernel; a GPU in a bad state or an unsupported "
+                "architecture is the usual cause.",
+                "commands": ["%gpu_check --deep", "nvidia-smi"],
+                "link": None,
+            }
+    if first:
+        out.update(
+            reason=first["problem"],
+            code=first["code"],
+            fix=first.get("fix"),
+            commands=first.get("commands", []),
+            link=first.get("link"),
+        )
+    else:
+        out.update(reason=judged["summary"], code=judged["status"])
+    return out

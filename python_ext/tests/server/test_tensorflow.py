@@ -1,0 +1,227 @@
+"""GET /kerasgpu/api/v1/tensorflow against a real Jupyter server: the probe runs in each kernelspec's
+own Python (this venv has tensorflow-cpu; a throwaway venv has no TensorFlow), never in the server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+pytest.importorskip("tensorflow")
+
+
+def _write_spec(kernels: Path, name: str, argv: list[str], language: str = "python", **extra) -> None:
+    d = kernels / name
+    d.mkdir(parents=True, exist_ok=True)
+    spec = {"argv": argv, "display_name": name, "language": language, **extra}
+    (d / "kernel.json").write_text(json.dumps(spec))
+
+
+def _script(path: Path, text: str) -> str:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def venv_without_tf(tmp_path_factory) -> str:
+    """A real Python environment without TensorFlow (nor pip): its interpreter's path."""
+    root = tmp_path_factory.mktemp("notf") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    python = root / "bin" / "python"
+    assert subprocess.run([python, "-c", "import tensorflow"], capture_output=True).returncode != 0
+    return str(python)
+
+
+@pytest.fixture
+def kernels(jp_data_dir, tmp_path, venv_without_tf) -> Path:
+    """Kernelspecs next to the default python3 one, in the server's data dir."""
+    kdir = Path(jp_data_dir) / "kernels"
+    launch = ["-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    # pytest-jupyter exports this process's sys.path as PYTHONPATH to everything the server starts
+    # (TensorFlow included): a kernelspec's env is how a real one would keep it out, kernel and probe.
+    alone = {"PYTHONPATH": ""}
+    _write_spec(kdir, "notf", [venv_without_tf, *launch], env=alone)
+    _write_spec(kdir, "rlang", ["R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"], "R")
+    _write_spec(kdir, "missing", [str(tmp_path / "nowhere" / "python"), *launch])
+    # A Python that hangs: its pid is written down so the test can see the probe killed it.
+    sleepy = _script(tmp_path / "sleepy-python", f"#!/bin/sh\necho $$ > {tmp_path}/sleepy.pid\nsleep 60\n")
+    _write_spec(kdir, "sleepy", [sleepy, *launch])
+    # The TensorFlow-less Python behind a wrapper that counts how often it is started.
+    counted = _script(
+        tmp_path / "counted-python",
+        f'#!/bin/sh\necho x >> {tmp_path}/spawns\nexec {venv_without_tf} "$@"\n',
+    )
+    _write_spec(kdir, "counted", [counted, *launch], env={**alone, "CUDA_VISIBLE_DEVICES": "0"})
+    return kdir
+
+
+async def tensorflow(api, **params) -> dict:
+    return await api("tensorflow", params=params)
+
+
+async def test_default_python3_kernelspec_sees_tensorflow_cpu_and_the_answer_is_cached(
+    fake_smi, kernels, api
+):
+    data = await tensorflow(api, kernel_name="python3")
+    assert data["status"] == "ok", data
+    assert data["reason"] is None
+    assert data["kernel"] == {
+        "id": None,
+        "name": "python3",
+        "display_name": data["kernel"]["display_name"],
+        "language": "python",
+        "argv0": data["kernel"]["argv0"],
+        "python": sys.executable,
+    }
+    tf = data["tensorflow"]
+    assert tf["version"] == "2.21.0"
+    assert tf["distributions"]["tensorflow-cpu"] == "2.21.0"
+    assert tf["built_with_cuda"] is False
+    assert tf["build_info"]["is_cuda_build"] is False
+    assert tf["physical_gpus"] == []
+    assert {"name": "/physical_device:CPU:0", "device_type": "CPU"} in tf["physical_devices"]
+    [cpu] = tf["local_devices"]
+    assert cpu["name"] == "/device:CPU:0" and cpu["device_type"] == "CPU"
+    assert cpu["memory_limit_bytes"] > 0
+    assert tf["device_lib_error"] is None
+    assert data["keras"] == {"version": "3.15.1", "backend": "tensorflow"}
+    assert data["environment"]["python"] == sys.executable
+    assert data["environment"]["tf_force_gpu_allow_growth"] == "true"  # set by the probe
+    # The driver (fake nvidia-smi replaying an H200) sees one GPU; this CPU build sees none.
+    assert data["driver"]["state"] == "ok" and data["driver"]["gpus"] == 1
+    assert data["driver"]["devices"][0]["name"] == "NVIDIA H200"
+    v = data["verdict"]
+    assert (v["tf_gpus"], v["driver_gpus"], v["ok"]) == (0, 1, False)
+    assert v["code"] == "cpu_only_wheel"
+    assert "CPU-only build" in v["reason"]
+    assert 'pip install "tensorflow[and-cuda]"' in v["commands"]
+    assert v["status"] == "gpu_not_used"
+    assert data["cached"] is False and data["probe_seconds"] > 0
+    # The second answer comes from the cache: same probe, no new subprocess.
+    again = await tensorflow(api, kernel_name="python3")
+    assert again["cached"] is True
+    assert again["probed_at"] == data["probed_at"]
+    assert again["tensorflow"] == tf
+
+
+async def test_a_started_kernel_is_probed_through_its_kernelspec(no_smi, kernels, api, jp_fetch):
+    response = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
+    kernel = json.loads(response.body)
+    try:
+        data = await tensorflow(api, kernel_id=kernel["id"])
+    finally:
+        await jp_fetch("api", "kernels", kernel["id"], method="DELETE")
+    assert data["kernel"]["id"] == kernel["id"]
+    assert data["kernel"]["name"] == "python3"
+    assert data["status"] == "ok"
+    assert data["tensorflow"]["version"] == "2.21.0"
+    # No nvidia-smi at all: 0 of 0, and the reason is the missing driver.
+    v = data["verdict"]
+    assert (v["tf_gpus"], v["driver_gpus"], v["ok"]) == (0, 0, False)
+    assert "nvidia-smi was not found" in v["reason"]
+
+
+async def test_a_kernel_without_tensorflow_says_so(fake_smi, kernels, api, venv_without_tf):
+    data = await tensorflow(api, kernel_name="notf")
+    assert data["status"] == "not_installed"
+    assert data["reason"] == f"TensorFlow is not installed in this kernel's environment ({venv_without_tf})."
+    assert f"{venv_without_tf} -m pip install" in data["hint"]
+    assert data["tensorflow"] is None
+    assert data["environment"]["python"] == venv_without_tf
+    v = data["verdict"]
+    assert (v["tf_gpus"], v["driver_gpus"], v["ok"]) == (0, 1, False)
+    assert v["code"] == "no_tensorflow"
+    assert v["reason"] == "TensorFlow is not installed in this kernel's environment."
+
+
+async def test_a_non_python_kernel_gets_a_clear_answer(fake_smi, kernels, api):
+    data = await tensorflow(api, kernel_name="rlang")
+    assert data["status"] == "not_python"
+    assert "runs R, not Python" in data["reason"]
+    assert data["kernel"]["python"] is None and data["kernel"]["argv0"] == "R"
+    assert data["verdict"]["tf_gpus"] is None and data["verdict"]["driver_gpus"] == 1
+    assert data["verdict"]["ok"] is False and data["verdict"]["reason"] == data["reason"]
+
+
+async def test_a_missing_interpreter_gets_a_clear_answer(fake_smi, kernels, api):
+    data = await tensorflow(api, kernel_name="missing")
+    assert data["status"] == "interpreter_not_found"
+    assert "was not found" in data["reason"]
+
+
+@pytest.mark.parametrize(
+    ("params", "code", "words"),
+    [
+        ({"kernel_id": "00000000-0000-0000-0000-000000000000"}, 404, "No running kernel has the id"),
+        ({"kernel_name": "no-such-spec"}, 404, "no kernelspec named 'no-such-spec'"),
+        ({}, 400, "Give kernel_id"),
+    ],
+)
+async def test_unknown_kernels_are_a_404_with_a_message(no_smi, kernels, jp_fetch, params, code, words):
+    with pytest.raises(HTTPClientError) as err:
+        await jp_fetch("kerasgpu", "api", "v1", "tensorflow", params=params)
+    assert err.value.code == code
+    assert words in json.loads(err.value.response.body)["message"]
+
+
+async def test_the_probe_needs_the_token(no_smi, jp_fetch, jp_base_url, jp_http_port):
+    url = f"http://localhost:{jp_http_port}{jp_base_url}kerasgpu/api/v1/tensorflow?kernel_name=python3"
+    with pytest.raises(HTTPClientError) as err:
+        await AsyncHTTPClient().fetch(url)
+    assert err.value.code == 403
+
+
+async def test_one_spawn_per_interpreter_until_refresh(fake_smi, kernels, api, tmp_path):
+    spawns = tmp_path / "spawns"
+    first, second = await asyncio.gather(
+        tensorflow(api, kernel_name="counted"), tensorflow(api, kernel_name="counted")
+    )
+    assert first["status"] == second["status"] == "not_installed"
+    third = await tensorflow(api, kernel_name="counted")
+    assert third["cached"] is True
+    assert spawns.read_text().count("x") == 1  # two at once shared one run; the third hit the cache
+    # The kernelspec's env reaches the probe.
+    assert third["environment"]["cuda_visible_devices"] == "0"
+    fresh = await tensorflow(api, kernel_name="counted", refresh="1")
+    assert fresh["cached"] is False
+    assert spawns.read_text().count("x") == 2
+
+
+@pytest.fixture
+def short_probe_timeout(monkeypatch):
+    monkeypatch.setenv("KERASGPU_TF_PROBE_TIMEOUT", "2")
+
+
+async def test_a_hanging_interpreter_times_out_and_the_server_keeps_answering(
+    short_probe_timeout, fake_smi, kernels, api, tmp_path
+):
+    t0 = time.monotonic()
+    slow = asyncio.ensure_future(tensorflow(api, kernel_name="sleepy"))
+    await asyncio.sleep(0.3)
+    catalog = await api("snippets")
+    devices = await api("devices")
+    assert not slow.done(), "other requests are answered while the probe waits"
+    assert catalog["snippets"] and devices["devices"]
+    data = await slow
+    assert 2 <= time.monotonic() - t0 < 20
+    assert data["status"] == "timeout"
+    assert "did not finish within 2 s" in data["reason"]
+    assert data["verdict"]["ok"] is False and data["verdict"]["code"] == "timeout"
+    pid = int((tmp_path / "sleepy.pid").read_text())
+    for _ in range(50):  # the probe's process group was killed
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail(f"the hanging probe {pid} is still running")
