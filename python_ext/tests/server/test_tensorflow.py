@@ -225,3 +225,121 @@ async def test_a_hanging_interpreter_times_out_and_the_server_keeps_answering(
         await asyncio.sleep(0.05)
     else:
         pytest.fail(f"the hanging probe {pid} is still running")
+
+
+# ---------------------------------------------------------------- the parent's judging, without a server
+
+H200_DESC = "device: {i}, name: NVIDIA H200, pci bus id: 0000:{bus}:00.0, compute capability: 9.0"
+
+
+def _gpu_facts(n_gpus: int, cvd: str | None = None) -> dict:
+    """What the child prints for a CUDA build of TensorFlow 2.21 on H200s (device_lib's own desc format)."""
+    buses = ["19", "3b", "4c", "5d"]
+    return {
+        "python": "/opt/venv/bin/python",
+        "python_version": "3.11.7",
+        "system": "Linux",
+        "release": "6.8.0",
+        "machine": "x86_64",
+        "env": {"CUDA_VISIBLE_DEVICES": cvd, "TF_FORCE_GPU_ALLOW_GROWTH": "true"},
+        "distributions": {"tensorflow": "2.21.0"},
+        "nvidia_wheels": {"nvidia-cudnn-cu12": "9.3.0.75"},
+        "installed": True,
+        "error": None,
+        "version": "2.21.0",
+        "build_info": {
+            "is_cuda_build": True,
+            "cuda_version": "12.5.1",
+            "cudnn_version": "9",
+            "cuda_compute_capabilities": ["sm_60", "sm_70", "sm_80", "sm_89", "compute_90"],
+        },
+        "built_with_cuda": True,
+        "physical_devices": [{"name": "/physical_device:CPU:0", "device_type": "CPU"}]
+        + [
+            {
+                "name": f"/physical_device:GPU:{i}",
+                "device_type": "GPU",
+                "device_name": "NVIDIA H200",
+                "compute_capability": "9.0",
+            }
+            for i in range(n_gpus)
+        ],
+        "local_devices": [
+            {
+                "name": "/device:CPU:0",
+                "device_type": "CPU",
+                "memory_limit_bytes": 268435456,
+                "physical_device_desc": "",
+            }
+        ]
+        + [
+            {
+                "name": f"/device:GPU:{i}",
+                "device_type": "GPU",
+                "memory_limit_bytes": 139_000_000_000,
+                "physical_device_desc": H200_DESC.format(i=i, bus=buses[i]),
+            }
+            for i in range(n_gpus)
+        ],
+        "device_lib_error": None,
+        "keras": {"version": "3.15.1", "backend": "tensorflow"},
+    }
+
+
+def _driver(n: int) -> dict:
+    return {
+        "status": {"state": "ok", "backend": "smi", "code": None, "reason": None},
+        "devices": [{"index": i, "name": "NVIDIA H200", "compute_capability": "9.0"} for i in range(n)],
+    }
+
+
+def test_device_lib_descriptions_are_parsed_and_all_gpus_seen_is_ok():
+    from kerasgpu import tfprobe
+
+    result = tfprobe.ProbeResult(tfprobe.OK, "/opt/venv/bin/python", facts=_gpu_facts(2))
+    tf = result.tensorflow()
+    gpu1 = tf["local_devices"][2]
+    assert gpu1["gpu_name"] == "NVIDIA H200"
+    assert gpu1["pci_bus_id"] == "0000:3b:00.0"
+    assert gpu1["compute_capability"] == "9.0"
+    assert gpu1["memory_limit_bytes"] == 139_000_000_000
+    assert [g["supported_by_build"] for g in tf["physical_gpus"]] == ["ptx", "ptx"]  # compute_90 only
+    v = tfprobe.verdict(result, _driver(2), tfprobe.OK, None)
+    assert (v["tf_gpus"], v["driver_gpus"], v["ok"], v["reason"]) == (2, 2, True, None)
+    assert v["status"] == "gpu_ready"
+
+
+def test_cuda_visible_devices_is_named_when_tensorflow_sees_fewer_gpus():
+    from kerasgpu import tfprobe
+
+    result = tfprobe.ProbeResult(tfprobe.OK, "/opt/venv/bin/python", facts=_gpu_facts(2, cvd="0,1"))
+    v = tfprobe.verdict(result, _driver(4), tfprobe.OK, None)
+    assert (v["tf_gpus"], v["driver_gpus"], v["ok"]) == (2, 4, False)
+    assert v["code"] == "cuda_visible_devices"
+    assert "TensorFlow sees 2 of the 4 GPUs" in v["reason"] and "CUDA_VISIBLE_DEVICES='0,1'" in v["reason"]
+
+
+def test_missing_cuda_libraries_come_from_the_probe_log():
+    from kerasgpu import tfprobe
+
+    log = (
+        "W0000 gpu_device.cc:2365] Cannot dlopen some GPU libraries. Please make sure the missing libraries "
+        "mentioned above are installed properly if you would like to use GPU.\n"
+        "Skipping registering GPU devices..."
+    )
+    result = tfprobe.ProbeResult(tfprobe.OK, "/opt/venv/bin/python", facts=_gpu_facts(0), stderr_tail=log)
+    v = tfprobe.verdict(result, _driver(1), tfprobe.OK, None)
+    assert (v["tf_gpus"], v["driver_gpus"], v["ok"]) == (0, 1, False)
+    assert v["code"] == "missing_cuda_libraries"
+    assert "Cannot dlopen some GPU libraries" in v["reason"]
+    assert v["log_diagnosis"][0]["code"] == "missing_cuda_libraries"
+
+
+def test_interpreter_follows_jupyter_clients_rules(tmp_path):
+    from kerasgpu import tfprobe
+
+    assert tfprobe.interpreter(["python", "-m", "ipykernel_launcher"]) == sys.executable
+    assert tfprobe.interpreter(["python3", "-m", "ipykernel_launcher"]) == sys.executable
+    assert tfprobe.interpreter([str(tmp_path / "none")]) is None
+    assert tfprobe.interpreter([]) is None
+    assert tfprobe.spec_env({"A": "${HOME}/x"}) == {"A": os.environ["HOME"] + "/x"}
