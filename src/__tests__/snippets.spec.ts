@@ -1,0 +1,287 @@
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { NotebookModel } from '@jupyterlab/notebook';
+
+import {
+  cellInfos,
+  findSnippetCell,
+  findVerificationCell,
+  firstTensorFlowCell,
+  ICellInfo,
+  importsTensorFlow,
+  insertSnippetCell,
+  isEmptyNotebook,
+  ISnippet,
+  isWrapped,
+  splitAtMarker,
+  topInsertIndex,
+  upsertVerificationCell,
+  VERIFY_TAG,
+  wrapCell,
+  wrapCode
+} from '../snippets';
+
+const SNIPPETS = path.resolve(
+  __dirname,
+  '..',
+  '..',
+  'python_ext',
+  'kerasgpu',
+  'snippets'
+);
+
+/** A snippet as the server serves it: the real file, its comment header dropped. */
+function snippet(id: string, placement: ISnippet['placement']): ISnippet {
+  const text = fs.readFileSync(path.join(SNIPPETS, `${id}.py`), 'utf-8');
+  const code = text.slice(text.search(/\n\s*\n/)).replace(/^\s+/, '');
+  return {
+    id,
+    title: id,
+    description: id,
+    placement,
+    order: 0,
+    code,
+    marker: placement === 'wrap' ? '# {cell}' : undefined
+  };
+}
+
+const code = (source: string): ICellInfo => ({ source, cellType: 'code' });
+const markdown = (source: string): ICellInfo => ({
+  source,
+  cellType: 'markdown'
+});
+
+describe('finding the first cell that touches TensorFlow', () => {
+  it.each([
+    'import tensorflow as tf',
+    'import tensorflow',
+    'from tensorflow import keras',
+    'from tensorflow.keras import layers',
+    'import tensorflow.keras as K',
+    'import keras',
+    'from keras import layers',
+    'import numpy as np, tensorflow as tf',
+    'import tf_keras',
+    'import keras_hub',
+    'try:\n    import tensorflow as tf\nexcept ImportError:\n    tf = None',
+    'x = 1; import tensorflow as tf',
+    '%matplotlib inline\nimport tensorflow as tf'
+  ])('sees %j', source => {
+    expect(importsTensorFlow(source)).toBe(true);
+  });
+
+  it.each([
+    '# import tensorflow as tf',
+    'import numpy as np',
+    'import kerasgpu',
+    'from kerasgpu import check',
+    '%load_ext kerasgpu',
+    '!pip install tensorflow',
+    'import tensorflowish as t',
+    'print("import tensorflow")'
+  ])('ignores %j', source => {
+    expect(importsTensorFlow(source)).toBe(false);
+  });
+
+  it('returns the first code cell, skipping markdown that mentions the import', () => {
+    const cells = [
+      markdown('We `import tensorflow as tf` below.'),
+      code('import numpy as np'),
+      code('import tensorflow as tf'),
+      code('from keras import layers')
+    ];
+    expect(firstTensorFlowCell(cells)).toBe(2);
+  });
+
+  it('counts `tf.` used above the cell that imports it (cells run out of order)', () => {
+    const cells = [
+      code('import numpy as np'),
+      code('x = tf.constant([1, 2])'),
+      code('import tensorflow as tf')
+    ];
+    expect(firstTensorFlowCell(cells)).toBe(1);
+    // Without that import, `tf` is just a name.
+    expect(firstTensorFlowCell(cells.slice(0, 2))).toBe(-1);
+  });
+
+  it('puts a top snippet above the import, else at the top below the verification cell', () => {
+    expect(
+      topInsertIndex([code('import os'), code('import tensorflow as tf')])
+    ).toBe(1);
+    expect(topInsertIndex([code('import os')])).toBe(0);
+    expect(
+      topInsertIndex([
+        { source: '%gpu_check', cellType: 'code', tags: [VERIFY_TAG] },
+        code('import os')
+      ])
+    ).toBe(1);
+    expect(topInsertIndex([])).toBe(0);
+  });
+});
+
+describe('wrapping a cell in a strategy scope', () => {
+  const strategy = snippet('mirrored_strategy', 'wrap');
+
+  it('splits the real snippet at its marker line, keeping its indentation', () => {
+    const parts = splitAtMarker(strategy.code)!;
+    expect(parts.indent).toBe('    ');
+    expect(parts.prefix.trimEnd().endsWith('with strategy.scope():')).toBe(
+      true
+    );
+    expect(parts.suffix).toBe('');
+  });
+
+  it('indents every line like the marker, as the server does', () => {
+    const cell =
+      'import keras\n\nmodel = keras.Sequential([\n    keras.layers.Dense(1),\n])\n';
+    const wrapped = wrapCode(strategy, cell);
+    // The same text as python_ext/tests/snippets/test_catalog.py expects.
+    expect(wrapped).toBe(
+      strategy.code.split('    pass  # {cell}')[0] +
+        '    import keras\n\n    model = keras.Sequential([\n' +
+        '        keras.layers.Dense(1),\n    ])'
+    );
+    expect(wrapped.endsWith('\n')).toBe(false);
+    expect(wrapped).not.toContain('# {cell}');
+  });
+
+  it('keeps blank lines empty and turns an empty cell into pass', () => {
+    expect(wrapCode(strategy, 'a = 1\n   \nb = 2')).toMatch(
+      /with strategy\.scope\(\):\n {4}a = 1\n\n {4}b = 2$/
+    );
+    expect(wrapCode(strategy, '')).toMatch(
+      /with strategy\.scope\(\):\n {4}pass$/
+    );
+  });
+
+  it('indents like a nested marker and keeps code after it', () => {
+    const nested = {
+      code: 'if True:\n    with s():\n        pass  # {cell}\n    done()\n'
+    };
+    expect(wrapCode(nested, 'x = 1\nif x:\n    y = 2')).toBe(
+      'if True:\n    with s():\n        x = 1\n        if x:\n            y = 2\n    done()'
+    );
+  });
+
+  it('knows a cell it already wrapped', () => {
+    const wrapped = wrapCode(strategy, 'model = build()');
+    expect(isWrapped(strategy, wrapped)).toBe(true);
+    expect(isWrapped(strategy, 'model = build()')).toBe(false);
+  });
+
+  it('refuses a snippet without a marker', () => {
+    expect(() => wrapCode({ code: 'x = 1\n' }, 'y')).toThrow(/marker/);
+  });
+});
+
+describe('the verification cell and snippet cells', () => {
+  it('finds the tagged verification cell wherever it is', () => {
+    const cells: ICellInfo[] = [
+      code('import os'),
+      { source: 'x', cellType: 'code', tags: ['other', VERIFY_TAG] }
+    ];
+    expect(findVerificationCell(cells)).toBe(1);
+    expect(findVerificationCell([code('%gpu_check')])).toBe(-1);
+  });
+
+  it('finds a snippet cell by its metadata or its code', () => {
+    const growth = snippet('memory_growth', 'top');
+    expect(
+      findSnippetCell(
+        [code('import os'), { ...code('edited'), snippetId: 'memory_growth' }],
+        growth
+      )
+    ).toBe(1);
+    expect(findSnippetCell([code(growth.code)], growth)).toBe(0);
+    expect(findSnippetCell([code('import os')], growth)).toBe(-1);
+  });
+
+  it('calls a notebook with one empty cell empty', () => {
+    expect(isEmptyNotebook([])).toBe(true);
+    expect(isEmptyNotebook([code('  \n')])).toBe(true);
+    expect(isEmptyNotebook([code('import os')])).toBe(false);
+    expect(isEmptyNotebook([code(''), code('')])).toBe(false);
+  });
+});
+
+describe('insertions in a real notebook model are one undo step each', () => {
+  function notebook(...sources: string[]): NotebookModel {
+    const model = new NotebookModel();
+    model.sharedModel.insertCells(
+      0,
+      sources.map(source => ({ cell_type: 'code', source }))
+    );
+    model.sharedModel.clearUndoHistory();
+    return model;
+  }
+
+  const sources = (model: NotebookModel) =>
+    model.sharedModel.cells.map(cell => cell.getSource());
+
+  it('puts memory growth above the import; one notebook undo removes it', () => {
+    const model = notebook(
+      'import os',
+      'import tensorflow as tf',
+      'tf.ones(1)'
+    );
+    const growth = snippet('memory_growth', 'top');
+    const shared = model.sharedModel;
+    const index = insertSnippetCell(
+      shared,
+      topInsertIndex(cellInfos(shared)),
+      growth
+    );
+    expect(index).toBe(1);
+    expect(sources(model)[1]).toContain('set_memory_growth(gpu, True)');
+    expect(sources(model)[2]).toBe('import tensorflow as tf');
+    expect(cellInfos(shared)[1].snippetId).toBe('memory_growth');
+
+    expect(shared.undo()).toBe(true);
+    expect(sources(model)).toEqual([
+      'import os',
+      'import tensorflow as tf',
+      'tf.ones(1)'
+    ]);
+    model.dispose();
+  });
+
+  it('wraps a cell; one undo of that cell (Ctrl+Z) restores it', () => {
+    const model = notebook('import tensorflow as tf', 'model = build()');
+    const cell = model.sharedModel.cells[1];
+    // Typing just before must not merge with the insertion's undo step.
+    cell.setSource('model = build()\nmodel.compile()');
+    wrapCell(model.sharedModel, 1, snippet('mirrored_strategy', 'wrap'));
+    expect(cell.getSource()).toMatch(
+      /with strategy\.scope\(\):\n {4}model = build\(\)\n {4}model\.compile\(\)$/
+    );
+    expect(cell.undo()).toBe(true);
+    expect(cell.getSource()).toBe('model = build()\nmodel.compile()');
+    model.dispose();
+  });
+
+  it('adds one tagged verification cell at the top, then updates it', () => {
+    const model = notebook('import tensorflow as tf');
+    const shared = model.sharedModel;
+    expect(upsertVerificationCell(shared, '%gpu_check\n')).toEqual({
+      index: 0,
+      added: true
+    });
+    expect(shared.cells[0].getMetadata('tags')).toEqual([VERIFY_TAG]);
+    expect(sources(model)).toEqual(['%gpu_check', 'import tensorflow as tf']);
+
+    expect(upsertVerificationCell(shared, '%gpu_check --deep')).toEqual({
+      index: 0,
+      added: false
+    });
+    expect(sources(model)).toEqual([
+      '%gpu_check --deep',
+      'import tensorflow as tf'
+    ]);
+    expect(shared.undo()).toBe(true);
+    expect(sources(model)).toEqual(['%gpu_check', 'import tensorflow as tf']);
+    expect(shared.undo()).toBe(true);
+    expect(sources(model)).toEqual(['import tensorflow as tf']);
+    model.dispose();
+  });
+});

@@ -1,0 +1,505 @@
+import {
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import {
+  INotebookTracker,
+  Notebook,
+  NotebookActions,
+  NotebookPanel
+} from '@jupyterlab/notebook';
+import { ServerConnection } from '@jupyterlab/services';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+import { LabIcon } from '@jupyterlab/ui-components';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
+
+import {
+  memoryGrowthIcon,
+  snippetIcon,
+  strategyIcon,
+  verifyIcon
+} from './icons';
+import {
+  cellInfos,
+  FALLBACK_VERIFY_CODE,
+  fetchSnippets,
+  findSnippetCell,
+  firstTensorFlowCell,
+  insertSnippetCell,
+  isEmptyNotebook,
+  ISnippet,
+  isWrapped,
+  SnippetIds,
+  topInsertIndex,
+  upsertVerificationCell,
+  VERIFY_SNIPPET_ID,
+  wrapCell
+} from './snippets';
+
+/** Command ids of the notebook tools. */
+export namespace NotebookToolsCommandIDs {
+  /** Inserts the catalog snippet `args.id` where its placement says. */
+  export const insertSnippet = 'kerasgpu:insert-snippet';
+  /** Adds the tagged verification cell at the top (or updates it); `args.run` runs it. */
+  export const insertVerificationCell = 'kerasgpu:insert-verification-cell';
+}
+
+const PLUGIN_ID = 'jupyterlab-kerasgpu:notebook-tools';
+const CATEGORY = 'GPU';
+
+/** Snippet buttons of the cell toolbar, palette commands, and the notebook's GPU verification cell. */
+export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description:
+    'Cell toolbar buttons and palette commands that insert GPU snippets, and the GPU verification cell.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [ICommandPalette, ISettingRegistry, ITranslator],
+  activate: (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    palette: ICommandPalette | null,
+    settingRegistry: ISettingRegistry | null,
+    translator: ITranslator | null
+  ) => {
+    const trans = (translator ?? nullTranslator).load('jupyterlab-kerasgpu');
+    const catalog = new SnippetCatalog(app.serviceManager.serverSettings);
+    const runs = new KernelRuns(tracker);
+    const { commands } = app;
+
+    const current = (): NotebookPanel | null => tracker.currentWidget;
+
+    const verificationCode = async (): Promise<string> => {
+      try {
+        return (await catalog.get(VERIFY_SNIPPET_ID)).code;
+      } catch {
+        // The cell still works without the catalog: the magics say what is missing.
+        return FALLBACK_VERIFY_CODE;
+      }
+    };
+
+    const insertTop = (panel: NotebookPanel, snippet: ISnippet): void => {
+      const notebook = panel.content;
+      const shared = panel.model!.sharedModel;
+      const cells = cellInfos(shared);
+      const existing = findSnippetCell(cells, snippet);
+      if (existing >= 0) {
+        Private.activate(notebook, existing);
+        Notification.info(
+          trans.__('"%1" is already in this notebook.', snippet.title),
+          { autoClose: 5000 }
+        );
+        return;
+      }
+      const tfIndex = firstTensorFlowCell(cells);
+      const tfCell = tfIndex >= 0 ? shared.cells[tfIndex] : null;
+      const index = topInsertIndex(cells);
+      insertSnippetCell(shared, index, snippet);
+      Private.activate(notebook, index);
+      if (tfCell && runs.ranInThisKernel(panel, tfCell)) {
+        Notification.warning(
+          trans.__(
+            '"%1" went above a cell that already ran in this kernel: TensorFlow has started, so restart the kernel for it to take effect.',
+            snippet.title
+          ),
+          {
+            autoClose: false,
+            actions: [
+              {
+                label: trans.__('Restart Kernel'),
+                caption: trans.__('Restart the kernel, then run this cell'),
+                callback: () => {
+                  void commands.execute('notebook:restart-kernel');
+                }
+              }
+            ]
+          }
+        );
+      }
+    };
+
+    const insertWrap = (panel: NotebookPanel, snippet: ISnippet): void => {
+      const notebook = panel.content;
+      const cell = notebook.activeCell;
+      if (!cell || cell.model.type !== 'code') {
+        Notification.warning(
+          trans.__('Select a code cell to wrap in "%1".', snippet.title),
+          { autoClose: 5000 }
+        );
+        return;
+      }
+      if (isWrapped(snippet, cell.model.sharedModel.getSource())) {
+        Notification.info(
+          trans.__('This cell already runs in "%1".', snippet.title),
+          { autoClose: 5000 }
+        );
+        return;
+      }
+      wrapCell(panel.model!.sharedModel, notebook.activeCellIndex, snippet);
+    };
+
+    const insertBelow = (panel: NotebookPanel, snippet: ISnippet): void => {
+      const notebook = panel.content;
+      const shared = panel.model!.sharedModel;
+      const index = notebook.activeCell
+        ? notebook.activeCellIndex + 1
+        : shared.cells.length;
+      insertSnippetCell(shared, index, snippet);
+      Private.activate(notebook, index);
+    };
+
+    const insertVerification = async (
+      panel: NotebookPanel,
+      run: boolean
+    ): Promise<void> => {
+      const code = await verificationCode();
+      if (panel.isDisposed || !panel.model) {
+        return;
+      }
+      const { index } = upsertVerificationCell(panel.model.sharedModel, code);
+      Private.activate(panel.content, index);
+      if (run) {
+        await NotebookActions.run(panel.content, panel.sessionContext);
+      }
+    };
+
+    commands.addCommand(NotebookToolsCommandIDs.insertSnippet, {
+      label: args => {
+        const snippet = catalog.find(Private.snippetId(args));
+        return snippet
+          ? Private.label(snippet, trans)
+          : trans.__('Insert GPU Snippet');
+      },
+      caption: args => catalog.find(Private.snippetId(args))?.description ?? '',
+      icon: args => Private.icon(Private.snippetId(args), catalog),
+      isEnabled: args => {
+        const panel = current();
+        if (!panel) {
+          return false;
+        }
+        const snippet = catalog.find(Private.snippetId(args));
+        return (
+          snippet?.placement !== 'wrap' ||
+          panel.content.activeCell?.model.type === 'code'
+        );
+      },
+      execute: async args => {
+        const panel = current();
+        const id = Private.snippetId(args);
+        if (!panel || !panel.model || !id) {
+          return;
+        }
+        if (id === VERIFY_SNIPPET_ID) {
+          return insertVerification(panel, false);
+        }
+        let snippet: ISnippet;
+        try {
+          snippet = await catalog.get(id);
+        } catch (reason) {
+          Notification.error(
+            trans.__(
+              'Cannot insert the GPU snippet "%1": %2',
+              id,
+              reason instanceof Error ? reason.message : String(reason)
+            ),
+            { autoClose: false }
+          );
+          return;
+        }
+        if (panel.isDisposed || !panel.model) {
+          return;
+        }
+        switch (snippet.placement) {
+          case 'top':
+            return insertTop(panel, snippet);
+          case 'wrap':
+            return insertWrap(panel, snippet);
+          default:
+            return insertBelow(panel, snippet);
+        }
+      },
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: {
+            id: {
+              type: 'string',
+              description: trans.__(
+                'The snippet id in the catalog, e.g. memory_growth'
+              )
+            }
+          },
+          required: ['id']
+        }
+      }
+    });
+
+    commands.addCommand(NotebookToolsCommandIDs.insertVerificationCell, {
+      label: args =>
+        args.toolbar ? '' : trans.__('Insert GPU Verification Cell'),
+      caption: args =>
+        args.run
+          ? trans.__(
+              'Add (or update) the GPU verification cell at the top of the notebook and run it'
+            )
+          : trans.__(
+              'Add (or update) the GPU verification cell at the top of the notebook: it shows the %gpu_check report'
+            ),
+      icon: verifyIcon,
+      isEnabled: () => current() !== null,
+      execute: async args => {
+        const panel = current();
+        if (panel) {
+          await insertVerification(panel, args.run === true);
+        }
+      },
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: {
+            run: {
+              type: 'boolean',
+              description: trans.__('Run the cell after inserting it')
+            }
+          }
+        }
+      }
+    });
+
+    palette?.addItem({
+      command: NotebookToolsCommandIDs.insertVerificationCell,
+      category: CATEGORY
+    });
+    catalog.ready
+      .then(snippets => {
+        for (const snippet of snippets) {
+          if (snippet.id !== VERIFY_SNIPPET_ID) {
+            palette?.addItem({
+              command: NotebookToolsCommandIDs.insertSnippet,
+              args: { id: snippet.id },
+              category: CATEGORY,
+              rank: snippet.order
+            });
+          }
+        }
+        commands.notifyCommandChanged(NotebookToolsCommandIDs.insertSnippet);
+      })
+      .catch(reason => {
+        console.warn('jupyterlab-kerasgpu: no snippet catalog.', reason);
+      });
+
+    // Enable and label the toolbar buttons as the active cell changes.
+    tracker.activeCellChanged.connect(() => {
+      commands.notifyCommandChanged(NotebookToolsCommandIDs.insertSnippet);
+    });
+
+    // A verification cell in each new empty notebook, when the setting says so.
+    let verifyOnNewNotebook = false;
+    let restored = false;
+    void app.restored.then(() => {
+      restored = true;
+    });
+    tracker.widgetAdded.connect((_, panel) => {
+      if (!restored) {
+        return; // Notebooks restored with the layout are not new.
+      }
+      void panel.context.ready.then(async () => {
+        const model = panel.model;
+        if (
+          !verifyOnNewNotebook ||
+          !model ||
+          !isEmptyNotebook(cellInfos(model.sharedModel))
+        ) {
+          return;
+        }
+        const code = await verificationCode();
+        if (
+          panel.isDisposed ||
+          !isEmptyNotebook(cellInfos(model.sharedModel))
+        ) {
+          return;
+        }
+        // Not undoable: it is part of the new notebook, not an edit.
+        const shared = model.sharedModel;
+        upsertVerificationCell(shared, code, false);
+        if (shared.cells.length === 1) {
+          // The notebook had no cell at all: leave an empty one to type in.
+          shared.transact(() => {
+            shared.insertCell(1, { cell_type: 'code', source: '' });
+          }, false);
+        }
+        Private.activate(panel.content, 1);
+      });
+    });
+
+    if (settingRegistry) {
+      settingRegistry
+        .load(PLUGIN_ID)
+        .then(settings => {
+          const apply = () => {
+            verifyOnNewNotebook = settings.composite
+              .verifyOnNewNotebook as boolean;
+          };
+          apply();
+          settings.changed.connect(apply);
+        })
+        .catch(reason => {
+          console.error(
+            'jupyterlab-kerasgpu: cannot load the notebook tools settings.',
+            reason
+          );
+        });
+    }
+  }
+};
+
+/** The snippet catalog, fetched once from the server (again after a failure). */
+class SnippetCatalog {
+  constructor(serverSettings: ServerConnection.ISettings) {
+    this._serverSettings = serverSettings;
+    this._ready = this._fetch();
+  }
+
+  /** Resolves with the snippets once fetched. */
+  get ready(): Promise<ISnippet[]> {
+    return this._ready;
+  }
+
+  /** A snippet already fetched, if any. */
+  find(id: string): ISnippet | undefined {
+    return this._snippets.find(snippet => snippet.id === id);
+  }
+
+  /** A snippet by id: fetches the catalog (again) when needed; throws when unknown. */
+  async get(id: string): Promise<ISnippet> {
+    let snippets: ISnippet[];
+    try {
+      snippets = await this._ready;
+    } catch {
+      this._ready = this._fetch();
+      snippets = await this._ready;
+    }
+    const snippet = snippets.find(s => s.id === id);
+    if (!snippet) {
+      throw new Error(`no snippet "${id}" in the catalog`);
+    }
+    return snippet;
+  }
+
+  private async _fetch(): Promise<ISnippet[]> {
+    this._snippets = await fetchSnippets(this._serverSettings);
+    return this._snippets;
+  }
+
+  private _ready: Promise<ISnippet[]>;
+  private _serverSettings: ServerConnection.ISettings;
+  private _snippets: ISnippet[] = [];
+}
+
+/**
+ * Which cells ran in each notebook's current kernel: known from the kernel's
+ * last restart seen here; before that, a cell with an execution count is
+ * taken to have run in it.
+ */
+class KernelRuns {
+  constructor(tracker: INotebookTracker) {
+    this._tracker = tracker;
+    NotebookActions.executionScheduled.connect((_, { notebook, cell }) => {
+      const panel = this._panelOf(notebook);
+      if (panel) {
+        this._ran.get(panel)?.add(cell.model.id);
+      }
+    });
+    tracker.widgetAdded.connect((_, panel) => {
+      panel.sessionContext.statusChanged.connect((_, status) => {
+        if (
+          status === 'restarting' ||
+          status === 'autorestarting' ||
+          status === 'starting'
+        ) {
+          this._ran.set(panel, new Set());
+        }
+      });
+      panel.sessionContext.kernelChanged.connect((_, change) => {
+        if (change.oldValue && change.newValue) {
+          this._ran.set(panel, new Set()); // The user picked another kernel.
+        }
+      });
+    });
+  }
+
+  /** Whether a cell ran (or is running) in the notebook's current kernel. */
+  ranInThisKernel(
+    panel: NotebookPanel,
+    cell: { id: string; cell_type: string; execution_count?: unknown }
+  ): boolean {
+    const ran = this._ran.get(panel);
+    if (ran) {
+      return ran.has(cell.id);
+    }
+    return (
+      cell.cell_type === 'code' &&
+      cell.execution_count !== null &&
+      cell.execution_count !== undefined &&
+      !!panel.sessionContext.session?.kernel
+    );
+  }
+
+  private _panelOf(notebook: Notebook): NotebookPanel | undefined {
+    return this._tracker.find(panel => panel.content === notebook);
+  }
+
+  private _tracker: INotebookTracker;
+  private _ran = new WeakMap<NotebookPanel, Set<string>>();
+}
+
+namespace Private {
+  /** The `id` argument of a snippet command. */
+  export function snippetId(args: ReadonlyPartialJSONObject): string {
+    return typeof args.id === 'string' ? args.id : '';
+  }
+
+  /** A snippet command's label, saying where the code goes. */
+  export function label(
+    snippet: ISnippet,
+    trans: ReturnType<ITranslator['load']>
+  ): string {
+    switch (snippet.placement) {
+      case 'top':
+        return trans.__('Insert %1 Above the TensorFlow Import', snippet.title);
+      case 'wrap':
+        return trans.__('Wrap Cell in %1', snippet.title);
+      default:
+        return trans.__('Insert %1 Below', snippet.title);
+    }
+  }
+
+  /** The icon of a snippet command. */
+  export function icon(id: string, catalog: SnippetCatalog): LabIcon {
+    if (id === SnippetIds.memoryGrowth) {
+      return memoryGrowthIcon;
+    }
+    if (id === VERIFY_SNIPPET_ID) {
+      return verifyIcon;
+    }
+    if (
+      id === SnippetIds.mirroredStrategy ||
+      catalog.find(id)?.placement === 'wrap'
+    ) {
+      return strategyIcon;
+    }
+    return snippetIcon;
+  }
+
+  /** Makes one cell the active and only selected one, and scrolls to it. */
+  export function activate(notebook: Notebook, index: number): void {
+    notebook.deselectAll();
+    notebook.activeCellIndex = index;
+    const cell = notebook.widgets[index];
+    if (cell) {
+      void notebook.scrollToCell(cell).catch(() => undefined);
+    }
+  }
+}

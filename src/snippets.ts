@@ -1,0 +1,381 @@
+import type { INotebookModel } from '@jupyterlab/notebook';
+import { ServerConnection } from '@jupyterlab/services';
+
+import { requestAPI } from './request';
+
+/** Where a snippet goes: above the first TensorFlow cell, around the selected cell, or below it. */
+export type SnippetPlacement = 'top' | 'wrap' | 'cursor';
+
+/** One snippet of the server's catalog (`GET /kerasgpu/api/v1/snippets`). */
+export interface ISnippet {
+  /** The snippet file's stem, e.g. `memory_growth`. */
+  id: string;
+  title: string;
+  description: string;
+  placement: SnippetPlacement;
+  /** Menu order (lower first). */
+  order: number;
+  /** The Python code, with the `# {cell}` marker line for `wrap` snippets. */
+  code: string;
+  /** `wrap` snippets only: the marker (`# {cell}`). */
+  marker?: string;
+}
+
+/** The catalog as the server sends it. */
+export interface ISnippetCatalog {
+  version: number;
+  /** What ends the line that a `wrap` snippet replaces with the cell's code. */
+  marker: string;
+  snippets: ISnippet[];
+}
+
+/** What the pure logic needs to know of a notebook cell. */
+export interface ICellInfo {
+  source: string;
+  cellType: string;
+  tags?: readonly string[];
+  /** The catalog id of the snippet this cell was inserted from, if any. */
+  snippetId?: string;
+}
+
+/** The marker that ends the line a `wrap` snippet replaces with the cell's code. */
+export const WRAP_MARKER = '# {cell}';
+
+/** The tag of the notebook's GPU verification cell. */
+export const VERIFY_TAG = 'kerasgpu-verify';
+
+/** The catalog id of the verification snippet. */
+export const VERIFY_SNIPPET_ID = 'verify_gpu';
+
+/** The catalog ids behind the cell toolbar buttons. */
+export namespace SnippetIds {
+  export const memoryGrowth = 'memory_growth';
+  export const mirroredStrategy = 'mirrored_strategy';
+}
+
+/** The verification cell's code when the server's catalog cannot be read. */
+export const FALLBACK_VERIFY_CODE = '%load_ext kerasgpu\n%gpu_check';
+
+/** Fetches the snippet catalog from the server extension, in menu order. */
+export async function fetchSnippets(
+  serverSettings?: ServerConnection.ISettings
+): Promise<ISnippet[]> {
+  const catalog = await requestAPI<ISnippetCatalog>(
+    'snippets',
+    {},
+    serverSettings
+  );
+  return [...(catalog.snippets ?? [])].sort(
+    (a, b) => a.order - b.order || a.id.localeCompare(b.id)
+  );
+}
+
+/**
+ * Index of the first code cell that imports TensorFlow or Keras (or uses an
+ * alias such as `tf.` bound by `import tensorflow as tf` anywhere in the
+ * notebook, since cells may run out of order); -1 when there is none.
+ */
+export function firstTensorFlowCell(cells: readonly ICellInfo[]): number {
+  const aliases = new Set<string>();
+  for (const cell of cells) {
+    if (cell.cellType === 'code') {
+      Private.aliases(cell.source).forEach(alias => aliases.add(alias));
+    }
+  }
+  return cells.findIndex(
+    cell =>
+      cell.cellType === 'code' &&
+      Private.touchesTensorFlow(cell.source, aliases)
+  );
+}
+
+/** Whether a cell's code imports TensorFlow or Keras. */
+export function importsTensorFlow(source: string): boolean {
+  return Private.touchesTensorFlow(source, new Set());
+}
+
+/**
+ * Where a `top` snippet goes: above the first TensorFlow cell, else at the top
+ * of the notebook; below a verification cell that leads the notebook either way
+ * (it does not start TensorFlow).
+ */
+export function topInsertIndex(cells: readonly ICellInfo[]): number {
+  const first = firstTensorFlowCell(cells);
+  if (first >= 0) {
+    return first;
+  }
+  return cells.length > 0 && isVerificationCell(cells[0]) ? 1 : 0;
+}
+
+/** Whether a cell is the notebook's GPU verification cell (by its tag). */
+export function isVerificationCell(cell: ICellInfo): boolean {
+  return (cell.tags ?? []).includes(VERIFY_TAG);
+}
+
+/** Index of the notebook's verification cell, -1 when it has none. */
+export function findVerificationCell(cells: readonly ICellInfo[]): number {
+  return cells.findIndex(isVerificationCell);
+}
+
+/** Index of the cell inserted from a snippet (by its metadata or identical code), -1 when none. */
+export function findSnippetCell(
+  cells: readonly ICellInfo[],
+  snippet: Pick<ISnippet, 'id' | 'code'>
+): number {
+  const source = cellSourceOf(snippet);
+  return cells.findIndex(
+    cell =>
+      cell.cellType === 'code' &&
+      (cell.snippetId === snippet.id || cell.source.trim() === source.trim())
+  );
+}
+
+/** The parts of a `wrap` snippet around its marker line, and that line's indentation. */
+export interface IWrapParts {
+  prefix: string;
+  indent: string;
+  suffix: string;
+}
+
+/** Splits a `wrap` snippet's code at its marker line (null when it has none). */
+export function splitAtMarker(
+  code: string,
+  marker: string = WRAP_MARKER
+): IWrapParts | null {
+  const lines = Private.splitLines(code);
+  const at = lines.findIndex(line => line.trimEnd().endsWith(marker));
+  if (at < 0) {
+    return null;
+  }
+  const line = lines[at];
+  return {
+    prefix: lines.slice(0, at).join(''),
+    indent: line.slice(0, line.length - line.trimStart().length),
+    suffix: lines.slice(at + 1).join('')
+  };
+}
+
+/**
+ * A `wrap` snippet's code around a cell's code: the marker line becomes the
+ * cell's lines, each indented like the marker (blank lines stay empty; an
+ * empty cell becomes `pass`). Same result as the server's `snippets.wrap`,
+ * without its final newline (cells don't end with one).
+ */
+export function wrapCode(
+  snippet: Pick<ISnippet, 'code' | 'marker'>,
+  cellSource: string
+): string {
+  const parts = splitAtMarker(snippet.code, snippet.marker ?? WRAP_MARKER);
+  if (!parts) {
+    throw new Error('This snippet has no line ending in the cell marker.');
+  }
+  const trimmed = cellSource.replace(/^[\r\n]+|[\r\n]+$/g, '');
+  const body = trimmed ? trimmed.split(/\r\n|\r|\n/) : ['pass'];
+  const indented = body
+    .map(line => (line.trim() ? parts.indent + line : ''))
+    .join('\n');
+  return (parts.prefix + indented + '\n' + parts.suffix).replace(/\n+$/, '');
+}
+
+/** Whether a cell's code already starts with a `wrap` snippet's code before the marker. */
+export function isWrapped(
+  snippet: Pick<ISnippet, 'code' | 'marker'>,
+  cellSource: string
+): boolean {
+  const parts = splitAtMarker(snippet.code, snippet.marker ?? WRAP_MARKER);
+  const prefix = parts?.prefix.trim() ?? '';
+  return prefix.length > 0 && cellSource.trimStart().startsWith(prefix);
+}
+
+/** A snippet's code as a cell's source (without the final newline). */
+export function cellSourceOf(snippet: Pick<ISnippet, 'code'>): string {
+  return snippet.code.replace(/\n+$/, '');
+}
+
+/** The shared model of a notebook, the object that insertions change. */
+export type SharedNotebook = INotebookModel['sharedModel'];
+
+/** The cells of a shared notebook as the pure logic sees them. */
+export function cellInfos(shared: SharedNotebook): ICellInfo[] {
+  return shared.cells.map(cell => {
+    const tags = cell.getMetadata('tags');
+    const own = cell.getMetadata('kerasgpu') as { snippet?: unknown } | null;
+    return {
+      source: cell.getSource(),
+      cellType: cell.cell_type,
+      tags: Array.isArray(tags) ? (tags as string[]) : [],
+      snippetId: typeof own?.snippet === 'string' ? own.snippet : undefined
+    };
+  });
+}
+
+/**
+ * Inserts a snippet as a new code cell at `index`, as ONE undo step of the
+ * notebook (`notebook:undo-cell-action`); returns the index.
+ */
+export function insertSnippetCell(
+  shared: SharedNotebook,
+  index: number,
+  snippet: Pick<ISnippet, 'id' | 'code'>,
+  undoable = true
+): number {
+  Private.oneStep(
+    shared,
+    () => {
+      shared.insertCell(index, {
+        cell_type: 'code',
+        source: cellSourceOf(snippet),
+        metadata: { kerasgpu: { snippet: snippet.id } }
+      });
+    },
+    undoable
+  );
+  return index;
+}
+
+/**
+ * Replaces the code of the cell at `index` by a `wrap` snippet around it, as
+ * ONE undo step of that cell (Ctrl+Z, `notebook:undo`).
+ */
+export function wrapCell(
+  shared: SharedNotebook,
+  index: number,
+  snippet: Pick<ISnippet, 'code' | 'marker'>
+): void {
+  const cell = shared.cells[index];
+  const code = wrapCode(snippet, cell.getSource());
+  Private.oneStep(cell, () => cell.setSource(code));
+}
+
+/** What `upsertVerificationCell` did. */
+export interface IUpsertResult {
+  /** The verification cell's index. */
+  index: number;
+  /** Whether it was added (false: an existing one was updated). */
+  added: boolean;
+}
+
+/**
+ * Adds the tagged verification cell at the top of the notebook, or updates the
+ * code of the one it has, in ONE undo step of the notebook.
+ */
+export function upsertVerificationCell(
+  shared: SharedNotebook,
+  code: string,
+  undoable = true
+): IUpsertResult {
+  const existing = findVerificationCell(cellInfos(shared));
+  const source = code.replace(/\n+$/, '');
+  if (existing >= 0) {
+    const cell = shared.cells[existing];
+    if (cell.getSource() !== source) {
+      Private.oneStep(shared, () => cell.setSource(source), undoable);
+    }
+    return { index: existing, added: false };
+  }
+  Private.oneStep(
+    shared,
+    () => {
+      shared.insertCell(0, {
+        cell_type: 'code',
+        source,
+        metadata: {
+          tags: [VERIFY_TAG],
+          kerasgpu: { snippet: VERIFY_SNIPPET_ID }
+        }
+      });
+    },
+    undoable
+  );
+  return { index: 0, added: true };
+}
+
+/**
+ * Whether a notebook is new and empty: one code or markdown cell with no code
+ * (what JupyterLab creates for File > New > Notebook).
+ */
+export function isEmptyNotebook(cells: readonly ICellInfo[]): boolean {
+  return cells.length === 0 || (cells.length === 1 && !cells[0].source.trim());
+}
+
+namespace Private {
+  /** Top-level modules that import TensorFlow (or Keras, which may run on it). */
+  const MODULE = String.raw`(?:tensorflow(?:_\w+)?|tf_keras|keras(?:_\w+)?)`;
+  const IMPORT = new RegExp(
+    String.raw`^(?:import\s+(?:[\w.]+(?:\s+as\s+\w+)?\s*,\s*)*${MODULE}\b|from\s+${MODULE}\b[\w.]*\s+import\b)`
+  );
+  const ALIAS = new RegExp(
+    String.raw`\b${MODULE}(?:\.[\w.]+)?\s+as\s+(\w+)`,
+    'g'
+  );
+
+  /** The statements of a cell's code, without comments, magics and shell lines. */
+  export function statements(source: string): string[] {
+    return source
+      .split(/\r\n|\r|\n/)
+      .map(line => line.replace(/#.*$/, ''))
+      .filter(line => !/^\s*[%!]/.test(line))
+      .flatMap(line => line.split(';'))
+      .map(statement =>
+        statement.trim().replace(/^(?:try|else|finally)\s*:\s*/, '')
+      )
+      .filter(statement => statement.length > 0);
+  }
+
+  /** Names bound to TensorFlow / Keras modules by `import ... as NAME`. */
+  export function aliases(source: string): string[] {
+    const names: string[] = [];
+    for (const statement of statements(source)) {
+      if (/^(?:import|from)\b/.test(statement)) {
+        for (const match of statement.matchAll(ALIAS)) {
+          names.push(match[1]);
+        }
+      }
+    }
+    return names;
+  }
+
+  /** Whether code imports TensorFlow / Keras or uses one of their aliases. */
+  export function touchesTensorFlow(
+    source: string,
+    known: ReadonlySet<string>
+  ): boolean {
+    const uses =
+      known.size > 0
+        ? new RegExp(
+            String.raw`(?:^|[^\w.])(?:${[...known].join('|')})\s*\.\s*\w`
+          )
+        : null;
+    return statements(source).some(
+      statement => IMPORT.test(statement) || (uses?.test(statement) ?? false)
+    );
+  }
+
+  /** Splits text into lines that keep their line ends. */
+  export function splitLines(text: string): string[] {
+    return text.match(/[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$/g) ?? [];
+  }
+
+  /** Something with Yjs transactions and (maybe) an undo manager. */
+  interface IUndoable {
+    transact(f: () => void, undoable?: boolean): void;
+  }
+
+  /**
+   * Runs `change` in one transaction that the undo manager keeps as its own
+   * step: not merged with the user's typing just before or after it (Yjs
+   * merges changes less than 500 ms apart).
+   */
+  export function oneStep(
+    target: IUndoable,
+    change: () => void,
+    undoable = true
+  ): void {
+    const manager = (
+      target as { undoManager?: { stopCapturing(): void } | null }
+    ).undoManager;
+    manager?.stopCapturing();
+    target.transact(change, undoable);
+    manager?.stopCapturing();
+  }
+}
