@@ -101,7 +101,7 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
       if (tfCell && runs.ranInThisKernel(panel, tfCell)) {
         Notification.warning(
           trans.__(
-            '"%1" went above a cell that already ran in this kernel: TensorFlow has started, so restart the kernel for it to take effect.',
+            '"%1" needs a kernel restart to take effect: the TensorFlow cell below it already ran in this kernel.',
             snippet.title
           ),
           {
@@ -161,6 +161,7 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
       const { index } = upsertVerificationCell(panel.model.sharedModel, code);
       Private.activate(panel.content, index);
       if (run) {
+        await panel.sessionContext.ready;
         await NotebookActions.run(panel.content, panel.sessionContext);
       }
     };
@@ -468,11 +469,14 @@ namespace Private {
   ): string {
     switch (snippet.placement) {
       case 'top':
-        return trans.__('Insert %1 Above the TensorFlow Import', snippet.title);
+        return trans.__(
+          'Insert %1 (above the TensorFlow import)',
+          snippet.title
+        );
       case 'wrap':
         return trans.__('Wrap Cell in %1', snippet.title);
       default:
-        return trans.__('Insert %1 Below', snippet.title);
+        return trans.__('Insert %1 (below this cell)', snippet.title);
     }
   }
 

@@ -1,0 +1,210 @@
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+
+/**
+ * The notebook tools in a real JupyterLab: snippets from the server's catalog
+ * inserted by the cell toolbar buttons and commands, undone in one step, and
+ * the GPU verification cell run in a real kernel (tensorflow-cpu installed).
+ */
+
+const VERIFY_TAG = 'kerasgpu-verify';
+
+/** Replaces the current notebook's cells by code cells with these sources. */
+async function setCells(
+  page: IJupyterLabPageFixture,
+  sources: string[]
+): Promise<void> {
+  await page.evaluate(sources => {
+    const panel = (window as any).jupyterapp.shell.currentWidget;
+    const shared = panel.content.model.sharedModel;
+    shared.transact(() => {
+      shared.deleteCellRange(0, shared.cells.length);
+      shared.insertCells(
+        0,
+        sources.map((source: string) => ({ cell_type: 'code', source }))
+      );
+    });
+  }, sources);
+  await expect(page.locator('.jp-NotebookPanel .jp-Cell')).toHaveCount(
+    sources.length
+  );
+}
+
+/** The sources of the current notebook's cells. */
+async function sources(page: IJupyterLabPageFixture): Promise<string[]> {
+  return page.evaluate(() => {
+    const panel = (window as any).jupyterapp.shell.currentWidget;
+    return panel.content.model.sharedModel.cells.map((cell: any) =>
+      cell.getSource()
+    );
+  });
+}
+
+/** How many cells carry the verification tag. */
+async function verificationCells(
+  page: IJupyterLabPageFixture
+): Promise<number> {
+  return page.evaluate(tag => {
+    const panel = (window as any).jupyterapp.shell.currentWidget;
+    return panel.content.model.sharedModel.cells.filter((cell: any) =>
+      ((cell.getMetadata('tags') as string[] | undefined) ?? []).includes(tag)
+    ).length;
+  }, VERIFY_TAG);
+}
+
+/** Runs a JupyterLab command by id, as a toolbar button or the palette does. */
+async function execute(
+  page: IJupyterLabPageFixture,
+  id: string,
+  args: Record<string, unknown> = {}
+): Promise<void> {
+  await page.evaluate(
+    ({ id, args }) => (window as any).jupyterapp.commands.execute(id, args),
+    { id, args }
+  );
+}
+
+test.describe('GPU notebook tools', () => {
+  test.beforeEach(async ({ page }) => {
+    await page.notebook.createNew();
+  });
+
+  test('the cell toolbar button puts memory growth above the TensorFlow import, and one undo removes it', async ({
+    page
+  }) => {
+    const original = [
+      'import os',
+      'import tensorflow as tf',
+      'x = tf.ones((2, 2))'
+    ];
+    await setCells(page, original);
+    await page.notebook.selectCells(2);
+
+    const button = page.locator(
+      '.jp-cell-toolbar [data-jp-item-name="kerasgpu-memory-growth"]'
+    );
+    await expect(button).toBeVisible();
+    await button.click();
+
+    await expect.poll(() => sources(page)).toHaveLength(4);
+    const after = await sources(page);
+    expect(after[0]).toBe('import os');
+    expect(after[1]).toContain('tf.config.experimental.set_memory_growth');
+    expect(after.slice(2)).toEqual(original.slice(1));
+    // None of these cells ran, so no restart is needed.
+    await expect(
+      page.locator('.Toastify__toast', { hasText: 'needs a kernel restart' })
+    ).toHaveCount(0);
+
+    // A second click does not add a second copy.
+    await execute(page, 'kerasgpu:insert-snippet', { id: 'memory_growth' });
+    expect(await sources(page)).toHaveLength(4);
+
+    await execute(page, 'notebook:undo-cell-action');
+    await expect.poll(() => sources(page)).toEqual(original);
+  });
+
+  test('memory growth warns when the TensorFlow cell already ran in this kernel', async ({
+    page
+  }) => {
+    test.setTimeout(240_000);
+    await setCells(page, ['import tensorflow as tf']);
+    await page.notebook.runCell(0, { inplace: true });
+
+    await execute(page, 'kerasgpu:insert-snippet', { id: 'memory_growth' });
+    await expect.poll(() => sources(page)).toHaveLength(2);
+    await expect(
+      page.locator('.Toastify__toast', { hasText: 'needs a kernel restart' })
+    ).toBeVisible();
+  });
+
+  test('wrap in MirroredStrategy indents the cell, and one Ctrl+Z restores it', async ({
+    page
+  }) => {
+    const body =
+      'model = build()\nfor layer in model.layers:\n    print(layer.name)\n\nmodel.compile()';
+    await setCells(page, ['import tensorflow as tf', body]);
+    await page.notebook.selectCells(1);
+
+    await execute(page, 'kerasgpu:insert-snippet', {
+      id: 'mirrored_strategy'
+    });
+    await expect
+      .poll(async () => (await sources(page))[1])
+      .toContain('with strategy.scope():');
+    const wrapped = (await sources(page))[1];
+    expect(wrapped).toContain('tf.distribute.MirroredStrategy()');
+    expect(
+      wrapped.endsWith(
+        'with strategy.scope():\n' +
+          '    model = build()\n' +
+          '    for layer in model.layers:\n' +
+          '        print(layer.name)\n' +
+          '\n' +
+          '    model.compile()'
+      )
+    ).toBe(true);
+    expect(wrapped).not.toContain('# {cell}');
+    const cell = await page.notebook.getCellLocator(1);
+    await expect(cell!.locator('.cm-content')).toContainText(
+      'with strategy.scope():'
+    );
+    expect(await sources(page)).toHaveLength(2);
+
+    await page.notebook.enterCellEditingMode(1);
+    await page.keyboard.press('Control+z');
+    await expect.poll(async () => (await sources(page))[1]).toBe(body);
+  });
+
+  test('the verification cell runs in a real kernel, shows its report, and stays one cell', async ({
+    page
+  }) => {
+    test.setTimeout(240_000);
+    await setCells(page, ['import tensorflow as tf']);
+
+    await page
+      .locator(
+        '.jp-NotebookPanel-toolbar [data-jp-item-name="kerasgpu-verify"]'
+      )
+      .click();
+
+    await expect.poll(() => verificationCells(page)).toBe(1);
+    const [verify, rest] = await sources(page);
+    expect(verify).toContain('gpu_check');
+    expect(rest).toBe('import tensorflow as tf');
+
+    const cell = await page.notebook.getCellLocator(0);
+    const card = cell!.locator('.jp-OutputArea-output .kerasgpu-card');
+    await expect(card).toBeVisible({ timeout: 180_000 });
+    await expect(card).toContainText('GPU check');
+
+    // Running the command again updates that cell instead of adding another.
+    await page.evaluate(() => {
+      const panel = (window as any).jupyterapp.shell.currentWidget;
+      panel.content.model.sharedModel.cells[0].setSource('# edited');
+    });
+    await execute(page, 'kerasgpu:insert-verification-cell');
+    expect(await verificationCells(page)).toBe(1);
+    const again = await sources(page);
+    expect(again).toHaveLength(2);
+    expect(again[0]).toBe(verify);
+    expect(again[1]).toBe('import tensorflow as tf');
+  });
+
+  test('the palette lists the GPU snippet commands', async ({ page }) => {
+    await page.keyboard.press('Control+Shift+C');
+    const palette = page.locator('#modal-command-palette');
+    await palette.locator('input').fill('Insert GPU Verification Cell');
+    await expect(
+      palette.locator('.lm-CommandPalette-item', {
+        hasText: 'Insert GPU Verification Cell'
+      })
+    ).toBeVisible();
+    await palette.locator('input').fill('Wrap Cell in MirroredStrategy');
+    await expect(
+      palette.locator('.lm-CommandPalette-item', {
+        hasText: 'Wrap Cell in MirroredStrategy scope'
+      })
+    ).toBeVisible();
+    await page.keyboard.press('Escape');
+  });
+});
