@@ -5,7 +5,7 @@
 
 /** Why GPUs can or cannot be read. `code` is stable; `reason` is for people. */
 export interface IBackendStatus {
-  state: 'ok' | 'unavailable' | 'error';
+  state: 'ok' | 'unavailable' | 'error' | 'starting';
   backend: string;
   code: string;
   reason: string | null;
@@ -59,3 +59,43 @@ export interface IDevicesReply {
   samples: IGpuSample[];
   processes: IGpuProcess[];
 }
+
+/** GET /kerasgpu/api/v1/history?seconds=N. */
+export interface IHistoryReply {
+  status: IBackendStatus;
+  interval_ms: number;
+  seconds: number;
+  samples: IGpuSample[];
+}
+
+/** A GPU process as GET /kerasgpu/api/v1/processes lists it. */
+export interface IProcessRow extends IGpuProcess {
+  /** This server's kernel holding it, or null (another user's, another server's). */
+  kernel: {
+    id: string;
+    name: string | null;
+    execution_state: string | null;
+  } | null;
+  /** The notebooks / consoles using that kernel. */
+  sessions: { path: string; name: string; type: string }[];
+  /** Whether this server may shut the holding kernel down. */
+  can_shutdown: boolean;
+}
+
+/** GET /kerasgpu/api/v1/processes. */
+export interface IProcessesReply {
+  processes: IProcessRow[];
+}
+
+/** Messages of the websocket /kerasgpu/api/v1/stream. */
+export type StreamMessage =
+  | {
+      type: 'hello';
+      interval_ms: number;
+      history_seconds: number;
+      status: IBackendStatus;
+      devices: IDeviceInfo[];
+      samples: IGpuSample[];
+    }
+  | { type: 'status'; status: IBackendStatus; devices: IDeviceInfo[] }
+  | { type: 'samples'; samples: IGpuSample[] };

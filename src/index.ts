@@ -4,38 +4,66 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import { ICommandPalette, IThemeManager } from '@jupyterlab/apputils';
+import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { gpuIcon } from './icons';
 import { GpuModel } from './model';
 import { GpuPanel } from './panel';
+import { GpuStatusItem } from './statusbar';
+import { IGpuModel } from './tokens';
 
 /** Command ids. */
 export namespace CommandIDs {
   export const openPanel = 'kerasgpu:open-panel';
+  export const toggleStatusItem = 'kerasgpu:toggle-status-item';
 }
 
-const PLUGIN_ID = 'jupyterlab-kerasgpu:panel';
+const PANEL_PLUGIN = 'jupyterlab-kerasgpu:panel';
 
-/** The "GPUs" sidebar panel and its palette command. */
-const panelPlugin: JupyterFrontEndPlugin<void> = {
-  id: PLUGIN_ID,
-  description: 'A sidebar panel showing each NVIDIA GPU live.',
+/** The page's one GPU model (one websocket), for every view and other plugins. */
+const modelPlugin: JupyterFrontEndPlugin<GpuModel> = {
+  id: 'jupyterlab-kerasgpu:model',
+  description: 'The live GPU readings shared by every GPU view of the page.',
   autoStart: true,
-  requires: [ILabShell],
-  optional: [ICommandPalette, ILayoutRestorer, ISettingRegistry],
+  provides: IGpuModel,
+  activate: (app: JupyterFrontEnd) =>
+    new GpuModel({ serverSettings: app.serviceManager.serverSettings })
+};
+
+/** The "GPUs" sidebar panel, the status bar item, their commands and settings. */
+const panelPlugin: JupyterFrontEndPlugin<void> = {
+  id: PANEL_PLUGIN,
+  description:
+    'A sidebar panel and status bar item showing each NVIDIA GPU live.',
+  autoStart: true,
+  requires: [ILabShell, IGpuModel],
+  optional: [
+    ICommandPalette,
+    ILayoutRestorer,
+    ISettingRegistry,
+    IStatusBar,
+    INotebookTracker,
+    IThemeManager
+  ],
   activate: (
     app: JupyterFrontEnd,
     labShell: ILabShell,
+    model: GpuModel,
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null,
-    settingRegistry: ISettingRegistry | null
+    settingRegistry: ISettingRegistry | null,
+    statusBar: IStatusBar | null,
+    notebooks: INotebookTracker | null,
+    themes: IThemeManager | null
   ) => {
-    const model = new GpuModel({
-      serverSettings: app.serviceManager.serverSettings
+    const panel = new GpuPanel({
+      model,
+      openPath: path => void app.commands.execute('docmanager:open', { path }),
+      themeChanged: themes?.themeChanged ?? null
     });
-    const panel = new GpuPanel({ model });
     panel.title.icon = gpuIcon;
     panel.title.caption = 'GPUs';
     labShell.add(panel, 'right', { rank: 600 });
@@ -51,16 +79,61 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
     });
     palette?.addItem({ command: CommandIDs.openPanel, category: 'GPU' });
 
+    let statusItem: GpuStatusItem | null = null;
+    if (statusBar) {
+      statusItem = new GpuStatusItem({
+        model,
+        currentKernel: () =>
+          notebooks?.currentWidget?.sessionContext.session?.kernel?.id ?? null,
+        onClick: () => labShell.activateById(panel.id)
+      });
+      statusBar.registerStatusItem('jupyterlab-kerasgpu:status', {
+        item: statusItem,
+        align: 'left',
+        rank: 50
+      });
+      statusItem.setEnabled(DEFAULT_SHOW_STATUS);
+      notebooks?.currentChanged.connect(() => statusItem?.update());
+    }
+
+    let settings: ISettingRegistry.ISettings | null = null;
+    app.commands.addCommand(CommandIDs.toggleStatusItem, {
+      label: 'Show GPU Status in the Status Bar',
+      caption: 'Show or hide GPU memory and utilization in the status bar',
+      isToggled: () => (statusItem ? !statusItem.isHidden : false),
+      isEnabled: () => statusItem !== null,
+      execute: async () => {
+        const show = !(statusItem && !statusItem.isHidden);
+        if (settings) {
+          await settings.set('showStatusItem', show);
+        } else {
+          statusItem?.setEnabled(show);
+        }
+      }
+    });
+    palette?.addItem({ command: CommandIDs.toggleStatusItem, category: 'GPU' });
+
     if (settingRegistry) {
       settingRegistry
-        .load(PLUGIN_ID)
-        .then(settings => {
+        .load(PANEL_PLUGIN)
+        .then(loaded => {
+          settings = loaded;
           const apply = () => {
-            model.refreshInterval = settings.composite
-              .refreshInterval as number;
+            const c = loaded.composite as Record<string, any>;
+            model.processesInterval = c.refreshInterval;
+            model.historySeconds = c.historyMinutes * 60;
+            panel.config = {
+              showChart: c.showChart,
+              showTemperature: c.showTemperature,
+              showPower: c.showPower,
+              showClocks: c.showClocks,
+              compactThreshold: c.compactThreshold
+            };
+            statusItem?.setEnabled(c.showStatusItem);
+            app.commands.notifyCommandChanged(CommandIDs.toggleStatusItem);
           };
           apply();
-          settings.changed.connect(apply);
+          loaded.changed.connect(apply);
         })
         .catch(reason => {
           console.error('jupyterlab-kerasgpu: cannot load settings.', reason);
@@ -69,4 +142,8 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [panelPlugin];
+const DEFAULT_SHOW_STATUS = true;
+
+export { IGpuModel } from './tokens';
+import { notebookToolsPlugin } from './notebook-tools';
+export default [modelPlugin, panelPlugin, notebookToolsPlugin];

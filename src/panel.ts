@@ -1,6 +1,9 @@
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { IDeviceInfo, IGpuSample } from './api';
+import { IDeviceInfo, IGpuSample, IProcessRow } from './api';
+import { HistoryChart } from './chart';
 import {
   formatClock,
   formatGiB,
@@ -14,9 +17,31 @@ import { GpuModel } from './model';
 /** The sidebar panel's id (for `app.shell.activateById`). */
 export const PANEL_ID = 'jp-kerasgpu-panel';
 
+/** What the panel shows, from the settings. */
+export interface IPanelConfig {
+  showTemperature: boolean;
+  showPower: boolean;
+  showClocks: boolean;
+  showChart: boolean;
+  /** From this many GPUs on, cards are compact. */
+  compactThreshold: number;
+}
+
+/** Defaults of the panel's settings. */
+export const DEFAULT_PANEL_CONFIG: IPanelConfig = {
+  showTemperature: true,
+  showPower: true,
+  showClocks: true,
+  showChart: true,
+  compactThreshold: 8
+};
+
 /**
- * The "GPUs" sidebar panel: one card per GPU, or a clear message saying why
- * there is nothing to show.
+ * The "GPUs" sidebar panel: one card per GPU (memory, utilization, history
+ * chart, temperature, power, clock), the processes holding GPU memory, or a
+ * clear message saying why there is nothing to show.
+ *
+ * Cards are built once per device list and then updated in place.
  */
 export class GpuPanel extends Widget {
   constructor(options: GpuPanel.IOptions) {
@@ -26,19 +51,29 @@ export class GpuPanel extends Widget {
     this.node.setAttribute('role', 'region');
     this.node.setAttribute('aria-label', 'GPU monitor');
     this._model = options.model;
+    this._openPath = options.openPath ?? null;
 
     const header = document.createElement('header');
     header.className = 'jp-kerasgpu-header';
     const title = document.createElement('h2');
     title.textContent = 'GPUs';
     header.appendChild(title);
-    this._body = document.createElement('div');
-    this._body.className = 'jp-kerasgpu-body';
-    this._body.setAttribute('aria-live', 'polite');
-    this.node.append(header, this._body);
+    this._message = document.createElement('div');
+    this._message.className = 'jp-kerasgpu-state';
+    this._message.setAttribute('aria-live', 'polite');
+    this._cards = document.createElement('ul');
+    this._cards.className = 'jp-kerasgpu-cards';
+    this._cards.setAttribute('aria-label', 'GPUs');
+    this._procs = document.createElement('section');
+    this._procs.className = 'jp-kerasgpu-processes';
+    this._procs.setAttribute('aria-label', 'Processes using GPU memory');
+    this.node.append(header, this._message, this._cards, this._procs);
 
-    this._model.changed.connect(this._render, this);
-    this._render();
+    this._model.changed.connect(this._onChange, this);
+    options.themeChanged?.connect(this._restyle, this);
+    this._themeChanged = options.themeChanged ?? null;
+    this._renderState();
+    this._renderProcesses();
   }
 
   /** The model this panel shows. */
@@ -46,97 +81,424 @@ export class GpuPanel extends Widget {
     return this._model;
   }
 
+  /** What to show (from the settings). */
+  get config(): IPanelConfig {
+    return this._config;
+  }
+  set config(value: IPanelConfig) {
+    this._config = { ...value };
+    this._deviceKey = '';
+    this._renderState();
+  }
+
   dispose(): void {
     if (this.isDisposed) {
       return;
     }
-    this._model.changed.disconnect(this._render, this);
+    this._model.setViewVisible(this.id, false);
+    this._model.changed.disconnect(this._onChange, this);
+    this._themeChanged?.disconnect(this._restyle, this);
+    for (const card of this._cardViews.values()) {
+      card.dispose();
+    }
     super.dispose();
   }
 
-  private _render(): void {
-    const model = this._model;
-    const body = this._body;
-    body.replaceChildren();
-    this.node.dataset.state = model.state;
-    switch (model.state) {
-      case 'loading':
-        body.appendChild(message('Looking for GPUs…', null, 'loading'));
-        return;
-      case 'disconnected':
-        body.appendChild(
-          message(
-            'Cannot reach the Jupyter server.',
-            'Retrying… Check that the server is still running.',
-            'disconnected'
-          )
-        );
-        return;
-      case 'error':
-        if (!model.reply || model.reply.status.state !== 'error') {
-          body.appendChild(
-            message(
-              'The GPU service answered with an error.',
-              model.errorMessage,
-              'error'
-            )
-          );
-          return;
-        }
-        break;
-      default:
-        break;
-    }
-    const reply = model.reply;
-    if (!reply) {
-      return;
-    }
-    const status = reply.status;
-    if (status.state !== 'ok') {
-      body.appendChild(
-        message(
-          status.reason ??
-            (status.state === 'unavailable'
-              ? 'No NVIDIA GPU is available.'
-              : 'The GPUs cannot be read right now.'),
-          status.hint,
-          status.state
-        )
-      );
-      if (reply.devices.length === 0) {
-        return;
-      }
-    }
-    const samples = new Map<number, IGpuSample>();
-    for (const sample of reply.samples) {
-      samples.set(sample.index, sample);
-    }
-    const list = document.createElement('ul');
-    list.className = 'jp-kerasgpu-cards';
-    list.setAttribute('aria-label', 'GPUs');
-    for (const device of reply.devices) {
-      list.appendChild(card(device, samples.get(device.index)));
-    }
-    body.appendChild(list);
+  protected onAfterShow(msg: Message): void {
+    this._model.setViewVisible(this.id, true);
+    this._renderState();
   }
 
-  private _body: HTMLElement;
+  protected onAfterHide(msg: Message): void {
+    this._model.setViewVisible(this.id, false);
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    this._model.setViewVisible(this.id, this.isVisible);
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    this._model.setViewVisible(this.id, false);
+  }
+
+  protected onResize(msg: Widget.ResizeMessage): void {
+    for (const card of this._cardViews.values()) {
+      card.chart?.resize();
+    }
+  }
+
+  private _onChange(_: GpuModel, change: GpuModel.Change): void {
+    if (change === 'processes') {
+      this._renderProcesses();
+    } else if (change === 'status') {
+      this._renderState();
+    } else {
+      this._updateCards();
+    }
+  }
+
+  private _restyle(): void {
+    for (const card of this._cardViews.values()) {
+      card.chart?.restyle();
+    }
+  }
+
+  /** The state message, and the card list when the device list changed. */
+  private _renderState(): void {
+    const model = this._model;
+    const status = model.status;
+    this.node.dataset.state = model.state;
+    let text: string | null = null;
+    let hint: string | null = null;
+    let kind = model.state as string;
+    switch (model.state) {
+      case 'loading':
+        text = 'Looking for GPUs…';
+        break;
+      case 'disconnected':
+        text = 'Disconnected from the Jupyter server.';
+        hint = 'Reconnecting… the readings below are from before.';
+        break;
+      case 'unavailable':
+      case 'error':
+        text =
+          status?.reason ??
+          (model.state === 'unavailable'
+            ? 'No NVIDIA GPU is available.'
+            : 'The GPUs cannot be read right now.');
+        hint = status?.hint ?? null;
+        break;
+      default:
+        kind = 'ok';
+    }
+    this._message.replaceChildren();
+    if (text) {
+      this._message.appendChild(message(text, hint, kind));
+    }
+
+    const devices = model.devices;
+    const key = devices.map(d => `${d.index}:${d.uuid}`).join(',');
+    if (key !== this._deviceKey) {
+      this._deviceKey = key;
+      for (const card of this._cardViews.values()) {
+        card.dispose();
+      }
+      this._cardViews.clear();
+      this._cards.replaceChildren();
+      const compact = devices.length >= this._config.compactThreshold;
+      this._cards.classList.toggle('jp-kerasgpu-compact', compact);
+      for (const device of devices) {
+        const card = new GpuCard(device, this._config, compact);
+        this._cardViews.set(device.index, card);
+        this._cards.appendChild(card.node);
+      }
+    }
+    this._updateCards();
+  }
+
+  /** New readings: text, bars and charts updated in place. */
+  private _updateCards(): void {
+    const model = this._model;
+    const window = model.historySeconds;
+    const stale = model.state !== 'ok';
+    for (const [index, card] of this._cardViews) {
+      card.update(model.latest(index), model.series(index), window, stale);
+    }
+  }
+
+  private _renderProcesses(): void {
+    const rows = this._model.processes;
+    this._procs.replaceChildren();
+    if (rows.length === 0) {
+      return;
+    }
+    const heading = document.createElement('h3');
+    heading.textContent = 'Processes';
+    const list = document.createElement('ul');
+    list.className = 'jp-kerasgpu-process-list';
+    const sorted = [...rows].sort(
+      (a, b) => (b.used_memory_mib ?? 0) - (a.used_memory_mib ?? 0)
+    );
+    for (const row of sorted) {
+      list.appendChild(this._processRow(row));
+    }
+    this._procs.append(heading, list);
+  }
+
+  private _processRow(row: IProcessRow): HTMLElement {
+    const item = document.createElement('li');
+    item.className = 'jp-kerasgpu-process';
+    item.dataset.pid = `${row.pid}`;
+    const what = document.createElement('span');
+    what.className = 'jp-kerasgpu-process-what';
+    const session = row.sessions[0];
+    if (session && this._openPath) {
+      const link = document.createElement('a');
+      link.href = '#';
+      link.className = 'jp-kerasgpu-process-link';
+      link.textContent = basename(session.path);
+      link.title = `Open ${session.path}`;
+      link.addEventListener('click', event => {
+        event.preventDefault();
+        this._openPath?.(session.path);
+      });
+      what.appendChild(link);
+    } else if (session) {
+      what.textContent = basename(session.path);
+    } else if (row.kernel) {
+      what.textContent = `Kernel ${row.kernel.name ?? ''} ${row.kernel.id.slice(0, 8)}`;
+    } else {
+      what.textContent = row.name ?? `pid ${row.pid}`;
+    }
+    const detail = document.createElement('span');
+    detail.className = 'jp-kerasgpu-process-detail';
+    const gpu = row.gpu_index === null ? '' : `GPU ${row.gpu_index} · `;
+    const who = row.kernel
+      ? `${row.name ?? 'kernel'} · pid ${row.pid}`
+      : `pid ${row.pid} · not this server's`;
+    detail.textContent = `${gpu}${formatGiB(row.used_memory_mib)} · ${who}`;
+    item.append(what, detail);
+    if (row.can_shutdown && row.kernel) {
+      const button = document.createElement('button');
+      button.className = 'jp-mod-styled jp-mod-warn jp-kerasgpu-shutdown';
+      button.textContent = 'Shut down kernel';
+      button.setAttribute(
+        'aria-label',
+        `Shut down the kernel of ${session?.path ?? `process ${row.pid}`}`
+      );
+      button.addEventListener('click', () => void this._shutdown(row));
+      item.appendChild(button);
+    }
+    return item;
+  }
+
+  private async _shutdown(row: IProcessRow): Promise<void> {
+    const holder = row.sessions[0]?.path ?? `kernel ${row.kernel?.id}`;
+    const result = await showDialog({
+      title: 'Shut down kernel?',
+      body: `This stops the kernel of ${holder} and frees the ${formatGiB(row.used_memory_mib)} of GPU memory it holds. Its variables are lost; the notebook file is kept.`,
+      buttons: [
+        Dialog.cancelButton(),
+        Dialog.warnButton({ label: 'Shut Down' })
+      ]
+    });
+    if (!result.button.accept) {
+      return;
+    }
+    try {
+      await this._model.shutdownKernelOf(row.pid);
+    } catch (error) {
+      await showDialog({
+        title: 'Could not shut the kernel down',
+        body: (error as Error).message,
+        buttons: [Dialog.okButton()]
+      });
+    }
+  }
+
+  private _cardViews = new Map<number, GpuCard>();
+  private _cards: HTMLElement;
+  private _config: IPanelConfig = { ...DEFAULT_PANEL_CONFIG };
+  private _deviceKey = '';
+  private _message: HTMLElement;
   private _model: GpuModel;
+  private _openPath: ((path: string) => void) | null;
+  private _procs: HTMLElement;
+  private _themeChanged: GpuPanel.IThemeSignal | null;
 }
 
 export namespace GpuPanel {
+  /** A signal emitted when the theme changes (IThemeManager.themeChanged). */
+  export interface IThemeSignal {
+    connect(slot: () => void, thisArg?: unknown): boolean;
+    disconnect(slot: () => void, thisArg?: unknown): boolean;
+  }
+
   /** Options of the GPU panel. */
   export interface IOptions {
     model: GpuModel;
+    /** Opens a notebook by path (the process list links to it). */
+    openPath?: (path: string) => void;
+    /** Redraw charts in the new theme's colors. */
+    themeChanged?: IThemeSignal | null;
   }
 }
 
+/** One GPU's card, built once and updated in place. */
+class GpuCard {
+  constructor(device: IDeviceInfo, config: IPanelConfig, compact: boolean) {
+    this.device = device;
+    const item = (this.node = document.createElement('li'));
+    item.className = 'jp-kerasgpu-card';
+    item.dataset.uuid = device.uuid;
+    item.setAttribute('aria-label', `GPU ${device.index}: ${device.name}`);
+
+    const title = document.createElement('div');
+    title.className = 'jp-kerasgpu-card-title';
+    const index = document.createElement('span');
+    index.className = 'jp-kerasgpu-index';
+    index.textContent = `${device.index}`;
+    const name = document.createElement('span');
+    name.className = 'jp-kerasgpu-name';
+    name.textContent = device.name;
+    name.title = [
+      device.uuid,
+      device.pci_bus_id,
+      device.compute_capability
+        ? `compute capability ${device.compute_capability}`
+        : null,
+      device.driver_version ? `driver ${device.driver_version}` : null,
+      device.cuda_driver_version ? `CUDA ${device.cuda_driver_version}` : null
+    ]
+      .filter(Boolean)
+      .join('\n');
+    title.append(index, name);
+    item.appendChild(title);
+
+    this._memory = new Meter('Memory', 'memory');
+    this._util = new Meter('Utilization', 'util');
+    item.append(this._memory.node, this._util.node);
+
+    if (config.showChart) {
+      const host = document.createElement('div');
+      host.className = 'jp-kerasgpu-chart';
+      host.setAttribute('role', 'img');
+      host.setAttribute(
+        'aria-label',
+        'History of utilization (green) and memory used (blue), in percent'
+      );
+      item.appendChild(host);
+      this.chart = new HistoryChart(host, { height: compact ? 36 : 64 });
+    }
+    const facts = document.createElement('dl');
+    facts.className = 'jp-kerasgpu-facts';
+    if (config.showTemperature) {
+      this._temp = addFact(facts, 'Temp');
+    }
+    if (config.showPower) {
+      this._power = addFact(facts, 'Power');
+    }
+    if (config.showClocks) {
+      this._clock = addFact(facts, 'SM clock');
+    }
+    if (facts.childElementCount > 0) {
+      item.appendChild(facts);
+    }
+  }
+
+  readonly device: IDeviceInfo;
+  readonly node: HTMLElement;
+  readonly chart: HistoryChart | null = null;
+
+  update(
+    sample: IGpuSample | undefined,
+    series: Parameters<HistoryChart['update']>[0],
+    window: number,
+    stale: boolean
+  ): void {
+    this.node.classList.toggle('jp-kerasgpu-stale', stale);
+    const total = sample?.memory_total_mib ?? this.device.memory_total_mib;
+    const used = sample?.memory_used_mib ?? null;
+    const memPct = percentOf(used, total);
+    this._memory.set(
+      used === null
+        ? `${formatGiB(total)} total`
+        : `${formatGiB(used)} / ${formatGiB(total)} (${formatPercent(memPct)})`,
+      memPct
+    );
+    this._util.set(
+      formatPercent(sample?.utilization_gpu),
+      sample?.utilization_gpu ?? null
+    );
+    setText(this._temp, formatTemperature(sample?.temperature_c));
+    setText(
+      this._power,
+      formatPower(sample?.power_draw_w, sample?.power_limit_w)
+    );
+    setText(this._clock, formatClock(sample?.clock_sm_mhz));
+    this.chart?.update(series, window);
+  }
+
+  dispose(): void {
+    this.chart?.dispose();
+  }
+
+  private _clock: HTMLElement | null = null;
+  private _memory: Meter;
+  private _power: HTMLElement | null = null;
+  private _temp: HTMLElement | null = null;
+  private _util: Meter;
+}
+
+/** A labelled bar, exposed to screen readers as a meter. */
+class Meter {
+  constructor(label: string, kind: string) {
+    const row = (this.node = document.createElement('div'));
+    row.className = `jp-kerasgpu-meter jp-kerasgpu-meter-${kind}`;
+    const head = document.createElement('div');
+    head.className = 'jp-kerasgpu-meter-head';
+    const l = document.createElement('span');
+    l.textContent = label;
+    this._value = document.createElement('span');
+    this._value.className = 'jp-kerasgpu-meter-value';
+    head.append(l, this._value);
+    this._bar = document.createElement('div');
+    this._bar.className = 'jp-kerasgpu-bar';
+    this._bar.setAttribute('role', 'meter');
+    this._bar.setAttribute('aria-label', label);
+    this._bar.setAttribute('aria-valuemin', '0');
+    this._bar.setAttribute('aria-valuemax', '100');
+    this._fill = document.createElement('div');
+    this._fill.className = 'jp-kerasgpu-bar-fill';
+    this._bar.appendChild(this._fill);
+    row.append(head, this._bar);
+  }
+
+  readonly node: HTMLElement;
+
+  set(text: string, percent: number | null): void {
+    if (text === this._text && percent === this._percent) {
+      return;
+    }
+    this._text = text;
+    this._percent = percent;
+    this._value.textContent = text;
+    this._bar.setAttribute('aria-valuetext', text);
+    if (percent === null) {
+      this._bar.removeAttribute('aria-valuenow');
+    } else {
+      this._bar.setAttribute('aria-valuenow', `${Math.round(percent)}`);
+    }
+    this._fill.style.width = `${percent ?? 0}%`;
+  }
+
+  private _bar: HTMLElement;
+  private _fill: HTMLElement;
+  private _percent: number | null = -1;
+  private _text = '';
+  private _value: HTMLElement;
+}
+
+function basename(path: string): string {
+  return path.split('/').pop() || path;
+}
+
+function setText(node: HTMLElement | null, text: string): void {
+  if (node && node.textContent !== text) {
+    node.textContent = text;
+  }
+}
+
+function addFact(list: HTMLElement, term: string): HTMLElement {
+  const dt = document.createElement('dt');
+  dt.textContent = term;
+  const dd = document.createElement('dd');
+  list.append(dt, dd);
+  return dd;
+}
+
 /** A state message: a sentence, and what to do about it. */
-function message(
-  text: string,
-  hint: string | null | undefined,
-  kind: string
-): HTMLElement {
+function message(text: string, hint: string | null, kind: string): HTMLElement {
   const box = document.createElement('div');
   box.className = `jp-kerasgpu-message jp-kerasgpu-message-${kind}`;
   box.setAttribute('role', kind === 'loading' ? 'status' : 'alert');
@@ -151,111 +513,4 @@ function message(
     box.appendChild(h);
   }
   return box;
-}
-
-/** One GPU's card. */
-function card(
-  device: IDeviceInfo,
-  sample: IGpuSample | undefined
-): HTMLElement {
-  const item = document.createElement('li');
-  item.className = 'jp-kerasgpu-card';
-  item.dataset.uuid = device.uuid;
-  item.setAttribute('aria-label', `GPU ${device.index}: ${device.name}`);
-
-  const title = document.createElement('div');
-  title.className = 'jp-kerasgpu-card-title';
-  const index = document.createElement('span');
-  index.className = 'jp-kerasgpu-index';
-  index.textContent = `${device.index}`;
-  const name = document.createElement('span');
-  name.className = 'jp-kerasgpu-name';
-  name.textContent = device.name;
-  name.title = [
-    device.uuid,
-    device.pci_bus_id,
-    device.driver_version ? `driver ${device.driver_version}` : null
-  ]
-    .filter(Boolean)
-    .join('\n');
-  title.append(index, name);
-  item.appendChild(title);
-
-  const total = sample?.memory_total_mib ?? device.memory_total_mib;
-  const used = sample?.memory_used_mib ?? null;
-  const memPct = percentOf(used, total);
-  item.appendChild(
-    meter(
-      'Memory',
-      used === null
-        ? `${formatGiB(total)} total`
-        : `${formatGiB(used)} / ${formatGiB(total)} (${formatPercent(memPct)})`,
-      memPct,
-      'memory'
-    )
-  );
-  if (sample) {
-    item.appendChild(
-      meter(
-        'Utilization',
-        formatPercent(sample.utilization_gpu),
-        sample.utilization_gpu,
-        'util'
-      )
-    );
-    const facts = document.createElement('dl');
-    facts.className = 'jp-kerasgpu-facts';
-    addFact(facts, 'Temp', formatTemperature(sample.temperature_c));
-    addFact(
-      facts,
-      'Power',
-      formatPower(sample.power_draw_w, sample.power_limit_w)
-    );
-    addFact(facts, 'SM clock', formatClock(sample.clock_sm_mhz));
-    item.appendChild(facts);
-  }
-  return item;
-}
-
-/** A labelled bar, exposed to screen readers as a meter. */
-function meter(
-  label: string,
-  text: string,
-  percent: number | null,
-  kind: string
-): HTMLElement {
-  const row = document.createElement('div');
-  row.className = `jp-kerasgpu-meter jp-kerasgpu-meter-${kind}`;
-  const head = document.createElement('div');
-  head.className = 'jp-kerasgpu-meter-head';
-  const l = document.createElement('span');
-  l.textContent = label;
-  const v = document.createElement('span');
-  v.className = 'jp-kerasgpu-meter-value';
-  v.textContent = text;
-  head.append(l, v);
-  const bar = document.createElement('div');
-  bar.className = 'jp-kerasgpu-bar';
-  bar.setAttribute('role', 'meter');
-  bar.setAttribute('aria-label', label);
-  bar.setAttribute('aria-valuemin', '0');
-  bar.setAttribute('aria-valuemax', '100');
-  if (percent !== null) {
-    bar.setAttribute('aria-valuenow', `${Math.round(percent)}`);
-  }
-  bar.setAttribute('aria-valuetext', text);
-  const fill = document.createElement('div');
-  fill.className = 'jp-kerasgpu-bar-fill';
-  fill.style.width = `${percent ?? 0}%`;
-  bar.appendChild(fill);
-  row.append(head, bar);
-  return row;
-}
-
-function addFact(list: HTMLElement, term: string, value: string): void {
-  const dt = document.createElement('dt');
-  dt.textContent = term;
-  const dd = document.createElement('dd');
-  dd.textContent = value;
-  list.append(dt, dd);
 }

@@ -306,6 +306,7 @@ class StreamHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         hello = {
             "type": "hello",
             "interval_ms": sampler.interval_ms,
+            "history_seconds": sampler.history_seconds,
             "status": status.to_json(),
             "devices": [d.to_json() for d in sampler.devices()],
             "samples": [s.to_json() for s in sampler.latest()] if sampler.running else [],

@@ -73,6 +73,79 @@ test('the GPU panel shows the H200 under load', async ({ page }) => {
   );
 });
 
+test('a notebook holding GPU memory is named, linked and can be shut down', async ({
+  page
+}) => {
+  await page.goto();
+  await page.notebook.createNew();
+  await page.notebook.setCell(0, 'code', 'import os; print(os.getpid())');
+  await page.notebook.runCell(0, true);
+  const output = await page.notebook.getCellTextOutput(0);
+  const pid = parseInt((output ?? [''])[0].trim(), 10);
+  expect(pid).toBeGreaterThan(1);
+  // The notebook as the server's session knows it.
+  const notebookPath: string = await page.evaluate(
+    () =>
+      (window as any).jupyterapp.shell.currentWidget.sessionContext.session.path
+  );
+  const notebookName = notebookPath.split('/').pop() as string;
+  expect(notebookName).toMatch(/\.ipynb$/);
+  // The replay now says this kernel's process holds ~24 GiB on GPU 0.
+  setFake({
+    state: 'load',
+    procs: [
+      { pid, used_mib: 24990, name: 'python3' },
+      { pid: 4242, used_mib: 616, name: '/usr/bin/someone-elses-job' }
+    ]
+  });
+  await page.sidebar.openTab('jp-kerasgpu-panel');
+  const panel = page.locator('#jp-kerasgpu-panel');
+  const ours = panel.locator(`.jp-kerasgpu-process[data-pid="${pid}"]`);
+  await expect(ours.locator('.jp-kerasgpu-process-link')).toHaveText(
+    notebookName
+  );
+  await expect(ours).toContainText('24.4 GiB');
+  await expect(ours).toContainText('python3');
+  const theirs = panel.locator('.jp-kerasgpu-process[data-pid="4242"]');
+  await expect(theirs).toContainText("not this server's");
+  await expect(theirs.getByRole('button')).toHaveCount(0);
+  // The status bar shows the GPU this notebook uses.
+  await expect(page.locator('.jp-kerasgpu-status')).toHaveText(
+    'GPU 0: 25.1 GiB / 140.4 GiB · 100 %'
+  );
+
+  await ours.getByRole('button', { name: /Shut down the kernel/ }).click();
+  const dialog = page.locator('.jp-Dialog');
+  await expect(dialog).toContainText(notebookName);
+  await dialog.getByRole('button', { name: 'Shut Down' }).click();
+  // The kernel is gone: the process is no longer this server's kernel.
+  await expect(ours.getByRole('button')).toHaveCount(0, { timeout: 30_000 });
+  const kernels = await page.evaluate(async () => {
+    const app = (window as any).jupyterapp;
+    await app.serviceManager.kernels.refreshRunning();
+    return Array.from(app.serviceManager.kernels.running()).length;
+  });
+  expect(kernels).toBe(0);
+});
+
+test('screenshots of the panel in the light and dark themes', async ({
+  page
+}) => {
+  await page.goto();
+  await page.sidebar.openTab('jp-kerasgpu-panel');
+  const panel = page.locator('#jp-kerasgpu-panel');
+  await expect(panel.locator('.jp-kerasgpu-name')).toHaveText('NVIDIA H200');
+  // Let a few readings into the chart.
+  await expect(panel.locator('.jp-kerasgpu-chart canvas')).toHaveCount(1);
+  await page.waitForTimeout(3000);
+  const docs = path.resolve(__dirname, '..', '..', 'docs');
+  await panel.screenshot({ path: path.join(docs, 'panel-light.png') });
+  await page.theme.setDarkTheme();
+  await page.waitForTimeout(1000);
+  await panel.screenshot({ path: path.join(docs, 'panel-dark.png') });
+  await page.theme.setLightTheme();
+});
+
 test('the palette command opens the GPU panel', async ({ page }) => {
   await page.goto();
   await page.keyboard.press('Control+Shift+C');
@@ -82,9 +155,23 @@ test('the palette command opens the GPU panel', async ({ page }) => {
 });
 
 test('without nvidia-smi the panel says so and what to do', async ({
-  page
+  page,
+  request
 }) => {
   fs.unlinkSync(fakeLink);
+  // The previous test's page may still be streaming (its nvidia-smi keeps
+  // running); wait until the server itself finds no nvidia-smi.
+  await expect
+    .poll(
+      async () =>
+        (
+          await (
+            await request.get('http://localhost:8888/kerasgpu/api/v1/devices')
+          ).json()
+        ).status.code,
+      { timeout: 30_000 }
+    )
+    .toBe('smi_not_found');
   await page.goto();
   await page.sidebar.openTab('jp-kerasgpu-panel');
   const panel = page.locator('#jp-kerasgpu-panel');
@@ -107,4 +194,3 @@ test("a driver that is not loaded is reported with nvidia-smi's reason", async (
     page.locator('#jp-kerasgpu-panel').getByRole('alert')
   ).toContainText(/driver/i);
 });
-
