@@ -67,7 +67,8 @@ export class GpuModel implements IDisposable {
         max: MAX_REFRESH_MS
       },
       name: 'jupyterlab-kerasgpu:processes',
-      standby: () => !this._stream.wanted || 'when-hidden'
+      // The stream is wanted only while a view and the browser tab are visible.
+      standby: () => !this._stream.wanted
     });
     this._onVisibility = () => this._updateWanted();
     document.addEventListener('visibilitychange', this._onVisibility);
@@ -200,9 +201,14 @@ export class GpuModel implements IDisposable {
     }
     const wanted =
       this._visibleViews.size > 0 && document.visibilityState !== 'hidden';
+    const was = this._stream.wanted;
     this._stream.wanted = wanted;
     if (wanted) {
       void this._processPoll.start();
+      if (!was) {
+        // Show who holds memory right away, not one interval later.
+        void this._processPoll.refresh();
+      }
     } else {
       void this._processPoll.stop();
     }
