@@ -14,8 +14,9 @@ import { GpuPanel } from '../panel';
 import { GpuStream } from '../stream';
 import { Widget } from '@lumino/widgets';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
-const recorded = require('./fixtures/stream-load-2gpu.json');
+import recordedJson from './fixtures/stream-load-2gpu.json';
+
+const recorded: any = recordedJson;
 const messages: StreamMessage[] = recorded.messages;
 
 /** A kerasgpu server stand-in: real HTTP + websocket, recorded answers. */
