@@ -13,6 +13,7 @@ import { gpuIcon } from './icons';
 import { GpuModel } from './model';
 import { GpuPanel } from './panel';
 import { GpuStatusItem } from './statusbar';
+import { TensorFlowCheck } from './tfcheck';
 import { IGpuModel } from './tokens';
 
 /** Command ids. */
@@ -59,14 +60,32 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
     notebooks: INotebookTracker | null,
     themes: IThemeManager | null
   ) => {
+    const tfCheck = new TensorFlowCheck(app.serviceManager.serverSettings);
     const panel = new GpuPanel({
       model,
+      extra: tfCheck.node,
+      onShow: () => checkTensorFlow(),
       openPath: path => void app.commands.execute('docmanager:open', { path }),
       themeChanged: themes?.themeChanged ?? null
     });
     panel.title.icon = gpuIcon;
     panel.title.caption = 'GPUs';
     labShell.add(panel, 'right', { rank: 600 });
+
+    // "TensorFlow sees N of M GPUs" for the current notebook's kernel, while the panel shows.
+    const currentKernelId = () =>
+      notebooks?.currentWidget?.sessionContext.session?.kernel?.id ?? null;
+    function checkTensorFlow(refresh = false): void {
+      if (panel.isVisible) {
+        void tfCheck.check(currentKernelId(), refresh);
+      }
+    }
+    notebooks?.currentChanged.connect(() => checkTensorFlow());
+    notebooks?.widgetAdded.connect((_, nb) =>
+      nb.sessionContext.kernelChanged.connect(() => checkTensorFlow(true))
+    );
+    labShell.currentChanged.connect(() => checkTensorFlow());
+
     restorer?.add(panel, 'jupyterlab-kerasgpu:panel');
 
     app.commands.addCommand(CommandIDs.openPanel, {

@@ -52,6 +52,7 @@ export class GpuPanel extends Widget {
     this.node.setAttribute('aria-label', 'GPU monitor');
     this._model = options.model;
     this._openPath = options.openPath ?? null;
+    this._onShow = options.onShow ?? null;
 
     const header = document.createElement('header');
     header.className = 'jp-kerasgpu-header';
@@ -67,7 +68,11 @@ export class GpuPanel extends Widget {
     this._procs = document.createElement('section');
     this._procs.className = 'jp-kerasgpu-processes';
     this._procs.setAttribute('aria-label', 'Processes using GPU memory');
-    this.node.append(header, this._message, this._cards, this._procs);
+    this.node.append(header, this._message);
+    if (options.extra) {
+      this.node.appendChild(options.extra);
+    }
+    this.node.append(this._cards, this._procs);
 
     this._model.changed.connect(this._onChange, this);
     options.themeChanged?.connect(this._restyle, this);
@@ -107,6 +112,7 @@ export class GpuPanel extends Widget {
   protected onAfterShow(msg: Message): void {
     this._model.setViewVisible(this.id, true);
     this._renderState();
+    this._onShow?.();
   }
 
   protected onAfterHide(msg: Message): void {
@@ -302,6 +308,7 @@ export class GpuPanel extends Widget {
   private _deviceKey = '';
   private _message: HTMLElement;
   private _model: GpuModel;
+  private _onShow: (() => void) | null;
   private _openPath: ((path: string) => void) | null;
   private _procs: HTMLElement;
   private _themeChanged: GpuPanel.IThemeSignal | null;
@@ -321,6 +328,10 @@ export namespace GpuPanel {
     openPath?: (path: string) => void;
     /** Redraw charts in the new theme's colors. */
     themeChanged?: IThemeSignal | null;
+    /** A node shown under the state message (the TensorFlow line). */
+    extra?: HTMLElement;
+    /** Called each time the panel is shown. */
+    onShow?: () => void;
   }
 }
 

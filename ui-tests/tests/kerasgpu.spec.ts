@@ -109,6 +109,13 @@ test('a notebook holding GPU memory is named, linked and can be shut down', asyn
   const theirs = panel.locator('.jp-kerasgpu-process[data-pid="4242"]');
   await expect(theirs).toContainText("not this server's");
   await expect(theirs.getByRole('button')).toHaveCount(0);
+  // TensorFlow in this notebook's kernel (the CPU wheel) sees none of the GPU.
+  const tf = panel.locator('.jp-kerasgpu-tf');
+  await expect(tf).toContainText(/TensorFlow 2\.\d+\.\d+ sees 0 of 1 GPU/, {
+    timeout: 90_000
+  });
+  await expect(tf).toHaveAttribute('data-kind', 'problem');
+  await expect(tf.locator('.jp-kerasgpu-tf-problem')).not.toBeEmpty();
   // The status bar shows the GPU this notebook uses.
   await expect(page.locator('.jp-kerasgpu-status')).toHaveText(
     'GPU 0: 25.1 GiB / 140.4 GiB · 100 %'
