@@ -36,6 +36,19 @@ class KerasGPU(Configurable):
 
     smi_timeout = Float(10.0, help="Seconds before an nvidia-smi call counts as hung.").tag(config=True)
 
+    tf_probe_timeout = Float(
+        None,
+        allow_none=True,
+        help="Seconds the TensorFlow probe of a kernel's Python may take (default 60, or "
+        "$KERASGPU_TF_PROBE_TIMEOUT): a cold TensorFlow import with CUDA can take tens of seconds.",
+    ).tag(config=True)
+
+    tf_probe_ttl = Float(
+        None,
+        allow_none=True,
+        help="Seconds a TensorFlow probe answer is reused (default 300, or $KERASGPU_TF_PROBE_TTL).",
+    ).tag(config=True)
+
     @validate("backend")
     def _check_backend(self, proposal):
         value = proposal["value"]
