@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from traitlets import Float, Int, Unicode, validate
+from traitlets import Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from .routes import setup_handlers
@@ -53,21 +53,21 @@ class KerasGPU(Configurable):
     def _check_backend(self, proposal):
         value = proposal["value"]
         if value and value not in BACKENDS:
-            raise ValueError(f"KerasGPU.backend must be one of {', '.join(BACKENDS)}; got {value!r}")
+            raise TraitError(f"KerasGPU.backend must be one of {', '.join(BACKENDS)}; got {value!r}")
         return value
 
     @validate("interval_ms")
     def _check_interval(self, proposal):
         value = proposal["value"]
         if value < MIN_INTERVAL_MS:
-            raise ValueError(f"KerasGPU.interval_ms must be at least {MIN_INTERVAL_MS} ms; got {value}")
+            raise TraitError(f"KerasGPU.interval_ms must be at least {MIN_INTERVAL_MS} ms; got {value}")
         return value
 
     @validate("history_seconds")
     def _check_history(self, proposal):
         value = proposal["value"]
         if not 10 <= value <= 24 * 3600:
-            raise ValueError(f"KerasGPU.history_seconds must be between 10 and 86400; got {value}")
+            raise TraitError(f"KerasGPU.history_seconds must be between 10 and 86400; got {value}")
         return value
 
     def resolved_backend(self) -> str:
