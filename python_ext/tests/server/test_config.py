@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from kerasgpu.server import KerasGPU
 from traitlets import TraitError
 from traitlets.config import Config
-
-from kerasgpu.server import KerasGPU
 
 
 @pytest.mark.parametrize(
