@@ -8,7 +8,8 @@ set -u
 cd "$(dirname "$0")/.."
 PY=$(command -v python3)
 DEPS=${1:-}
-export PYTHONPATH=$PWD/python_ext${DEPS:+:$DEPS}
+export PYTHONPATH=$PWD/python_ext
+if ! $PY -c "import pytest" 2>/dev/null && [ -n "$DEPS" ]; then export PYTHONPATH=$PYTHONPATH:$DEPS; fi
 echo "== machine"; nvidia-smi -L; $PY --version
 echo "== gpu-marked tests (telemetry and kernel)"
 timeout 240 $PY -m pytest -m gpu python_ext/tests/telemetry python_ext/tests/kernel/test_gpu.py \
