@@ -198,8 +198,10 @@ class ShutdownHandler(BaseHandler):
 async def attributed_processes(handler: JupyterHandler) -> list[dict[str, Any]]:
     """The GPU processes, each with its kernel and sessions when it belongs to this server."""
     state: State = handler.state
-    gpu_procs, owners = await asyncio.gather(
-        state.run(state.sampler.processes), state.run(procs.kernel_pids, handler.kernel_manager)
+    gpu_procs, owners, devices = await asyncio.gather(
+        state.run(state.sampler.processes),
+        state.run(procs.kernel_pids, handler.kernel_manager),
+        state.run(state.sampler.devices),
     )
     kernels = {}
     for kernel_id in set(owners.values()):
@@ -211,10 +213,10 @@ async def attributed_processes(handler: JupyterHandler) -> list[dict[str, Any]]:
     for session in await ensure_async(handler.session_manager.list_sessions()):
         kernel = session.get("kernel") or {}
         sessions.setdefault(kernel.get("id"), []).append(session)
-    devices = {d.uuid: d.index for d in state.sampler.devices()}
+    index_of = {d.uuid: d.index for d in devices}
     for proc in gpu_procs:
         if proc.gpu_index is None:
-            proc.gpu_index = devices.get(proc.gpu_uuid)
+            proc.gpu_index = index_of.get(proc.gpu_uuid)
     return procs.attribute(gpu_procs, owners, kernels, sessions)
 
 
@@ -243,8 +245,10 @@ class MetricsHandler(BaseHandler):
     @authorized
     async def get(self):
         sampler = self.state.sampler
-        samples, status = await self.state.run(lambda: (sampler.latest(), sampler.status()))
-        names = {d.uuid: d.name for d in sampler.devices()}
+        samples, status, devices = await self.state.run(
+            lambda: (sampler.latest(), sampler.status(), sampler.devices())
+        )
+        names = {d.uuid: d.name for d in devices}
         registry = CollectorRegistry()
         registry.register(_Collector(self, samples, names, status.state == "ok"))
         self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -301,17 +305,22 @@ class StreamHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
     async def open(self, *args, **kwargs):
         super().open()
         sampler = self.state.sampler
-        self.state.broadcaster.add(self)
-        status = await self.state.run(sampler.status)
+        # Status, devices and the latest reading may take a probe (nvidia-smi): off the loop.
+        status, devices, latest = await self.state.run(
+            lambda: (sampler.status(), sampler.devices(), sampler.latest() if sampler.running else [])
+        )
         hello = {
             "type": "hello",
             "interval_ms": sampler.interval_ms,
             "history_seconds": sampler.history_seconds,
             "status": status.to_json(),
-            "devices": [d.to_json() for d in sampler.devices()],
-            "samples": [s.to_json() for s in sampler.latest()] if sampler.running else [],
+            "devices": [d.to_json() for d in devices],
+            "samples": [s.to_json() for s in latest],
         }
         self.send(json.dumps(hello), Broadcaster.MAX_PENDING)
+        # Readings follow the hello, never precede it.
+        if self.ws_connection is not None and not self.ws_connection.is_closing():
+            self.state.broadcaster.add(self)
 
     def on_message(self, message):
         """Clients have nothing to say; pings are handled by the mixin."""
