@@ -341,4 +341,32 @@ describe('GpuPanel', () => {
     );
     Widget.detach(panel);
   });
+
+  it('switches to the compact layout from the configured number of GPUs', async () => {
+    Widget.attach(panel, document.body);
+    await until(() => server.sockets.size === 1, 'a connection');
+    const status: any = messages[1];
+    const eight = Array.from({ length: 8 }, (_, i) => ({
+      ...status.devices[0],
+      index: i,
+      uuid: `GPU-${i}`
+    }));
+    server.push({ ...status, devices: eight });
+    await until(
+      () => panel.node.querySelectorAll('.jp-kerasgpu-card').length === 8,
+      'eight cards'
+    );
+    expect(
+      panel.node
+        .querySelector('.jp-kerasgpu-cards')!
+        .classList.contains('jp-kerasgpu-compact')
+    ).toBe(true);
+    panel.config = { ...panel.config, compactThreshold: 16 };
+    expect(
+      panel.node
+        .querySelector('.jp-kerasgpu-cards')!
+        .classList.contains('jp-kerasgpu-compact')
+    ).toBe(false);
+    Widget.detach(panel);
+  });
 });
