@@ -84,6 +84,11 @@ export class GpuModel implements IDisposable {
     return this._state;
   }
 
+  /** Whether the stream was ever open (a later drop is a disconnection, not a missing service). */
+  get everConnected(): boolean {
+    return this._everConnected;
+  }
+
   /** The server's last word on the GPUs, or null before it spoke. */
   get status(): IBackendStatus | null {
     return this._status;
@@ -216,7 +221,9 @@ export class GpuModel implements IDisposable {
 
   private _onStreamState(): void {
     const state = this._stream.state;
-    if (state === 'reconnecting' && this._state !== 'loading') {
+    if (state === 'open') {
+      this._everConnected = true;
+    } else if (state === 'reconnecting') {
       this._setState('disconnected');
     }
   }
@@ -373,6 +380,7 @@ export class GpuModel implements IDisposable {
   private _changed = new Signal<this, GpuModel.Change>(this);
   private _devices: IDeviceInfo[] = [];
   private _disposed = false;
+  private _everConnected = false;
   private _historySeconds: number;
   private _latest = new Map<number, IGpuSample>();
   private _onVisibility: () => void;

@@ -162,8 +162,14 @@ export class GpuPanel extends Widget {
         text = 'Looking for GPUs…';
         break;
       case 'disconnected':
-        text = 'Disconnected from the Jupyter server.';
-        hint = 'Reconnecting… the readings below are from before.';
+        if (model.everConnected) {
+          text = 'Disconnected from the Jupyter server.';
+          hint = 'Reconnecting… the readings below are from before.';
+        } else {
+          text = 'Cannot reach the GPU service of the Jupyter server.';
+          hint =
+            'Retrying… Check that `jupyter server extension list` shows kerasgpu enabled and OK, then restart the server.';
+        }
         break;
       case 'unavailable':
       case 'error':

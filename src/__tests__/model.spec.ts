@@ -369,4 +369,34 @@ describe('GpuPanel', () => {
     ).toBe(false);
     Widget.detach(panel);
   });
+
+  it('says when the GPU service cannot be reached at all', async () => {
+    // A server whose port accepts no websocket (the extension is not enabled, say).
+    const closed = http.createServer((req, res) => {
+      res.statusCode = 404;
+      res.end();
+    });
+    closed.on('upgrade', (req, socket) => socket.destroy());
+    await new Promise<void>(resolve => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    const serverSettings = ServerConnection.makeSettings({
+      baseUrl: `http://127.0.0.1:${port}/`,
+      wsUrl: `ws://127.0.0.1:${port}/`,
+      token: '',
+      WebSocket: WebSocket as any
+    });
+    const lonely = new GpuModel({
+      serverSettings,
+      stream: new GpuStream({ serverSettings, minDelay: 20, maxDelay: 50 })
+    });
+    const view = new GpuPanel({ model: lonely });
+    Widget.attach(view, document.body);
+    await until(() => lonely.state === 'disconnected', 'disconnected');
+    expect(view.node.textContent).toContain(
+      'Cannot reach the GPU service of the Jupyter server.'
+    );
+    view.dispose();
+    lonely.dispose();
+    await new Promise(resolve => closed.close(resolve));
+  });
 });
