@@ -18,24 +18,25 @@ export class HistoryChart {
   constructor(host: HTMLElement, options: HistoryChart.IOptions = {}) {
     this._host = host;
     this._height = options.height ?? 64;
+    this._axis = options.axis ?? true;
   }
 
   /** Shows `series` over the last `windowSeconds`. */
   update(series: ISeries, windowSeconds: number): void {
     this._series = series;
     this._window = windowSeconds;
-    const width = this._host.clientWidth;
-    if (width <= 0) {
-      return;
+    // The width is read only when unknown (first draw, or after being hidden) and on
+    // resize: reading it on every update would force a layout per chart per reading.
+    if (this._width <= 0) {
+      this._width = this._host.clientWidth;
+      if (this._width <= 0) {
+        return;
+      }
     }
     const data = [series.t, series.util, series.mem] as uPlot.AlignedData;
     if (!this._plot) {
-      this._plot = new uPlot(this._options(width), data, this._host);
+      this._plot = new uPlot(this._options(this._width), data, this._host);
       return;
-    }
-    if (width !== this._width) {
-      this._width = width;
-      this._plot.setSize({ width, height: this._height });
     }
     this._plot.setData(data, false);
     this._setWindow();
@@ -50,8 +51,16 @@ export class HistoryChart {
     }
   }
 
-  /** Follows the host's new width. */
+  /** Follows the host's new width (0 while hidden: drawn again once shown). */
   resize(): void {
+    const width = this._host.clientWidth;
+    if (width === this._width) {
+      return;
+    }
+    this._width = width;
+    if (width > 0) {
+      this._plot?.setSize({ width, height: this._height });
+    }
     if (this._series) {
       this.update(this._series, this._window);
     }
@@ -72,7 +81,6 @@ export class HistoryChart {
   }
 
   private _options(width: number): uPlot.Options {
-    this._width = width;
     const host = this._host;
     const util = cssVar(host, '--jp-success-color1', '#388e3c');
     const mem = cssVar(host, '--jp-brand-color1', '#1976d2');
@@ -92,6 +100,7 @@ export class HistoryChart {
       axes: [
         { show: false },
         {
+          show: this._axis,
           size: 34,
           font,
           stroke: text,
@@ -112,6 +121,7 @@ export class HistoryChart {
     };
   }
 
+  private _axis: boolean;
   private _height: number;
   private _host: HTMLElement;
   private _plot: uPlot | null = null;
@@ -125,5 +135,7 @@ export namespace HistoryChart {
   export interface IOptions {
     /** Height in CSS pixels (default 64). */
     height?: number;
+    /** Draw the 0–100 % axis (default true; compact cards leave it out). */
+    axis?: boolean;
   }
 }

@@ -385,7 +385,10 @@ class GpuCard {
         'History of utilization (green) and memory used (blue), in percent'
       );
       item.appendChild(host);
-      this.chart = new HistoryChart(host, { height: compact ? 36 : 64 });
+      this.chart = new HistoryChart(host, {
+        height: compact ? 36 : 64,
+        axis: !compact
+      });
     }
     const facts = document.createElement('dl');
     facts.className = 'jp-kerasgpu-facts';

@@ -104,6 +104,8 @@ export class GpuStream implements IDisposable {
       }
       this._message.emit(message);
     };
+    // An error is always followed by a close, which reconnects.
+    socket.onerror = () => undefined;
     socket.onclose = () => {
       if (this._socket !== socket) {
         return;
@@ -134,6 +136,7 @@ export class GpuStream implements IDisposable {
     if (socket) {
       socket.onclose = null;
       socket.onmessage = null;
+      socket.onerror = null;
       socket.close();
     }
     this._setState('closed');
