@@ -46,7 +46,8 @@ build: $(STAMPS)/python
 setup: build
 
 lab: setup
-	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 examples/keras_gpu_demo.ipynb
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) \
+	  examples/keras_gpu_demo.ipynb
 
 $(STAMPS)/chromium: | $(STAMPS)
 	@if [ ! -x $(CHROMIUM) ]; then \

@@ -60,6 +60,9 @@ export class TensorFlowCheck {
 
   /** Checks the kernel with this id (null: no notebook, nothing shown). */
   async check(kernelId: string | null, refresh = false): Promise<void> {
+    if (kernelId && kernelId === this._kernelId && !refresh) {
+      return; // already shown (or on its way) for this kernel
+    }
     this._kernelId = kernelId;
     if (!kernelId) {
       this.node.hidden = true;
