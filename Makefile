@@ -25,13 +25,19 @@ $(STAMPS)/venv: | $(STAMPS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	touch $@
 
-$(STAMPS)/npm: package.json package-lock.json | $(STAMPS)
-	npm ci --no-audit --no-fund
-	touch $@
+# Keyed on the content of the lock, not its mtime: `npm install` (run by the wheel build)
+# rewrites an unchanged package-lock.json.
+NPM_STAMP := $(STAMPS)/npm-$(shell cat package.json package-lock.json | sha1sum | cut -c1-12)
+UI_NPM_STAMP := $(STAMPS)/ui-npm-$(shell cat ui-tests/package.json ui-tests/package-lock.json | sha1sum | cut -c1-12)
 
-$(STAMPS)/python: pyproject.toml requirements.lock $(STAMPS)/venv $(STAMPS)/npm
+$(NPM_STAMP): | $(STAMPS)
+	npm ci --no-audit --no-fund
+	rm -f $(STAMPS)/npm-* && touch $@
+
+# The editable install skips the build hook's npm steps: `make build` runs them right after.
+$(STAMPS)/python: pyproject.toml requirements.lock $(STAMPS)/venv $(NPM_STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	HATCH_JUPYTER_BUILDER_SKIP_NPM=1 $(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 # The labextension is rebuilt each time (incremental, seconds) and linked into the environment.
@@ -41,7 +47,6 @@ build: $(STAMPS)/python
 	rm -rf $(VENV)/share/jupyter/labextensions/jupyterlab-kerasgpu
 	mkdir -p $(VENV)/share/jupyter/labextensions
 	ln -s $(CURDIR)/python_ext/kerasgpu/labextension $(VENV)/share/jupyter/labextensions/jupyterlab-kerasgpu
-	cp install.json python_ext/kerasgpu/labextension/install.json
 
 setup: build
 
@@ -57,9 +62,9 @@ $(STAMPS)/chromium: | $(STAMPS)
 	fi
 	touch $@
 
-$(STAMPS)/ui-npm: ui-tests/package.json ui-tests/package-lock.json | $(STAMPS)
+$(UI_NPM_STAMP): | $(STAMPS)
 	cd ui-tests && npm ci --no-audit --no-fund
-	touch $@
+	rm -f $(STAMPS)/ui-npm-* && touch $@
 
 lint: $(STAMPS)/python
 	npm run lint
@@ -71,7 +76,7 @@ lint-fix: $(STAMPS)/python
 	$(BIN)/ruff check --fix python_ext bench scripts
 	$(BIN)/ruff format python_ext bench scripts
 
-test-js: $(STAMPS)/npm
+test-js: $(NPM_STAMP)
 	npx jest
 
 test-py: build
@@ -80,7 +85,7 @@ test-py: build
 test-package: build
 	$(PY) scripts/check_package.py
 
-test-ui: build $(STAMPS)/chromium $(STAMPS)/ui-npm
+test-ui: build $(STAMPS)/chromium $(UI_NPM_STAMP)
 	cd ui-tests && npx playwright test
 
 test: build lint test-js test-py test-package test-ui
