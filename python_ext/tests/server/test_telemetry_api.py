@@ -190,3 +190,38 @@ async def test_metrics_without_a_gpu_say_down_and_list_no_gauges(no_smi, jp_fetc
     text = (await jp_fetch("kerasgpu", "metrics")).body.decode()
     assert "kerasgpu_up 0.0" in text
     assert "kerasgpu_memory_used_bytes{" not in text
+
+
+async def test_a_client_that_stops_reading_is_dropped_not_buffered(
+    fake_smi, jp_fetch, jp_serverapp, jp_http_port, jp_base_url
+):
+    """A websocket client that stops reading (asyncio pauses the socket): the server lets go of it."""
+    import base64
+    import os
+    import time
+
+    fake_smi.set(state="load", gpus=128)  # big readings fill the socket buffers quickly
+    state = jp_serverapp.web_app.settings["kerasgpu_state"]
+    token = jp_serverapp.identity_provider.token
+    reader, writer = await asyncio.open_connection("localhost", jp_http_port, limit=1024)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            f"GET {jp_base_url}kerasgpu/api/v1/stream HTTP/1.1\r\nHost: localhost:{jp_http_port}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nAuthorization: token {token}\r\n\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    try:
+        assert b"101" in await asyncio.wait_for(reader.readline(), 30)
+        deadline = time.monotonic() + 90
+        while not state.broadcaster.clients and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert len(state.broadcaster.clients) == 1, "the client never subscribed"
+        # From here on it reads nothing: its buffers fill, and the server must let go of it.
+        while state.broadcaster.clients and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert not state.broadcaster.clients, "a client that reads nothing was kept (and buffered)"
+    finally:
+        writer.close()
