@@ -153,6 +153,22 @@ test('screenshots of the panel in the light and dark themes', async ({
   await page.theme.setLightTheme();
 });
 
+test('Ctrl+Shift+G opens the panel, and screen readers get labelled meters', async ({
+  page
+}) => {
+  await page.goto();
+  await page.locator('#jp-main-dock-panel').click();
+  await page.keyboard.press('Control+Shift+G');
+  const panel = page.locator('#jp-kerasgpu-panel');
+  await expect(panel).toBeVisible();
+  await expect(panel.locator('.jp-kerasgpu-name')).toHaveText('NVIDIA H200');
+  // Screen readers get labelled meters and a region.
+  await expect(page.getByRole('region', { name: 'GPU monitor' })).toBeVisible();
+  await expect(
+    panel.getByRole('meter', { name: 'Utilization' })
+  ).toHaveAttribute('aria-valuetext', '100 %');
+});
+
 test('the palette command opens the GPU panel', async ({ page }) => {
   await page.goto();
   await page.keyboard.press('Control+Shift+C');
