@@ -6,15 +6,12 @@ backend when no explicit value is configured.
 
 from __future__ import annotations
 
-import os
-
 from traitlets import Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from .routes import setup_handlers
-
-BACKENDS = ("auto", "nvml", "smi", "none")
-MIN_INTERVAL_MS = 100
+from .telemetry import BACKENDS, resolve_backend
+from .telemetry.sampler import MIN_INTERVAL_MS
 
 
 class KerasGPU(Configurable):
@@ -71,11 +68,8 @@ class KerasGPU(Configurable):
         return value
 
     def resolved_backend(self) -> str:
-        """The backend to use: the configured one, else $KERASGPU_BACKEND, else auto."""
-        value = self.backend or os.environ.get("KERASGPU_BACKEND", "") or "auto"
-        if value not in BACKENDS:
-            raise ValueError(f"KERASGPU_BACKEND must be one of {', '.join(BACKENDS)}; got {value!r}")
-        return value
+        """The backend to use: the configured one, else $KERASGPU_BACKEND, else auto (ValueError if bad)."""
+        return resolve_backend(self.backend or None)
 
 
 def load(server_app) -> None:

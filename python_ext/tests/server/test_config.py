@@ -26,5 +26,5 @@ def test_the_environment_picks_the_backend_unless_configured(monkeypatch):
     assert KerasGPU().resolved_backend() == "smi"
     assert KerasGPU(config=Config({"KerasGPU": {"backend": "nvml"}})).resolved_backend() == "nvml"
     monkeypatch.setenv("KERASGPU_BACKEND", "bogus")
-    with pytest.raises(ValueError, match="KERASGPU_BACKEND must be one of"):
+    with pytest.raises(ValueError, match="is not a GPU telemetry backend; use one of auto, nvml, smi, none"):
         KerasGPU().resolved_backend()
