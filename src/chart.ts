@@ -3,6 +3,44 @@ import 'uplot/dist/uPlot.min.css';
 
 import { ISeries } from './model';
 
+/**
+ * At most one point per pixel column: each bucket keeps its first time and its
+ * highest values, so a spike still shows. Returns the series itself when small.
+ */
+export function decimate(series: ISeries, width: number): uPlot.AlignedData {
+  const n = series.t.length;
+  const buckets = Math.max(1, Math.floor(width));
+  if (n <= buckets) {
+    return [series.t, series.util, series.mem];
+  }
+  const size = n / buckets;
+  const t: number[] = [];
+  const util: (number | null)[] = [];
+  const mem: (number | null)[] = [];
+  for (let b = 0; b < buckets; b++) {
+    const start = Math.floor(b * size);
+    const end = Math.min(n, Math.floor((b + 1) * size));
+    let u: number | null = null;
+    let m: number | null = null;
+    for (let i = start; i < end; i++) {
+      const ui = series.util[i];
+      const mi = series.mem[i];
+      if (ui !== null && (u === null || ui > u)) {
+        u = ui;
+      }
+      if (mi !== null && (m === null || mi > m)) {
+        m = mi;
+      }
+    }
+    t.push(series.t[start]);
+    util.push(u);
+    mem.push(m);
+  }
+  // The newest reading is always the last point.
+  t[t.length - 1] = series.t[n - 1];
+  return [t, util, mem];
+}
+
 /** Reads a --jp-* CSS variable where the chart lives (canvas can't use var()). */
 function cssVar(node: HTMLElement, name: string, fallback: string): string {
   return getComputedStyle(node).getPropertyValue(name).trim() || fallback;
@@ -33,7 +71,7 @@ export class HistoryChart {
         return;
       }
     }
-    const data = [series.t, series.util, series.mem] as uPlot.AlignedData;
+    const data = decimate(series, this._width);
     if (!this._plot) {
       this._plot = new uPlot(this._options(this._width), data, this._host);
       return;
