@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from typing import Any
 
@@ -14,6 +15,8 @@ from jupyter_server.utils import ensure_async, url_path_join
 
 from . import snippets, tfprobe
 from .routes import API, BaseHandler, State
+
+log = logging.getLogger(__name__)
 
 
 class SnippetsHandler(BaseHandler):
@@ -40,6 +43,14 @@ class TensorFlowHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self):
+        # The probe starts the kernelspec's interpreter (and CUDA): it needs the right to run
+        # kernels, not only to read GPU readings.
+        user = self.current_user
+        allowed = await ensure_async(self.authorizer.is_authorized(self, user, "execute", "kernels"))
+        if not allowed:
+            raise tornado.web.HTTPError(
+                403, "Probing a kernel's TensorFlow needs permission to execute kernels."
+            )
         kernel_id = self.get_query_argument("kernel_id", None)
         kernel_name = self.get_query_argument("kernel_name", None)
         refresh = self.get_query_argument("refresh", "").lower() in ("1", "true", "yes")
@@ -157,7 +168,13 @@ def _seconds(name: str, default: float, config) -> float:
     value = getattr(config, name, None)
     if value is None:
         value = os.environ.get(f"KERASGPU_{name.upper()}") or default
-    return float(value)
+    try:
+        return float(value)
+    except ValueError:
+        log.warning(
+            "kerasgpu: KERASGPU_%s=%r is not a number of seconds; using %g", name.upper(), value, default
+        )
+        return float(default)
 
 
 def tf_routes(base_url: str, state: State) -> list[tuple]:

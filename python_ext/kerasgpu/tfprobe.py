@@ -230,6 +230,13 @@ class ProbeResult:
 def run_probe(python: str, env: dict[str, str], timeout: float) -> ProbeResult:
     """Runs the child in `python` and waits at most `timeout` seconds (blocking: call it off the loop)."""
     child_env = {**os.environ, **env, "TF_FORCE_GPU_ALLOW_GROWTH": "true", "PYTHONIOENCODING": "utf-8"}
+    # `python -c` puts its working directory first on sys.path: run it in a private, empty
+    # one, so no module planted in a shared folder (/tmp, the server's cwd) can shadow one.
+    with tempfile.TemporaryDirectory(prefix="kerasgpu-tfprobe-") as private:
+        return _run_probe_in(python, child_env, timeout, private)
+
+
+def _run_probe_in(python: str, child_env: dict[str, str], timeout: float, cwd: str) -> ProbeResult:
     t0 = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -238,7 +245,7 @@ def run_probe(python: str, env: dict[str, str], timeout: float) -> ProbeResult:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=child_env,
-            cwd=tempfile.gettempdir(),  # so nothing in the server's cwd shadows a module
+            cwd=cwd,
             start_new_session=os.name == "posix",  # a timeout kills its children too
         )
     except OSError as exc:
@@ -252,7 +259,11 @@ def run_probe(python: str, env: dict[str, str], timeout: float) -> ProbeResult:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill(proc)
-        out, err = proc.communicate()
+        try:
+            # A child stuck in the driver may ignore even SIGKILL: don't wait for it forever.
+            out, err = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            out, err = b"", b""
         return ProbeResult(
             TIMEOUT,
             python,
@@ -350,7 +361,9 @@ class TFProbe:
             result = await asyncio.shield(future)
         finally:
             self._running.pop(key, None)
-        self._cache[key] = (time.monotonic(), result)
+        if result.status in (OK, NOT_INSTALLED, IMPORT_FAILED):
+            # Failures (a timeout, a crash) are asked again next time, not remembered for the TTL.
+            self._cache[key] = (time.monotonic(), result)
         return result, False
 
 

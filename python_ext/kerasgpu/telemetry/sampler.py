@@ -114,18 +114,19 @@ class Sampler:
         entry = (callback, on_status)
         with self._lock:
             self._subscribers.append(entry)
-            first = len(self._subscribers) == 1
-        if first:
-            self.start()
+            # Under the same lock as the last unsubscribe's stop signal: a subscriber
+            # arriving while the thread stops gets a new thread, never a stopping one.
+            if len(self._subscribers) == 1:
+                self.start()
 
         def unsubscribe() -> None:
             with self._lock:
                 if entry not in self._subscribers:
                     return
                 self._subscribers.remove(entry)
-                last = not self._subscribers
-            if last:
-                self.stop()
+                stopping = self._signal_stop() if not self._subscribers else None
+            if stopping:
+                self._finish_stop(*stopping)
 
         return unsubscribe
 
@@ -159,10 +160,19 @@ class Sampler:
     def stop(self, wait: float = 2.0) -> None:
         """Stops the sampler thread and its backend (the nvidia-smi process, NVML)."""
         with self._lock:
-            stop, thread, backend = self._stop, self._thread, self._backend
-            if stop is None:
-                return
-            stop.set()
+            stopping = self._signal_stop()
+        if stopping:
+            self._finish_stop(*stopping, wait=wait)
+
+    def _signal_stop(self):
+        """Sets the stop event (caller holds the lock); returns what is left to close and join."""
+        stop, thread, backend = self._stop, self._thread, self._backend
+        if stop is None:
+            return None
+        stop.set()
+        return thread, backend
+
+    def _finish_stop(self, thread, backend, wait: float = 2.0) -> None:
         if backend is not None and backend.paced:
             backend.close()  # wakes the thread waiting for nvidia-smi's next line
         if thread is not None and thread is not threading.current_thread():
