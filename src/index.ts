@@ -81,9 +81,25 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
       }
     }
     notebooks?.currentChanged.connect(() => checkTensorFlow());
-    notebooks?.widgetAdded.connect((_, nb) =>
-      nb.sessionContext.kernelChanged.connect(() => checkTensorFlow(true))
-    );
+    notebooks?.widgetAdded.connect((_, nb) => {
+      // A new kernel, or a restart (same id: maybe after `pip install`), asks again
+      // past the server's cache, for the notebook in front only.
+      const recheck = () => {
+        if (nb === notebooks.currentWidget) {
+          checkTensorFlow(true);
+        }
+      };
+      nb.sessionContext.kernelChanged.connect(recheck);
+      let restarting = false;
+      nb.sessionContext.statusChanged.connect((_, status) => {
+        if (status === 'restarting' || status === 'autorestarting') {
+          restarting = true;
+        } else if (restarting && status === 'idle') {
+          restarting = false;
+          recheck();
+        }
+      });
+    });
     labShell.currentChanged.connect(() => checkTensorFlow());
 
     restorer?.add(panel, 'jupyterlab-kerasgpu:panel');

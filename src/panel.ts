@@ -210,6 +210,9 @@ export class GpuPanel extends Widget {
 
   /** New readings: text, bars and charts updated in place. */
   private _updateCards(): void {
+    if (!this.isVisible) {
+      return; // the status bar item keeps readings coming; redraw when shown (onAfterShow)
+    }
     const model = this._model;
     const window = model.historySeconds;
     const stale = model.state !== 'ok';
@@ -220,6 +223,12 @@ export class GpuPanel extends Widget {
 
   private _renderProcesses(): void {
     const rows = this._model.processes;
+    // Rebuilt only when something changed: keyboard focus on a button survives polls.
+    const key = JSON.stringify(rows);
+    if (key === this._processKey) {
+      return;
+    }
+    this._processKey = key;
     this._procs.replaceChildren();
     if (rows.length === 0) {
       return;
@@ -316,6 +325,7 @@ export class GpuPanel extends Widget {
   private _model: GpuModel;
   private _onShow: (() => void) | null;
   private _openPath: ((path: string) => void) | null;
+  private _processKey = '';
   private _procs: HTMLElement;
   private _themeChanged: GpuPanel.IThemeSignal | null;
 }
