@@ -30,20 +30,29 @@ def kernel_pid(kernel_manager: Any, kernel_id: str) -> int | None:
     return pid if isinstance(pid, int) else None
 
 
-def kernel_pids(kernel_manager: Any) -> dict[int, str]:
-    """Every pid that belongs to one of this server's kernels (children included) -> kernel id.
+def kernel_owners(kernel_manager: Any, pids: list[int]) -> dict[int, str]:
+    """Which of `pids` belong to one of this server's kernels (the kernel or a descendant) -> kernel id.
 
-    Blocks on /proc reads: call it from an executor.
+    Walks each pid's ancestors (a few /proc reads per GPU process), not every kernel's whole
+    process tree. Blocks on /proc reads: call it from an executor.
     """
-    owners: dict[int, str] = {}
+    kernels: dict[int, str] = {}
     for kernel_id in list(kernel_manager.list_kernel_ids()):
         pid = kernel_pid(kernel_manager, kernel_id)
-        if pid is None:
+        if pid is not None:
+            kernels[pid] = kernel_id
+    owners: dict[int, str] = {}
+    if not kernels:
+        return owners
+    for pid in pids:
+        if pid in kernels:
+            owners[pid] = kernels[pid]
             continue
-        owners[pid] = kernel_id
         try:
-            for child in psutil.Process(pid).children(recursive=True):
-                owners.setdefault(child.pid, kernel_id)
+            for parent in psutil.Process(pid).parents():
+                if parent.pid in kernels:
+                    owners[pid] = kernels[parent.pid]
+                    break
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return owners

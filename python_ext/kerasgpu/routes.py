@@ -194,7 +194,7 @@ class ShutdownHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized(action="write", resource="kernels")
     async def post(self, pid: str):
-        owners = await self.state.run(procs.kernel_pids, self.kernel_manager)
+        owners = await self.state.run(procs.kernel_owners, self.kernel_manager, [int(pid)])
         kernel_id = owners.get(int(pid))
         if kernel_id is None:
             raise tornado.web.HTTPError(
@@ -209,11 +209,10 @@ class ShutdownHandler(BaseHandler):
 async def attributed_processes(handler: JupyterHandler) -> list[dict[str, Any]]:
     """The GPU processes, each with its kernel and sessions when it belongs to this server."""
     state: State = handler.state
-    gpu_procs, owners, devices = await asyncio.gather(
-        state.run(state.sampler.processes),
-        state.run(procs.kernel_pids, handler.kernel_manager),
-        state.run(state.sampler.devices),
+    gpu_procs, devices = await asyncio.gather(
+        state.run(state.sampler.processes), state.run(state.sampler.devices)
     )
+    owners = await state.run(procs.kernel_owners, handler.kernel_manager, [p.pid for p in gpu_procs])
     kernels = {}
     for kernel_id in set(owners.values()):
         try:
