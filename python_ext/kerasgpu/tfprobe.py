@@ -155,10 +155,15 @@ def interpreter(argv: list[str], env: dict[str, str] | None = None) -> str | Non
     if not argv:
         return None
     exe = argv[0]
+    path = (env or {}).get("PATH", os.environ.get("PATH"))
+    if os.path.basename(exe) == "env":
+        # `/usr/bin/env [-flags] [VAR=value ...] python ...`: env looks the first plain word up on PATH.
+        words = [w for w in argv[1:] if not w.startswith("-") and "=" not in w]
+        found = shutil.which(words[0], path=path) if words else None
+        return os.path.abspath(found) if found else None
     # jupyter_client runs a bare "python" / "python3" / "python3.X" kernelspec with its own Python.
     if exe in {"python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])}:
         return sys.executable
-    path = (env or {}).get("PATH", os.environ.get("PATH"))
     found = shutil.which(exe, path=path)
     return os.path.abspath(found) if found else None
 
