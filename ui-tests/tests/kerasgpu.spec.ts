@@ -142,9 +142,16 @@ test('screenshots of the panel in the light and dark themes', async ({
   await page.sidebar.openTab('jp-kerasgpu-panel');
   const panel = page.locator('#jp-kerasgpu-panel');
   await expect(panel.locator('.jp-kerasgpu-name')).toHaveText('NVIDIA H200');
-  // Let a few readings into the chart.
+  // Replay the real 10 Hz training trace, in a 30 s window, so the chart has a story.
+  setFake({ state: 'trace' });
+  await page.evaluate(() => {
+    const app = (window as any).jupyterapp;
+    const registry = app.pluginRegistry ?? app;
+    registry._plugins.get('jupyterlab-kerasgpu:model').service.historySeconds =
+      30;
+  });
   await expect(panel.locator('.jp-kerasgpu-chart canvas')).toHaveCount(1);
-  await page.waitForTimeout(3000);
+  await page.waitForTimeout(15000);
   const docs = path.resolve(__dirname, '..', '..', 'docs');
   await panel.screenshot({ path: path.join(docs, 'panel-light.png') });
   await page.theme.setDarkTheme();
