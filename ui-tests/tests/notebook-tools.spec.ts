@@ -206,3 +206,28 @@ test.describe('GPU notebook tools', () => {
     expect(labels[2]).toMatch(/above the TensorFlow import/);
   });
 });
+
+test.describe('verification cell in new notebooks (setting)', () => {
+  test('with the setting on, a new notebook starts with the verification cell', async ({
+    page
+  }) => {
+    const id = 'jupyterlab-kerasgpu:notebook-tools';
+    await page.evaluate(async id => {
+      const settings = (window as any).jupyterapp.serviceManager.settings;
+      await settings.save(id, JSON.stringify({ verifyOnNewNotebook: true }));
+    }, id);
+    try {
+      // The plugin follows the saved settings after a reload, as after the Settings Editor.
+      await page.reload();
+      await page.notebook.createNew();
+      await expect
+        .poll(() => verificationCells(page), { timeout: 20_000 })
+        .toBe(1);
+    } finally {
+      await page.evaluate(async id => {
+        const settings = (window as any).jupyterapp.serviceManager.settings;
+        await settings.save(id, JSON.stringify({}));
+      }, id);
+    }
+  });
+});
