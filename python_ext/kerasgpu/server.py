@@ -6,6 +6,8 @@ backend when no explicit value is configured.
 
 from __future__ import annotations
 
+import atexit
+
 from traitlets import Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
@@ -75,5 +77,8 @@ class KerasGPU(Configurable):
 def load(server_app) -> None:
     """Creates the extension's state and registers its handlers."""
     config = KerasGPU(parent=server_app)
-    setup_handlers(server_app.web_app, config)
+    state = setup_handlers(server_app.web_app, config)
+    # Function-style server extensions get no stop hook: when the server exits, end the
+    # sampler thread and its nvidia-smi process instead of leaving them to the OS.
+    atexit.register(state.sampler.stop, 1.0)
     server_app.log.info("kerasgpu: server extension loaded (backend %s)", config.resolved_backend())
