@@ -17,14 +17,10 @@ def _jupyter_labextension_paths():
 
 
 def _jupyter_server_extension_points():
-    return [{"module": "kerasgpu"}]
+    """The server extension is an ExtensionApp: the server stops it (sampler, nvidia-smi) when it stops."""
+    from .server import KerasGPUApp
 
-
-def _load_jupyter_server_extension(server_app):
-    """Registers the REST and websocket handlers on a running Jupyter server."""
-    from .server import load
-
-    load(server_app)
+    return [{"module": "kerasgpu", "app": KerasGPUApp}]
 
 
 def load_ipython_extension(ipython):

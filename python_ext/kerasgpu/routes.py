@@ -24,13 +24,23 @@ from prometheus_client.core import GaugeMetricFamily
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from . import processes as procs
-from .telemetry import GpuSample, Sampler
+from .telemetry import GpuSample, Sampler, smi
+from .telemetry.types import json_safe
 
 if TYPE_CHECKING:
     from .server import KerasGPU
 
 AUTH_RESOURCE = "kerasgpu"
 API = "kerasgpu/api/v1"
+# Prometheus' text exposition format (what its scrapers ask for; Prometheus 3 refuses JSON).
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Linux pids are at most 2**22 (pid_max); anything longer than this many digits is no pid.
+MAX_PID = 2**31 - 1
+
+
+def dumps(data: Any) -> str:
+    """JSON for clients: never NaN or Infinity (browsers' JSON.parse rejects them)."""
+    return json.dumps(json_safe(data), allow_nan=False)
 
 
 class State:
@@ -51,8 +61,19 @@ class State:
         return await asyncio.get_running_loop().run_in_executor(None, func, *args)
 
     def close(self) -> None:
+        """Closes every websocket, then `shutdown()` (on the event loop's thread)."""
         self.broadcaster.close()
-        self.sampler.stop()
+        self.shutdown()
+
+    def shutdown(self, wait: float = 2.0) -> None:
+        """Stops the sampler and kills every nvidia-smi child still running (idempotent).
+
+        Safe without an event loop (atexit): it touches no websocket.
+        """
+        self.sampler.stop(wait=0)
+        smi.kill_children()  # unblocks a sampler or probe thread waiting on a hung call
+        self.sampler.stop(wait=wait)
+        smi.kill_children()  # one spawned while the thread was stopping
 
 
 class Broadcaster:
@@ -95,11 +116,11 @@ class Broadcaster:
 
     # The sampler calls these on its thread: hop to the event loop.
     def _on_samples(self, samples: list[GpuSample]) -> None:
-        message = json.dumps({"type": "samples", "samples": [s.to_json() for s in samples]})
+        message = dumps({"type": "samples", "samples": [s.to_json() for s in samples]})
         self._post(message)
 
     def _on_status(self, status) -> None:
-        message = json.dumps(
+        message = dumps(
             {
                 "type": "status",
                 "status": status.to_json(),
@@ -145,7 +166,7 @@ class DevicesHandler(BaseHandler):
         snap = await self.state.run(self.state.sampler.snapshot)
         data = snap.to_json()
         data["interval_ms"] = self.state.sampler.interval_ms
-        self.finish(json.dumps(data))
+        self.finish(dumps(data))
 
 
 class HistoryHandler(BaseHandler):
@@ -168,7 +189,7 @@ class HistoryHandler(BaseHandler):
         status = await self.state.run(sampler.status)
         samples = sampler.history(seconds)
         self.finish(
-            json.dumps(
+            dumps(
                 {
                     "status": status.to_json(),
                     "interval_ms": sampler.interval_ms,
@@ -185,7 +206,7 @@ class ProcessesHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self):
-        self.finish(json.dumps({"processes": await attributed_processes(self)}))
+        self.finish(dumps({"processes": await attributed_processes(self)}))
 
 
 class ShutdownHandler(BaseHandler):
@@ -193,9 +214,10 @@ class ShutdownHandler(BaseHandler):
 
     @tornado.web.authenticated
     @authorized(action="write", resource="kernels")
-    async def post(self, pid: str):
-        owners = await self.state.run(procs.kernel_owners, self.kernel_manager, [int(pid)])
-        kernel_id = owners.get(int(pid))
+    async def post(self, raw: str):
+        pid = parse_pid(raw)
+        owners = await self.state.run(procs.kernel_owners, self.kernel_manager, [pid])
+        kernel_id = owners.get(pid)
         if kernel_id is None:
             raise tornado.web.HTTPError(
                 404,
@@ -203,7 +225,33 @@ class ShutdownHandler(BaseHandler):
                 "only this server's kernels can be shut down from here.",
             )
         await ensure_async(self.kernel_manager.shutdown_kernel(kernel_id))
-        self.finish(json.dumps({"pid": int(pid), "kernel_id": kernel_id, "shutdown": True}))
+        self.finish(dumps({"pid": pid, "kernel_id": kernel_id, "shutdown": True}))
+
+
+def parse_pid(raw: str) -> int:
+    """A process id from the URL, or a 400 that says what a pid looks like."""
+    shown = raw if len(raw) <= 40 else f"{raw[:20]}... ({len(raw)} characters)"
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_PID))) or not 0 < int(raw) <= MAX_PID:
+        raise tornado.web.HTTPError(
+            400, f"{shown!r} is not a process id: a pid is a whole number from 1 to {MAX_PID}."
+        )
+    return int(raw)
+
+
+class NotFoundHandler(BaseHandler):
+    """Any other path under kerasgpu/api/v1: a JSON 404 (not Jupyter's HTML page) that says what exists."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, path: str):
+        shown = path if len(path) <= 80 else path[:80] + "..."
+        raise tornado.web.HTTPError(
+            404,
+            f"No kerasgpu endpoint {shown!r}; the API has devices, history, processes, "
+            "processes/<pid>/shutdown, stream, snippets and tensorflow.",
+        )
+
+    post = put = patch = delete = get
 
 
 async def attributed_processes(handler: JupyterHandler) -> list[dict[str, Any]]:
@@ -261,8 +309,8 @@ class MetricsHandler(BaseHandler):
         names = {d.uuid: d.name for d in devices}
         registry = CollectorRegistry()
         registry.register(_Collector(self, samples, names, status.state == "ok"))
-        self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-        self.finish(generate_latest(registry))
+        # APIHandler.finish would set application/json.
+        self.finish(generate_latest(registry), set_content_type=METRICS_CONTENT_TYPE)
 
 
 class _Collector:
@@ -327,7 +375,7 @@ class StreamHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             "devices": [d.to_json() for d in devices],
             "samples": [s.to_json() for s in latest],
         }
-        self.send(json.dumps(hello), Broadcaster.MAX_PENDING)
+        self.send(dumps(hello), Broadcaster.MAX_PENDING)
         # Readings follow the hello, never precede it.
         if self.ws_connection is not None and not self.ws_connection.is_closing():
             self.state.broadcaster.add(self)
@@ -367,13 +415,18 @@ def setup_handlers(web_app, config: KerasGPU) -> State:
         (url_path_join(base_url, API, "devices"), DevicesHandler, kwargs),
         (url_path_join(base_url, API, "history"), HistoryHandler, kwargs),
         (url_path_join(base_url, API, "processes"), ProcessesHandler, kwargs),
-        (url_path_join(base_url, API, r"processes/(\d+)/shutdown"), ShutdownHandler, kwargs),
+        # Any pid-shaped segment reaches the handler, which answers a bad one with a JSON 400.
+        (url_path_join(base_url, API, r"processes/([^/]*)/shutdown"), ShutdownHandler, kwargs),
         (url_path_join(base_url, API, "stream"), StreamHandler, kwargs),
         (url_path_join(base_url, "kerasgpu", "metrics"), MetricsHandler, kwargs),
     ]
     from .handlers_tf import tf_routes  # imports this module: not at the top
 
     handlers.extend(tf_routes(base_url, state))
+    from .handlers_notebook import notebook_routes
+
+    handlers.extend(notebook_routes(base_url, state))
+    handlers.append((url_path_join(base_url, API, "(.*)"), NotFoundHandler, kwargs))  # last: the rest
     web_app.add_handlers(".*$", handlers)
     web_app.settings["kerasgpu_state"] = state
     return state

@@ -1,17 +1,21 @@
-"""The Jupyter server extension: configuration and start-up.
+"""The Jupyter server extension: configuration, start-up and stop.
 
 `c.KerasGPU.*` traitlets configure it; `KERASGPU_BACKEND` overrides the
-backend when no explicit value is configured.
+backend when no explicit value is configured. `KerasGPUApp` is the
+jupyter_server `ExtensionApp`: the server calls its `stop_extension` when it
+stops, which ends the sampler and every nvidia-smi it started.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 
+from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
-from .routes import setup_handlers
+from .routes import State, setup_handlers
 from .telemetry import BACKENDS, resolve_backend
 from .telemetry.sampler import MIN_INTERVAL_MS
 
@@ -74,11 +78,26 @@ class KerasGPU(Configurable):
         return resolve_backend(self.backend or None)
 
 
-def load(server_app) -> None:
-    """Creates the extension's state and registers its handlers."""
-    config = KerasGPU(parent=server_app)
-    state = setup_handlers(server_app.web_app, config)
-    # Function-style server extensions get no stop hook: when the server exits, end the
-    # sampler thread and its nvidia-smi process instead of leaving them to the OS.
-    atexit.register(state.sampler.stop, 1.0)
-    server_app.log.info("kerasgpu: server extension loaded (backend %s)", config.resolved_backend())
+class KerasGPUApp(ExtensionApp):
+    """The kerasgpu server extension: REST, websocket and metrics handlers around one sampler."""
+
+    name = "kerasgpu"
+    load_other_extensions = True
+
+    state: State | None = None
+
+    def initialize_handlers(self) -> None:
+        """Creates the extension's state and registers its handlers (under the server's base_url)."""
+        config = KerasGPU(parent=self.serverapp)  # c.KerasGPU.* from the server's configuration
+        self.state = setup_handlers(self.serverapp.web_app, config)
+        # The stop hook does not run when the server ends by an uncaught KeyboardInterrupt
+        # (SIGINT without a terminal): the nvidia-smi children must not outlive it then either.
+        atexit.register(self.state.shutdown)
+        self.log.info("kerasgpu: server extension loaded (backend %s)", config.resolved_backend())
+
+    async def stop_extension(self) -> None:
+        """Stops the sampler and kills every nvidia-smi (and its wrapper) still running."""
+        if self.state is not None:
+            self.state.broadcaster.close()
+            # Joining the sampler thread blocks: not on the event loop.
+            await asyncio.get_running_loop().run_in_executor(None, self.state.shutdown)

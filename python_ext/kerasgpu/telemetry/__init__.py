@@ -12,6 +12,9 @@ reason.
 
 from __future__ import annotations
 
+import contextlib
+
+from . import errors
 from .backend import BACKENDS, open_backend, resolve_backend
 from .sampler import Sampler
 from .smi import DEFAULT_TIMEOUT
@@ -51,15 +54,15 @@ def probe(
     name = resolve_backend(backend)
     try:
         b, devices = open_backend(name, smi_path=smi_path, timeout=timeout, stream=False)
-    except TelemetryError as err:
-        return Snapshot(
-            status=BackendStatus.from_error(err, backend=getattr(err, "backend", name), state=_state(err))
-        )
+    except Exception as err:
+        which = getattr(err, "backend", name)
+        err = errors.unexpected(err, which)
+        return Snapshot(status=BackendStatus.from_error(err, backend=which, state=_state(err)))
     try:
         samples = b.sample()
         try:
             processes = b.processes()
-        except TelemetryError:
+        except Exception:
             processes = []  # readings without the process list are still worth showing
         return Snapshot(
             status=BackendStatus(state="ok", backend=b.name),
@@ -67,15 +70,15 @@ def probe(
             samples=samples,
             processes=processes,
         )
-    except TelemetryError as err:
+    except Exception as err:
+        err = errors.unexpected(err, b.name)
         return Snapshot(
             status=BackendStatus.from_error(err, backend=b.name, state=_state(err)), devices=devices
         )
     finally:
-        b.close()
+        with contextlib.suppress(Exception):
+            b.close()
 
 
 def _state(err: TelemetryError) -> str:
-    from .errors import state_for
-
-    return state_for(err.code)
+    return errors.state_for(err.code)

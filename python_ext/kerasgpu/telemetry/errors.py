@@ -6,6 +6,7 @@ nvidia-smi's and NVML's failures are turned into a `TelemetryError` whose
 
 from __future__ import annotations
 
+import csv
 import re
 
 from .types import (
@@ -122,6 +123,26 @@ def backend_error(detail: str) -> TelemetryError:
         f"Reading the GPUs failed: {detail}",
         "Run `nvidia-smi` in a terminal to see whether the driver answers.",
     )
+
+
+# What a parser raises on output it cannot read (a 200 KB field trips csv's field limit).
+PARSE_ERRORS = (csv.Error, ValueError, UnicodeError, IndexError, KeyError, OverflowError, TypeError)
+
+
+def short(text: object, limit: int = 160) -> str:
+    """`text` cut to `limit` characters: reasons must stay readable whatever a tool printed."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def unexpected(err: BaseException, backend: str) -> TelemetryError:
+    """Any exception a backend or its parser raised, as a status: reading the GPUs keeps going."""
+    if isinstance(err, TelemetryError):
+        return err
+    detail = short(f"{type(err).__name__}: {err}")
+    if backend == "smi" and isinstance(err, PARSE_ERRORS):
+        return malformed(detail)
+    return backend_error(detail)
 
 
 def from_smi_output(text: str, returncode: int) -> TelemetryError:

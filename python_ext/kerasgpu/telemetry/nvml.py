@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from . import errors
-from .types import DeviceInfo, GpuProcess, GpuSample, TelemetryError
+from .types import DeviceInfo, GpuProcess, GpuSample, TelemetryError, finite
 
 MIB = 1024 * 1024
 # NVML's "no MIG instance" value for gpuInstanceId / computeInstanceId.
@@ -30,7 +30,9 @@ class NvmlBackend:
     name = "nvml"
     paced = False  # the sampler decides when to read
 
-    def __init__(self) -> None:
+    def __init__(self, module: Any = None) -> None:
+        """`module`: the pynvml module to use (default: import it at `open()`)."""
+        self._module = module
         self._nvml: Any = None
         self._handles: list[Any] = []
         self._devices: list[DeviceInfo] = []
@@ -82,24 +84,27 @@ class NvmlBackend:
 
     def open(self) -> list[DeviceInfo]:
         """Starts NVML and reads every GPU's static details."""
-        try:
-            import pynvml
-        except ImportError:
-            raise errors.nvml_not_found("the nvidia-ml-py package is not installed") from None
-        self._nvml = n = pynvml
+        if self._module is None:
+            try:
+                import pynvml
+            except ImportError:
+                raise errors.nvml_not_found("the nvidia-ml-py package is not installed") from None
+            self._module = pynvml
+        self._nvml = n = self._module
         try:
             n.nvmlInit()
         except n.NVMLError as err:
             raise self._error(err) from None
         try:
-            count = n.nvmlDeviceGetCount()
-            if count < 1:
+            count = _int(n.nvmlDeviceGetCount())
+            if count is None or count < 1:
                 raise errors.no_devices()
             driver = self._optional(n.nvmlSystemGetDriverVersion)
             cuda = self._optional(n.nvmlSystemGetCudaDriverVersion_v2) or self._optional(
                 n.nvmlSystemGetCudaDriverVersion
             )
-            cuda_text = f"{cuda // 1000}.{(cuda % 1000) // 10}" if cuda else None
+            cuda = _int(cuda)
+            cuda_text = f"{cuda // 1000}.{(cuda % 1000) // 10}" if cuda and cuda > 0 else None
             handles, devices = [], []
             for i in range(count):
                 try:
@@ -123,16 +128,19 @@ class NvmlBackend:
         cc = self._optional(n.nvmlDeviceGetCudaComputeCapability, h)
         mig = self._optional(n.nvmlDeviceGetMigMode, h)
         total, _, _ = self._memory(h)
+        bus = getattr(pci, "busId", None) if pci is not None else None
+        cc = tuple(_int(v) for v in cc[:2]) if isinstance(cc, (tuple, list)) and len(cc) >= 2 else None
+        current_mig = mig[0] if isinstance(mig, (tuple, list)) and mig else None
         return DeviceInfo(
             index=index,
             uuid=_text(self._optional(n.nvmlDeviceGetUUID, h) or ""),
             name=_text(self._optional(n.nvmlDeviceGetName, h) or "NVIDIA GPU"),
             memory_total_mib=total,
             driver_version=_text(driver) if driver else None,
-            pci_bus_id=_text(pci.busId) if pci is not None else None,
+            pci_bus_id=_text(bus) if bus else None,
             cuda_driver_version=cuda,
-            compute_capability=f"{cc[0]}.{cc[1]}" if cc else None,
-            mig_mode=("Enabled" if mig[0] else "Disabled") if mig else None,
+            compute_capability=f"{cc[0]}.{cc[1]}" if cc and None not in cc else None,
+            mig_mode=("Enabled" if current_mig else "Disabled") if current_mig is not None else None,
         )
 
     def _shutdown(self) -> None:
@@ -158,7 +166,7 @@ class NvmlBackend:
             try:
                 m = n.nvmlDeviceGetMemoryInfo(h, version=n.nvmlMemory_v2)
                 self._memory_v2 = True
-                return m.total / MIB, m.used / MIB, m.reserved / MIB
+                return _mib(m.total), _mib(m.used), _mib(m.reserved)
             except (TypeError, AttributeError):
                 self._memory_v2 = False
             except n.NVMLError as err:
@@ -168,7 +176,7 @@ class NvmlBackend:
         m = self._optional(n.nvmlDeviceGetMemoryInfo, h)
         if m is None:
             return None, None, None
-        return m.total / MIB, m.used / MIB, None
+        return _mib(getattr(m, "total", None)), _mib(getattr(m, "used", None)), None
 
     def sample(self) -> list[GpuSample]:
         """One reading of every GPU (~0.015 ms each)."""
@@ -192,19 +200,19 @@ class NvmlBackend:
                         index=dev.index,
                         uuid=dev.uuid,
                         timestamp=now,
-                        utilization_gpu=float(util.gpu) if util is not None else None,
-                        utilization_memory=float(util.memory) if util is not None else None,
+                        utilization_gpu=_num(getattr(util, "gpu", None)),
+                        utilization_memory=_num(getattr(util, "memory", None)),
                         memory_used_mib=used,
                         memory_total_mib=total,
                         memory_reserved_mib=reserved,
                         temperature_c=_num(
                             self._optional(n.nvmlDeviceGetTemperature, h, n.NVML_TEMPERATURE_GPU)
                         ),
-                        power_draw_w=power / 1000.0 if power is not None else None,
-                        power_limit_w=limit / 1000.0 if limit is not None else None,
+                        power_draw_w=_scaled(power, 1000),
+                        power_limit_w=_scaled(limit, 1000),
                         clock_sm_mhz=_num(self._optional(n.nvmlDeviceGetClockInfo, h, n.NVML_CLOCK_SM)),
                         clock_mem_mhz=_num(self._optional(n.nvmlDeviceGetClockInfo, h, n.NVML_CLOCK_MEM)),
-                        pstate=f"P{pstate}" if pstate is not None and 0 <= pstate < 32 else None,
+                        pstate=f"P{pstate}" if isinstance(pstate, int) and 0 <= pstate < 32 else None,
                     )
                 )
         return out
@@ -236,24 +244,44 @@ class NvmlBackend:
             raise errors.backend_error("NVML is not open")
         procs = []
         for dev, h in zip(self._devices, self._handles, strict=False):
-            for p in self._running(h):
-                name = self._optional(n.nvmlSystemGetProcessName, p.pid)
+            for p in self._running(h) or []:
+                name = self._optional(n.nvmlSystemGetProcessName, getattr(p, "pid", None))
                 used = getattr(p, "usedGpuMemory", None)
                 gi = getattr(p, "gpuInstanceId", None)
                 ci = getattr(p, "computeInstanceId", None)
+                pid = _int(getattr(p, "pid", None))
+                if pid is None or not 0 < pid < 2**31:
+                    continue  # not a process this machine could have
+                gi, ci = _int(gi), _int(ci)
                 procs.append(
                     GpuProcess(
-                        pid=int(p.pid),
+                        pid=pid,
                         gpu_uuid=dev.uuid,
-                        used_memory_mib=used / MIB if used is not None else None,
+                        used_memory_mib=_mib(used),
                         name=_text(name) if name else None,
                         gpu_index=dev.index,
-                        gpu_instance_id=None if gi in (None, NO_INSTANCE) else int(gi),
-                        compute_instance_id=None if ci in (None, NO_INSTANCE) else int(ci),
+                        gpu_instance_id=None if gi in (None, NO_INSTANCE) else gi,
+                        compute_instance_id=None if ci in (None, NO_INSTANCE) else ci,
                     )
                 )
         return procs
 
 
 def _num(value: Any) -> float | None:
-    return float(value) if value is not None else None
+    """An NVML number as a finite float (None when absent, not a number, or not finite)."""
+    return finite(value)
+
+
+def _scaled(value: Any, divisor: float) -> float | None:
+    number = _num(value)
+    return finite(number / divisor) if number is not None else None
+
+
+def _mib(value: Any) -> float | None:
+    """Bytes as MiB; None for NVML's "not available" and for what no GPU could hold."""
+    return _scaled(value, MIB)
+
+
+def _int(value: Any) -> int | None:
+    """An NVML integer, None when it is not one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

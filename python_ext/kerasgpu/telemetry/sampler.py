@@ -34,6 +34,14 @@ SampleCallback = Callable[[list[GpuSample]], None]
 StatusCallback = Callable[[BackendStatus], None]
 
 
+def _close(backend) -> None:
+    """Closes a backend; a failure to close must not stop the sampler."""
+    try:
+        backend.close()
+    except Exception:
+        log.warning("closing the GPU backend failed", exc_info=True)
+
+
 def _check_interval(interval_ms: object) -> int:
     if isinstance(interval_ms, bool) or not isinstance(interval_ms, (int, float)) or math.isnan(interval_ms):
         raise ValueError(f"interval_ms must be a number of milliseconds (at least 100), not {interval_ms!r}")
@@ -174,13 +182,16 @@ class Sampler:
 
     def _finish_stop(self, thread, backend, wait: float = 2.0) -> None:
         if backend is not None and backend.paced:
-            backend.close()  # wakes the thread waiting for nvidia-smi's next line
+            _close(backend)  # wakes the thread waiting for nvidia-smi's next line
         if thread is not None and thread is not threading.current_thread():
             thread.join(wait)
 
     close = stop
 
     def _run(self, stop: threading.Event) -> None:
+        """The sampler thread. Nothing a backend or parser raises ends it: every failure is a status
+        with its reason, the backend is re-opened every `retry_seconds`, and readings resume by
+        themselves when the GPUs answer again."""
         backend = None
         next_at = time.monotonic()
         interval = self.interval_ms / 1000.0
@@ -196,27 +207,27 @@ class Sampler:
                             interval_ms=self.interval_ms,
                             stall_timeout=self.stall_timeout,
                         )
-                    except TelemetryError as err:
+                    except Exception as err:
                         which = getattr(err, "backend", self.backend_name)
-                        self._set_status(self._error_status(err, which), stop)
+                        self._failed(err, which, stop)
                         stop.wait(self.retry_seconds)
                         continue
                     with self._lock:
                         if stop.is_set():
-                            backend.close()
+                            _close(backend)
                             return
                         self._backend = backend
                         self._devices = devices
                     next_at = time.monotonic()
                 try:
                     samples = backend.sample()
-                except TelemetryError as err:
+                except Exception as err:
                     if stop.is_set():
                         break
-                    self._set_status(self._error_status(err, backend.name), stop)
+                    self._failed(err, backend.name, stop)
                     with self._lock:
                         self._backend = None
-                    backend.close()
+                    _close(backend)
                     backend = None
                     stop.wait(self.retry_seconds)
                     continue
@@ -229,7 +240,7 @@ class Sampler:
                         next_at = time.monotonic()
                         delay = 0
                     stop.wait(max(0.0, delay))
-        except Exception:  # a bug must not leave a silent dead thread: say so in the status
+        except Exception:  # a bug in the sampler itself: say so in the status
             log.exception("GPU sampler stopped by an unexpected error")
             self._set_status(
                 BackendStatus(
@@ -246,7 +257,14 @@ class Sampler:
                 if self._backend is backend:
                     self._backend = None
             if backend is not None:
-                backend.close()
+                _close(backend)
+
+    def _failed(self, err: Exception, backend: str, stop: threading.Event) -> None:
+        """Reports a failed open or reading as the status; an unexpected exception is logged too."""
+        if not isinstance(err, TelemetryError):
+            log.warning("reading the GPUs failed unexpectedly (%s backend)", backend, exc_info=err)
+        err = errors.unexpected(err, backend)
+        self._set_status(self._error_status(err, backend), stop)
 
     @staticmethod
     def _error_status(err: TelemetryError, backend: str) -> BackendStatus:

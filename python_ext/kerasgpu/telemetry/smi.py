@@ -12,14 +12,19 @@ import csv
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
+from collections import deque
+from collections.abc import Iterable, Iterator
 
 from . import errors
-from .types import DeviceInfo, GpuProcess, GpuSample, TelemetryError
+from .types import DeviceInfo, GpuProcess, GpuSample, TelemetryError, finite
 
 DEFAULT_TIMEOUT = 10.0
+# A streamed reading is ~150 characters per GPU: a longer line is not one, and is not kept in memory.
+MAX_LINE = 64 * 1024
 
 # Static details (DeviceInfo) and readings (GpuSample), in the query's order.
 DEVICE_FIELDS = [
@@ -55,6 +60,23 @@ _UNIT = re.compile(r"\s*(MiB|GiB|KiB|%|W|MHz|C|us)$")
 _BAD_FIELD = re.compile(r'Field "([^"]+)" is not a valid field to query')
 
 
+def bounded_lines(stream) -> Iterator[str | None]:
+    """The lines of a text stream, each at most MAX_LINE characters; None stands for a longer one
+    (skipped to its end, never held whole)."""
+    while True:
+        line = stream.readline(MAX_LINE)
+        if not line:
+            return
+        if len(line) >= MAX_LINE and not line.endswith("\n"):
+            while True:
+                rest = stream.readline(MAX_LINE)
+                if not rest or rest.endswith("\n"):
+                    break
+            yield None
+            continue
+        yield line
+
+
 def find_smi(smi_path: str | None = None) -> str:
     """The nvidia-smi executable to run: `smi_path` if given, else the one on PATH."""
     if smi_path:
@@ -70,26 +92,76 @@ def find_smi(smi_path: str | None = None) -> str:
     return found
 
 
+# Every nvidia-smi child of this process (one-shot and stream), so a server that stops can end
+# them all, even those in the middle of a hung call.
+_children: set[subprocess.Popen] = set()
+_children_lock = threading.Lock()
+
+
+def spawn(argv: list[str], **kwargs) -> subprocess.Popen:
+    """Starts nvidia-smi in a process group of its own (a wrapper script's children included)."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=os.name == "posix", **kwargs)
+    with _children_lock:
+        _children.add(proc)
+    return proc
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """Kills `proc` and everything in its process group (a wrapper and the real nvidia-smi)."""
+    if os.name == "posix":
+        with contextlib.suppress(OSError):  # the whole group is gone already
+            os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        proc.kill()
+
+
+def forget(proc: subprocess.Popen) -> None:
+    with _children_lock:
+        _children.discard(proc)
+
+
+def kill_children() -> int:
+    """Kills every nvidia-smi this process started that still runs (at server stop); how many."""
+    with _children_lock:
+        procs = list(_children)
+    for proc in procs:
+        kill_group(proc)
+    return len(procs)
+
+
 def run_smi(exe: str, args: list[str], timeout: float = DEFAULT_TIMEOUT) -> str:
-    """Runs nvidia-smi once (argv list, no shell); its stdout, or a TelemetryError."""
+    """Runs nvidia-smi once (argv list, no shell); its stdout, or a TelemetryError.
+
+    The child runs in its own process group, killed as a group when it does not answer in time.
+    """
     try:
-        proc = subprocess.run(
+        proc = spawn(
             [exe, *args],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             errors="replace",
-            timeout=timeout,
         )
-    except subprocess.TimeoutExpired:
-        raise errors.timeout("nvidia-smi", timeout) from None
     except FileNotFoundError:
         raise errors.smi_not_found(exe) from None
     except OSError as err:
         raise errors.backend_error(f"nvidia-smi at {exe} could not be run: {err}") from None
+    try:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+            # A child stuck in the driver may outlive even SIGKILL for a while: don't wait forever.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.communicate(timeout=2)
+            raise errors.timeout("nvidia-smi", timeout) from None
+    finally:
+        if proc.returncode is None:
+            kill_group(proc)
+        forget(proc)
     if proc.returncode != 0:
-        raise errors.from_smi_output(proc.stdout + "\n" + proc.stderr, proc.returncode)
-    return proc.stdout
+        raise errors.from_smi_output(stdout + "\n" + stderr, proc.returncode)
+    return stdout
 
 
 def is_missing(value: str) -> bool:
@@ -104,14 +176,15 @@ def is_lost(value: str) -> bool:
 
 
 def to_number(value: str, field: str) -> float | None:
-    """A number from a CSV cell (units tolerated), None when the GPU lacks it."""
+    """A number from a CSV cell (units tolerated); None when the GPU lacks it or it is not finite
+    (`nan`, `inf`, `1e309`): JSON has no such numbers, and no GPU reads them."""
     if is_missing(value):
         return None
     text = _UNIT.sub("", value.strip())
     try:
-        return float(text)
-    except ValueError:
-        raise errors.malformed(f"{field} = {value.strip()!r} is not a number") from None
+        return finite(float(text))
+    except (ValueError, OverflowError):
+        raise errors.malformed(f"{field} = {errors.short(repr(value.strip()))} is not a number") from None
 
 
 def to_text(value: str) -> str | None:
@@ -121,7 +194,10 @@ def to_text(value: str) -> str | None:
 
 def split_row(line: str, fields: list[str]) -> dict[str, str]:
     """One CSV line into {field: cell}; a wrong number of cells is malformed output."""
-    cells = next(csv.reader([line], skipinitialspace=True), [])
+    try:
+        cells = next(csv.reader([line], skipinitialspace=True), [])
+    except csv.Error as err:  # a field over csv's limit (128 KiB), a NUL byte...
+        raise errors.malformed(f"{err}: {errors.short(repr(line.strip()), 120)}") from None
     if len(cells) != len(fields):
         raise errors.malformed(f"expected {len(fields)} values, got {len(cells)}: {line.strip()[:120]!r}")
     return dict(zip(fields, cells, strict=False))
@@ -131,7 +207,8 @@ def _index(row: dict[str, str]) -> int:
     try:
         return int(row["index"].strip())
     except ValueError:
-        raise errors.malformed(f"GPU index {row['index'].strip()!r} is not a number") from None
+        index = errors.short(repr(row["index"].strip()))
+        raise errors.malformed(f"GPU index {index} is not a number") from None
 
 
 def check_lost(row: dict[str, str]) -> None:
@@ -237,6 +314,11 @@ def query_processes(
     out = run_smi(
         exe, [f"--query-compute-apps={','.join(PROCESS_FIELDS)}", "--format=csv,noheader,nounits"], timeout
     )
+    return parse_processes(out, devices)
+
+
+def parse_processes(out: str, devices: list[DeviceInfo] | None = None) -> list[GpuProcess]:
+    """`--query-compute-apps=pid,gpu_uuid,used_gpu_memory,process_name` output as GpuProcess rows."""
     by_uuid = {d.uuid: d.index for d in devices or []}
     procs = []
     for line in out.splitlines():
@@ -245,12 +327,14 @@ def query_processes(
         # The process name is last and may itself hold commas (a path): split the rest only.
         parts = [p.strip() for p in line.split(",", len(PROCESS_FIELDS) - 1)]
         if len(parts) != len(PROCESS_FIELDS):
-            raise errors.malformed(f"compute process line {line.strip()[:120]!r}")
+            raise errors.malformed(f"compute process line {errors.short(repr(line.strip()), 120)}")
         pid_text, uuid, mem, name = parts
         try:
             pid = int(pid_text)
         except ValueError:
-            raise errors.malformed(f"process id {pid_text!r} is not a number") from None
+            pid = 0
+        if not 0 < pid < 2**31:
+            raise errors.malformed(f"process id {errors.short(repr(pid_text))} is not a process id")
         procs.append(
             GpuProcess(
                 pid=pid,
@@ -332,9 +416,8 @@ class SmiBackend:
             self._error = None
             self._closing = False
         try:
-            proc = subprocess.Popen(
+            proc = spawn(
                 argv,
-                stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -347,19 +430,24 @@ class SmiBackend:
         threading.Thread(target=self._read, args=(proc,), name="kerasgpu-smi-reader", daemon=True).start()
 
     def _read(self, proc: subprocess.Popen) -> None:
-        """Reader thread: parses each streamed line; a full set of GPUs is one reading."""
-        n = max(1, len(self._devices))
-        pending: dict[int, GpuSample] = {}
-        text: list[str] = []
+        """Reader thread: parses each streamed line; a full set of GPUs is one reading.
+
+        Nothing nvidia-smi prints ends this thread: a line it cannot read becomes an error
+        for `sample()` to raise, and the thread reads on until the process ends.
+        """
+        text: deque[str] = deque(maxlen=20)  # the last lines, for the error when it exits
         assert proc.stdout is not None
         try:
-            self._read_lines(proc, n, pending, text)
+            self.read_lines(bounded_lines(proc.stdout), text)
         except (OSError, ValueError):  # the pipe went away under us (process killed)
             pass
+        except Exception as err:  # a bug must not leave sample() waiting for a dead thread
+            self._publish_error(errors.unexpected(err, self.name))
         finally:
             with contextlib.suppress(OSError):
                 proc.stdout.close()
         rc = proc.wait()
+        forget(proc)
         with self._cond:
             if self._closing or self._proc is not proc:
                 return
@@ -369,17 +457,26 @@ class SmiBackend:
             err = errors.backend_error("nvidia-smi stopped streaming readings")
         self._publish_error(err)
 
-    def _read_lines(self, proc: subprocess.Popen, n: int, pending: dict, text: list[str]) -> None:
-        for line in proc.stdout:
-            if not line.strip():
+    def read_lines(self, lines: Iterable[str | None], text: deque[str] | None = None) -> None:
+        """Parses streamed lines (None: a line over MAX_LINE); publishes readings and errors."""
+        n = max(1, len(self._devices))
+        pending: dict[int, GpuSample] = {}
+        for line in lines:
+            if line is not None and not line.strip():
                 continue
-            now = time.time()
             try:
-                sample = row_to_sample(split_row(line, self._fields), now)
-            except TelemetryError as err:
-                text.append(line)
-                known = errors.from_smi_output(line, 0)
-                self._publish_error(known if known.code != errors.BACKEND_ERROR else err)
+                if line is None:
+                    raise errors.malformed(f"a line longer than {MAX_LINE} characters")
+                sample = row_to_sample(split_row(line, self._fields), time.time())
+            except Exception as err:
+                if text is not None and line is not None:
+                    text.append(line[:2000])
+                err = errors.unexpected(err, self.name)
+                if err.code == errors.MALFORMED and line is not None:
+                    known = errors.from_smi_output(line[:2000], 0)
+                    if known.code != errors.BACKEND_ERROR:
+                        err = known
+                self._publish_error(err)
                 pending.clear()
                 continue
             if sample.index in pending:  # a new round began before the last one completed
@@ -406,10 +503,11 @@ class SmiBackend:
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        if proc.poll() is None:
-            proc.kill()
+        if proc.returncode is None:
+            kill_group(proc)  # a wrapper script's nvidia-smi too
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)  # the reader thread closes stdout when it sees the end
+        forget(proc)
 
     def close(self) -> None:
         """Stops the stream process (if any)."""

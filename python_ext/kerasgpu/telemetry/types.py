@@ -8,6 +8,7 @@ GPU does not report (`[N/A]`, `[Not Supported]`, NVML "not supported") is
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -23,6 +24,29 @@ TIMEOUT = "timeout"
 MALFORMED = "malformed_output"
 BACKEND_ERROR = "backend_error"
 DISABLED = "disabled"  # backend "none" chosen on purpose (KERASGPU_BACKEND=none)
+
+
+def finite(value: Any) -> float | None:
+    """A reading as a finite float, else None: nan, inf and numbers beyond a float's range aren't readings."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None, so `json.dumps` never writes NaN/Infinity
+    (which browsers' JSON.parse rejects)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 class TelemetryError(Exception):
@@ -50,7 +74,7 @@ class BackendStatus:
         return cls(state=state, backend=backend, code=err.code, reason=err.reason, hint=err.hint)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_safe(asdict(self))
 
 
 @dataclass
@@ -68,7 +92,7 @@ class DeviceInfo:
     mig_mode: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_safe(asdict(self))
 
 
 @dataclass
@@ -91,7 +115,7 @@ class GpuSample:
     pstate: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_safe(asdict(self))
 
 
 @dataclass
@@ -108,7 +132,7 @@ class GpuProcess:
     compute_instance_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return json_safe(asdict(self))
 
 
 @dataclass
