@@ -2,7 +2,11 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import {
+  ICommandPalette,
+  InputDialog,
+  Notification
+} from '@jupyterlab/apputils';
 import {
   INotebookTracker,
   Notebook,
@@ -21,21 +25,22 @@ import {
   strategyIcon,
   verifyIcon
 } from './icons';
+import { requestAPI } from './request';
+import { IDevicesReply } from './api';
 import {
+  applyPlan,
   cellInfos,
   FALLBACK_VERIFY_CODE,
   fetchSnippets,
-  findSnippetCell,
   firstTensorFlowCell,
-  insertSnippetCell,
+  IPlan,
   isEmptyNotebook,
   ISnippet,
-  isWrapped,
+  NotebookTool,
+  requestPlan,
   SnippetIds,
-  topInsertIndex,
   upsertVerificationCell,
-  VERIFY_SNIPPET_ID,
-  wrapCell
+  VERIFY_SNIPPET_ID
 } from './snippets';
 
 /** Command ids of the notebook tools. */
@@ -44,6 +49,8 @@ export namespace NotebookToolsCommandIDs {
   export const insertSnippet = 'kerasgpu:insert-snippet';
   /** Adds the tagged verification cell at the top (or updates it); `args.run` runs it. */
   export const insertVerificationCell = 'kerasgpu:insert-verification-cell';
+  /** One tf.distribute strategy for the whole notebook (`%gpu_distribute`), before the first model. */
+  export const distributeNotebook = 'kerasgpu:distribute-notebook';
 }
 
 const PLUGIN_ID = 'jupyterlab-kerasgpu:notebook-tools';
@@ -80,29 +87,106 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
       }
     };
 
-    const insertTop = (panel: NotebookPanel, snippet: ISnippet): void => {
-      const notebook = panel.content;
-      const shared = panel.model!.sharedModel;
-      const cells = cellInfos(shared);
-      const existing = findSnippetCell(cells, snippet);
-      if (existing >= 0) {
-        Private.activate(notebook, existing);
-        Notification.info(
-          trans.__('"%1" is already in this notebook.', snippet.title),
-          { autoClose: 5000 }
-        );
-        return;
+    /** Tells the user what the plan said, with the command it offers, if any. */
+    const tell = (plan: IPlan): void => {
+      for (const message of plan.messages) {
+        const options = {
+          autoClose: message.level === 'info' ? 6000 : (false as const),
+          actions:
+            message.action === 'distribute-notebook'
+              ? [
+                  {
+                    label: trans.__('Distribute This Notebook'),
+                    caption: trans.__(
+                      'One strategy for the whole notebook, before the first model is built'
+                    ),
+                    callback: () => {
+                      void commands.execute(
+                        NotebookToolsCommandIDs.distributeNotebook
+                      );
+                    }
+                  }
+                ]
+              : []
+        };
+        const notify =
+          message.level === 'error'
+            ? Notification.error
+            : message.level === 'warning'
+              ? Notification.warning
+              : Notification.info;
+        notify(message.text, options);
       }
-      const tfIndex = firstTensorFlowCell(cells);
+    };
+
+    /** Asks the server for the tool's plan and applies it to the notebook (one undo step). */
+    const runTool = async (
+      panel: NotebookPanel,
+      tool: NotebookTool,
+      options: Record<string, unknown> = {},
+      title = ''
+    ): Promise<IPlan | null> => {
+      const shared = panel.model?.sharedModel;
+      if (!shared) {
+        return null;
+      }
+      const cells = shared.cells.length;
+      const active = panel.content.activeCell
+        ? panel.content.activeCellIndex
+        : null;
+      let plan: IPlan;
+      try {
+        plan = await requestPlan(
+          tool,
+          shared,
+          active,
+          options,
+          app.serviceManager.serverSettings
+        );
+        if (panel.isDisposed || !panel.model) {
+          return null;
+        }
+        applyPlan(shared, plan, cells);
+      } catch (reason) {
+        Notification.error(
+          trans.__(
+            '%1 did not change the notebook: %2',
+            title || trans.__('The GPU tool'),
+            reason instanceof Error ? reason.message : String(reason)
+          ),
+          { autoClose: false }
+        );
+        return null;
+      }
+      if (plan.select !== null && plan.select !== undefined) {
+        Private.activate(panel.content, plan.select);
+      }
+      tell(plan);
+      return plan;
+    };
+
+    /** After a `top` insertion: a restart is needed when the TensorFlow cell below already ran. */
+    const warnIfRestartNeeded = (
+      panel: NotebookPanel,
+      plan: IPlan,
+      title: string
+    ): void => {
+      const shared = panel.model!.sharedModel;
+      // The first TensorFlow cell other than the one just inserted.
+      const inserted = new Set(
+        plan.edits.filter(edit => edit.op === 'insert').map(edit => edit.index)
+      );
+      const tfIndex = firstTensorFlowCell(
+        cellInfos(shared).map((cell, i) =>
+          inserted.has(i) ? { ...cell, source: '' } : cell
+        )
+      );
       const tfCell = tfIndex >= 0 ? shared.cells[tfIndex] : null;
-      const index = topInsertIndex(cells);
-      insertSnippetCell(shared, index, snippet);
-      Private.activate(notebook, index);
       if (tfCell && runs.ranInThisKernel(panel, tfCell)) {
         Notification.warning(
           trans.__(
             '"%1" needs a kernel restart to take effect: the TensorFlow cell below it already ran in this kernel.',
-            snippet.title
+            title
           ),
           {
             autoClose: false,
@@ -120,51 +204,69 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
       }
     };
 
-    const insertWrap = (panel: NotebookPanel, snippet: ISnippet): void => {
-      const notebook = panel.content;
-      const cell = notebook.activeCell;
-      if (!cell || cell.model.type !== 'code') {
-        Notification.warning(
-          trans.__('Select a code cell to wrap in "%1".', snippet.title),
-          { autoClose: 5000 }
+    /** The memory limit to propose: half of the smallest GPU's memory, in MiB (8 GiB when unknown). */
+    const defaultLimit = async (): Promise<number> => {
+      try {
+        const devices = await requestAPI<IDevicesReply>(
+          'devices',
+          {},
+          app.serviceManager.serverSettings
         );
-        return;
+        const totals = (devices.devices ?? [])
+          .map(d => d.memory_total_mib)
+          .filter((v): v is number => typeof v === 'number' && v > 0);
+        if (totals.length > 0) {
+          return Math.max(
+            1024,
+            Math.floor(Math.min(...totals) / 2 / 1024) * 1024
+          );
+        }
+      } catch {
+        // No telemetry: a value the user will change anyway.
       }
-      if (isWrapped(snippet, cell.model.sharedModel.getSource())) {
-        Notification.info(
-          trans.__('This cell already runs in "%1".', snippet.title),
-          { autoClose: 5000 }
-        );
-        return;
-      }
-      wrapCell(panel.model!.sharedModel, notebook.activeCellIndex, snippet);
-    };
-
-    const insertBelow = (panel: NotebookPanel, snippet: ISnippet): void => {
-      const notebook = panel.content;
-      const shared = panel.model!.sharedModel;
-      const index = notebook.activeCell
-        ? notebook.activeCellIndex + 1
-        : shared.cells.length;
-      insertSnippetCell(shared, index, snippet);
-      Private.activate(notebook, index);
+      return 8 * 1024;
     };
 
     const insertVerification = async (
       panel: NotebookPanel,
       run: boolean
     ): Promise<void> => {
-      const code = await verificationCode();
-      if (panel.isDisposed || !panel.model) {
-        return;
-      }
-      const { index } = upsertVerificationCell(panel.model.sharedModel, code);
-      Private.activate(panel.content, index);
-      if (run) {
+      const plan = await runTool(
+        panel,
+        'verify',
+        {},
+        trans.__('GPU verification cell')
+      );
+      if (plan && run && plan.select !== null) {
+        Private.activate(panel.content, plan.select);
         await panel.sessionContext.ready;
         await NotebookActions.run(panel.content, panel.sessionContext);
       }
     };
+
+    commands.addCommand(NotebookToolsCommandIDs.distributeNotebook, {
+      label: trans.__('Distribute This Notebook'),
+      caption: trans.__(
+        'One tf.distribute strategy for the whole notebook (%gpu_distribute), placed before the first cell that builds a model: your build, compile and fit cells run on it unchanged'
+      ),
+      icon: strategyIcon,
+      isEnabled: () => current() !== null,
+      execute: async () => {
+        const panel = current();
+        if (panel) {
+          await runTool(
+            panel,
+            'distribute',
+            {},
+            trans.__('Distribute This Notebook')
+          );
+        }
+      }
+    });
+    palette?.addItem({
+      command: NotebookToolsCommandIDs.distributeNotebook,
+      category: CATEGORY
+    });
 
     commands.addCommand(NotebookToolsCommandIDs.insertSnippet, {
       label: args => {
@@ -212,13 +314,28 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
         if (panel.isDisposed || !panel.model) {
           return;
         }
-        switch (snippet.placement) {
-          case 'top':
-            return insertTop(panel, snippet);
-          case 'wrap':
-            return insertWrap(panel, snippet);
-          default:
-            return insertBelow(panel, snippet);
+        const options: Record<string, unknown> = { id };
+        if (id === 'memory_limit') {
+          const value = await InputDialog.getNumber({
+            title: trans.__('GPU memory limit'),
+            label: trans.__(
+              'MiB TensorFlow may use on each GPU (the default is half of the smallest GPU):'
+            ),
+            value: await defaultLimit()
+          });
+          if (!value.button.accept || value.value === null) {
+            return;
+          }
+          options.limit_mib = Math.round(value.value);
+        }
+        const plan = await runTool(
+          panel,
+          snippet.placement === 'wrap' ? 'wrap' : 'snippet',
+          options,
+          snippet.title
+        );
+        if (plan?.ok && snippet.placement === 'top') {
+          warnIfRestartNeeded(panel, plan, snippet.title);
         }
       },
       describedBy: {
@@ -474,7 +591,7 @@ namespace Private {
           snippet.title
         );
       case 'wrap':
-        return trans.__('Wrap Cell in %1', snippet.title);
+        return trans.__(snippet.title);
       default:
         return trans.__('Insert %1 (below this cell)', snippet.title);
     }

@@ -130,63 +130,6 @@ export function findSnippetCell(
   );
 }
 
-/** The parts of a `wrap` snippet around its marker line, and that line's indentation. */
-export interface IWrapParts {
-  prefix: string;
-  indent: string;
-  suffix: string;
-}
-
-/** Splits a `wrap` snippet's code at its marker line (null when it has none). */
-export function splitAtMarker(
-  code: string,
-  marker: string = WRAP_MARKER
-): IWrapParts | null {
-  const lines = Private.splitLines(code);
-  const at = lines.findIndex(line => line.trimEnd().endsWith(marker));
-  if (at < 0) {
-    return null;
-  }
-  const line = lines[at];
-  return {
-    prefix: lines.slice(0, at).join(''),
-    indent: line.slice(0, line.length - line.trimStart().length),
-    suffix: lines.slice(at + 1).join('')
-  };
-}
-
-/**
- * A `wrap` snippet's code around a cell's code: the marker line becomes the
- * cell's lines, each indented like the marker (blank lines stay empty; an
- * empty cell becomes `pass`). Same result as the server's `snippets.wrap`,
- * without its final newline (cells don't end with one).
- */
-export function wrapCode(
-  snippet: Pick<ISnippet, 'code' | 'marker'>,
-  cellSource: string
-): string {
-  const parts = splitAtMarker(snippet.code, snippet.marker ?? WRAP_MARKER);
-  if (!parts) {
-    throw new Error('This snippet has no line ending in the cell marker.');
-  }
-  const trimmed = cellSource.replace(/^[\r\n]+|[\r\n]+$/g, '');
-  const body = trimmed ? trimmed.split(/\r\n|\r|\n/) : ['pass'];
-  const indented = body
-    .map(line => (line.trim() ? parts.indent + line : ''))
-    .join('\n');
-  return (parts.prefix + indented + '\n' + parts.suffix).replace(/\n+$/, '');
-}
-
-/** Whether a cell's code already starts with a `wrap` snippet's code before the marker. */
-export function isWrapped(
-  snippet: Pick<ISnippet, 'code' | 'marker'>,
-  cellSource: string
-): boolean {
-  const parts = splitAtMarker(snippet.code, snippet.marker ?? WRAP_MARKER);
-  const prefix = parts?.prefix.trim() ?? '';
-  return prefix.length > 0 && cellSource.trimStart().startsWith(prefix);
-}
-
 /** A snippet's code as a cell's source (without the final newline). */
 export function cellSourceOf(snippet: Pick<ISnippet, 'code'>): string {
   return snippet.code.replace(/\n+$/, '');
@@ -233,18 +176,112 @@ export function insertSnippetCell(
   return index;
 }
 
-/**
- * Replaces the code of the cell at `index` by a `wrap` snippet around it, as
- * ONE undo step of that cell (Ctrl+Z, `notebook:undo`).
- */
-export function wrapCell(
+/** The notebook tools the server plans (`POST notebook-tools/plan`). */
+export type NotebookTool =
+  'verify' | 'snippet' | 'wrap' | 'distribute' | 'mixed_precision';
+
+/** One change of a plan: a new code cell before `index`, or new code for the cell at `index`. */
+export type PlanEdit =
+  | {
+      op: 'insert';
+      index: number;
+      source: string;
+      metadata?: Record<string, unknown>;
+    }
+  | { op: 'replace'; index: number; source: string };
+
+/** What the user is told about a plan; `action` names a command to offer. */
+export interface IPlanMessage {
+  level: 'info' | 'warning' | 'error';
+  text: string;
+  action?: 'distribute-notebook';
+}
+
+/** What a notebook tool does to this notebook (the server's `notebook_tools.plan`). */
+export interface IPlan {
+  tool: NotebookTool;
+  /** False when the tool refused: no edits, the reason in `messages`. */
+  ok: boolean;
+  edits: PlanEdit[];
+  messages: IPlanMessage[];
+  /** The cell to select after the edits, if any. */
+  select: number | null;
+}
+
+/** The cells of a shared notebook as the server's planner reads them. */
+export function planCells(
+  shared: SharedNotebook
+): { source: string; cell_type: string; tags: string[]; snippet?: string }[] {
+  return cellInfos(shared).map(cell => ({
+    source: cell.source,
+    cell_type: cell.cellType,
+    tags: [...(cell.tags ?? [])],
+    ...(cell.snippetId ? { snippet: cell.snippetId } : {})
+  }));
+}
+
+/** Asks the server what `tool` does to this notebook. */
+export async function requestPlan(
+  tool: NotebookTool,
   shared: SharedNotebook,
-  index: number,
-  snippet: Pick<ISnippet, 'code' | 'marker'>
+  active: number | null,
+  options: Record<string, unknown> = {},
+  serverSettings?: ServerConnection.ISettings
+): Promise<IPlan> {
+  return requestAPI<IPlan>(
+    'notebook-tools/plan',
+    {
+      method: 'POST',
+      body: JSON.stringify({
+        tool,
+        cells: planCells(shared),
+        active,
+        options
+      })
+    },
+    serverSettings
+  );
+}
+
+/**
+ * Applies a plan's edits: new cells as ONE undo step of the notebook
+ * (`notebook:undo-cell-action`), a cell's new code as ONE undo step of that
+ * cell (Ctrl+Z). Refuses when the notebook changed length since it was planned.
+ */
+export function applyPlan(
+  shared: SharedNotebook,
+  plan: IPlan,
+  expectedCells: number,
+  undoable = true
 ): void {
-  const cell = shared.cells[index];
-  const code = wrapCode(snippet, cell.getSource());
-  Private.oneStep(cell, () => cell.setSource(code));
+  if (shared.cells.length !== expectedCells) {
+    throw new Error(
+      'The notebook changed while the tool was planning: try again.'
+    );
+  }
+  const inserts = plan.edits.filter(edit => edit.op === 'insert');
+  if (inserts.length > 0) {
+    Private.oneStep(
+      shared,
+      () => {
+        for (const edit of inserts) {
+          shared.insertCell(edit.index, {
+            cell_type: 'code',
+            source: edit.source,
+            metadata: (edit as { metadata?: Record<string, unknown> })
+              .metadata as any
+          });
+        }
+      },
+      undoable
+    );
+  }
+  for (const edit of plan.edits) {
+    if (edit.op === 'replace') {
+      const cell = shared.cells[edit.index];
+      Private.oneStep(cell, () => cell.setSource(edit.source), undoable);
+    }
+  }
 }
 
 /** What `upsertVerificationCell` did. */
@@ -349,11 +386,6 @@ namespace Private {
     return statements(source).some(
       statement => IMPORT.test(statement) || (uses?.test(statement) ?? false)
     );
-  }
-
-  /** Splits text into lines that keep their line ends. */
-  export function splitLines(text: string): string[] {
-    return text.match(/[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$/g) ?? [];
   }
 
   /** Something with Yjs transactions and (maybe) an undo manager. */

@@ -4,6 +4,7 @@ import * as path from 'path';
 import { NotebookModel } from '@jupyterlab/notebook';
 
 import {
+  applyPlan,
   cellInfos,
   findSnippetCell,
   findVerificationCell,
@@ -13,13 +14,9 @@ import {
   insertSnippetCell,
   isEmptyNotebook,
   ISnippet,
-  isWrapped,
-  splitAtMarker,
   topInsertIndex,
   upsertVerificationCell,
-  VERIFY_TAG,
-  wrapCell,
-  wrapCode
+  VERIFY_TAG
 } from '../snippets';
 
 const SNIPPETS = path.resolve(
@@ -120,61 +117,6 @@ describe('finding the first cell that touches TensorFlow', () => {
   });
 });
 
-describe('wrapping a cell in a strategy scope', () => {
-  const strategy = snippet('mirrored_strategy', 'wrap');
-
-  it('splits the real snippet at its marker line, keeping its indentation', () => {
-    const parts = splitAtMarker(strategy.code)!;
-    expect(parts.indent).toBe('    ');
-    expect(parts.prefix.trimEnd().endsWith('with strategy.scope():')).toBe(
-      true
-    );
-    expect(parts.suffix).toBe('');
-  });
-
-  it('indents every line like the marker, as the server does', () => {
-    const cell =
-      'import keras\n\nmodel = keras.Sequential([\n    keras.layers.Dense(1),\n])\n';
-    const wrapped = wrapCode(strategy, cell);
-    // The same text as python_ext/tests/snippets/test_catalog.py expects.
-    expect(wrapped).toBe(
-      strategy.code.split('    pass  # {cell}')[0] +
-        '    import keras\n\n    model = keras.Sequential([\n' +
-        '        keras.layers.Dense(1),\n    ])'
-    );
-    expect(wrapped.endsWith('\n')).toBe(false);
-    expect(wrapped).not.toContain('# {cell}');
-  });
-
-  it('keeps blank lines empty and turns an empty cell into pass', () => {
-    expect(wrapCode(strategy, 'a = 1\n   \nb = 2')).toMatch(
-      /with strategy\.scope\(\):\n {4}a = 1\n\n {4}b = 2$/
-    );
-    expect(wrapCode(strategy, '')).toMatch(
-      /with strategy\.scope\(\):\n {4}pass$/
-    );
-  });
-
-  it('indents like a nested marker and keeps code after it', () => {
-    const nested = {
-      code: 'if True:\n    with s():\n        pass  # {cell}\n    done()\n'
-    };
-    expect(wrapCode(nested, 'x = 1\nif x:\n    y = 2')).toBe(
-      'if True:\n    with s():\n        x = 1\n        if x:\n            y = 2\n    done()'
-    );
-  });
-
-  it('knows a cell it already wrapped', () => {
-    const wrapped = wrapCode(strategy, 'model = build()');
-    expect(isWrapped(strategy, wrapped)).toBe(true);
-    expect(isWrapped(strategy, 'model = build()')).toBe(false);
-  });
-
-  it('refuses a snippet without a marker', () => {
-    expect(() => wrapCode({ code: 'x = 1\n' }, 'y')).toThrow(/marker/);
-  });
-});
-
 describe('the verification cell and snippet cells', () => {
   it('finds the tagged verification cell wherever it is', () => {
     const cells: ICellInfo[] = [
@@ -246,17 +188,74 @@ describe('insertions in a real notebook model are one undo step each', () => {
     model.dispose();
   });
 
-  it('wraps a cell; one undo of that cell (Ctrl+Z) restores it', () => {
+  it("applies a server plan's wrap; one undo of that cell (Ctrl+Z) restores it", () => {
     const model = notebook('import tensorflow as tf', 'model = build()');
     const cell = model.sharedModel.cells[1];
-    // Typing just before must not merge with the insertion's undo step.
+    // Typing just before must not merge with the edit's undo step.
     cell.setSource('model = build()\nmodel.compile()');
-    wrapCell(model.sharedModel, 1, snippet('mirrored_strategy', 'wrap'));
-    expect(cell.getSource()).toMatch(
-      /with strategy\.scope\(\):\n {4}model = build\(\)\n {4}model\.compile\(\)$/
+    const wrapped =
+      'import kerasgpu\n\nwith kerasgpu.notebook_strategy().scope():\n    model = build()\n    model.compile()';
+    applyPlan(
+      model.sharedModel,
+      {
+        tool: 'wrap',
+        ok: true,
+        edits: [{ op: 'replace', index: 1, source: wrapped }],
+        messages: [],
+        select: 1
+      },
+      2
     );
+    expect(cell.getSource()).toBe(wrapped);
     expect(cell.undo()).toBe(true);
     expect(cell.getSource()).toBe('model = build()\nmodel.compile()');
+    model.dispose();
+  });
+
+  it("applies a server plan's new cell with its metadata; one notebook undo removes it", () => {
+    const model = notebook('import keras', 'model = keras.Sequential()');
+    const shared = model.sharedModel;
+    applyPlan(
+      shared,
+      {
+        tool: 'distribute',
+        ok: true,
+        edits: [
+          {
+            op: 'insert',
+            index: 1,
+            source: '%load_ext kerasgpu\n%gpu_distribute',
+            metadata: { kerasgpu: { snippet: 'distribute_notebook' } }
+          }
+        ],
+        messages: [],
+        select: 1
+      },
+      2
+    );
+    expect(sources(model)).toEqual([
+      'import keras',
+      '%load_ext kerasgpu\n%gpu_distribute',
+      'model = keras.Sequential()'
+    ]);
+    expect(cellInfos(shared)[1].snippetId).toBe('distribute_notebook');
+    expect(shared.undo()).toBe(true);
+    expect(sources(model)).toEqual([
+      'import keras',
+      'model = keras.Sequential()'
+    ]);
+    model.dispose();
+  });
+
+  it('refuses a plan made for a notebook that changed since', () => {
+    const model = notebook('a = 1');
+    expect(() =>
+      applyPlan(
+        model.sharedModel,
+        { tool: 'verify', ok: true, edits: [], messages: [], select: 0 },
+        3
+      )
+    ).toThrow(/changed/);
     model.dispose();
   });
 

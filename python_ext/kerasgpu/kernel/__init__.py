@@ -25,9 +25,18 @@ API = {
     "set_mixed_precision": "settings",
     "set_tf_log": "settings",
     "make_strategy": "distribute",
+    "notebook_strategy": "distribute",
+    "distribute_notebook": "distribute",
+    "check_mixed_precision": "settings",
     "validate_tf_config": "distribute",
     "runtime_initialized": "runtime",
     "KerasGPUError": "runtime",
+    "TrainingMonitor": "train.monitor",
+    "watch_on": "train.watch",
+    "watch_off": "train.watch",
+    "training_findings": "train.findings",
+    "estimate": "train.estimate",
+    "find_batch_size": "train.batch_size",
 }
 
 __all__ = sorted(API)

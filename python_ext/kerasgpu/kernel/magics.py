@@ -17,6 +17,18 @@ from .runtime import KerasGPUError
 _ATTR = "_kerasgpu_magics"
 
 
+class _CellFailed(RuntimeError):
+    """Fails the outer cell (so Run All stops) after the inner cell showed its own traceback."""
+
+    def _render_traceback_(self):
+        return [str(self)]
+
+
+def _strip_comment(line: str) -> str:
+    """A magic's arguments without a trailing `# comment`."""
+    return line.split("#", 1)[0]
+
+
 def _show(card: Card, as_json: bool) -> None:
     if as_json:
         print(card.json())
@@ -118,13 +130,24 @@ class KerasGPUMagics(Magics):
         _run("Placement", args.json, settings.set_placement_logging, args.state == "on")
 
     @magic_arguments()
-    @argument("policy", nargs="?", default=None, help="mixed_float16, mixed_bfloat16 or float32; empty: show")
+    @argument(
+        "policy",
+        nargs="?",
+        default=None,
+        help="auto (bfloat16 on compute capability 8.0+, float16 on 7.x), mixed_float16, mixed_bfloat16, "
+        "float32, or check (the model's mixed-precision traps); empty: show",
+    )
+    @argument("--model", default=None, help="for check: the model's variable name (default: every model)")
     @argument("--json", action="store_true", help="print the result as JSON")
     @line_magic
     def mixed_precision(self, line=""):
-        """Sets Keras' global dtype policy, warning on GPUs that gain nothing from it."""
+        """Sets Keras' global dtype policy (only the policy), or checks a built model for the traps of
+        16-bit compute (float Input into an Embedding, float32 tensors in custom layers, 16-bit output)."""
         args = parse_argstring(self.mixed_precision, line)
-        _run("Mixed precision", args.json, settings.set_mixed_precision, args.policy)
+        if args.policy == "check":
+            _run("Mixed precision", args.json, settings.check_mixed_precision, self.shell.user_ns, args.model)
+        else:
+            _run("Mixed precision", args.json, settings.set_mixed_precision, args.policy)
 
     @magic_arguments()
     @argument("level", nargs="?", default=None, help="DEBUG, INFO, WARNING, ERROR, FATAL or 0-3; empty: show")
@@ -139,32 +162,69 @@ class KerasGPUMagics(Magics):
 
     @magic_arguments()
     @argument(
-        "--strategy", "-s", default="mirrored", choices=list(distribute.STRATEGIES), help="which strategy"
+        "strategy",
+        nargs="?",
+        default="auto",
+        choices=list(distribute.DISTRIBUTE_KINDS),
+        help="auto: MirroredStrategy on 2+ GPUs, MultiWorker with TF_CONFIG, else the default; off: stop",
+    )
+    @argument("--batch", type=int, default=None, help="the batch size the notebook uses (for the advice)")
+    @argument("--json", action="store_true", help="print the result as JSON")
+    @line_magic
+    def gpu_distribute(self, line=""):
+        """One tf.distribute strategy for the whole notebook (tf.distribute.experimental_set_strategy):
+        the cells that build, compile and fit models run on it unchanged. Run it before the first model
+        is built; run again, it reuses the kernel's strategy."""
+        args = parse_argstring(self.gpu_distribute, _strip_comment(line))
+        _run(
+            "Distribution",
+            args.json,
+            distribute.distribute_notebook,
+            args.strategy,
+            args.batch,
+            self.shell.user_ns,
+        )
+
+    @magic_arguments()
+    @argument(
+        "--strategy",
+        "-s",
+        default=None,
+        choices=list(distribute.STRATEGIES),
+        help="which strategy (default: the notebook's one, made by %%gpu_distribute or now)",
     )
     @argument("--per-replica-batch", "-b", type=int, default=None, help="batch size per replica")
     @argument("--device", default=None, help="device for onedevice (default /gpu:0, else /cpu:0)")
     @argument("--quiet", "-q", action="store_true", help="don't show the strategy card")
     @cell_magic
     def distribute(self, line, cell):
-        """Runs the cell inside a tf.distribute strategy scope; defines `strategy` and `GLOBAL_BATCH_SIZE`."""
+        """Runs the cell in the notebook's strategy scope; defines `strategy` (and `GLOBAL_BATCH_SIZE`
+        with --per-replica-batch). The cell fails (Run All stops) when its body fails."""
         args = parse_argstring(self.distribute, line)
-        key = (args.strategy, args.device)
         try:
-            strategy = self._strategies.get(key)
-            if strategy is None:
-                strategy = distribute.make_strategy(args.strategy, args.device)
-                self._strategies[key] = strategy
+            if args.strategy is None:
+                strategy = distribute.notebook_strategy()
+                kind = "notebook"
+            else:
+                key = (args.strategy, args.device)
+                strategy = self._strategies.get(key)
+                if strategy is None:
+                    strategy = distribute.make_strategy(args.strategy, args.device)
+                    self._strategies[key] = strategy
+                kind = args.strategy
         except KerasGPUError as err:
             display(err.card("distribute"))
-            return
-        card = distribute.strategy_card(strategy, args.strategy, args.per_replica_batch)
+            raise _CellFailed(f"%%distribute: {err.problem}") from None
+        card = distribute.strategy_card(strategy, kind, args.per_replica_batch)
         self.shell.user_ns["strategy"] = strategy
         if args.per_replica_batch:
             self.shell.user_ns["GLOBAL_BATCH_SIZE"] = card.data["global_batch_size"]
         if not args.quiet:
             display(card)
         with strategy.scope():
-            self.shell.run_cell(cell, store_history=False)
+            result = self.shell.run_cell(cell, store_history=False)
+        if not result.success:
+            raise _CellFailed("%%distribute: the cell failed inside the strategy scope (traceback above).")
 
     # ------------------------------------------------------------ doctor
 
@@ -220,6 +280,103 @@ class KerasGPUMagics(Magics):
             data={"kind": "gpu_doctor", "source": "auto", "matches": found},
         )
         display(card)
+
+    # ------------------------------------------------------------ training insight
+
+    def _ns(self, name):
+        """A variable of the user's namespace by name (None for None)."""
+        if name is None:
+            return None
+        if name not in self.shell.user_ns:
+            raise KerasGPUError(
+                "unknown_name",
+                f"No variable named {name!r} in this notebook.",
+                "Run the cell that defines it first.",
+            )
+        return self.shell.user_ns[name]
+
+    @magic_arguments()
+    @argument(
+        "state",
+        nargs="?",
+        default="status",
+        choices=["on", "off", "status"],
+        help="watch every fit, stop, or show",
+    )
+    @argument(
+        "--deadline",
+        default=None,
+        help='warn early when training will end after it: 36h, 90min, "2026-12-01 18:00"',
+    )
+    @argument(
+        "--no-card", action="store_true", help="no live card in the cell output (the panel still shows it)"
+    )
+    @argument("--json", action="store_true", help="print the result as JSON")
+    @line_magic
+    def gpu_watch(self, line=""):
+        """Shows every Keras fit's progress, ETA and GPU use live, and what slows it, without code changes."""
+        from .train import watch
+
+        args = parse_argstring(self.gpu_watch, line)
+        try:
+            card = watch.watch_card(args.state, args.deadline, display=not args.no_card)
+        except ValueError as err:
+            card = KerasGPUError("bad_deadline", str(err), "e.g. --deadline 36h").card("GPU watch")
+        _show(card, args.json)
+
+    @magic_arguments()
+    @argument("model", help="the compiled Keras model (a variable name)")
+    @argument("x", help="the training data: arrays or a tf.data.Dataset (a variable name)")
+    @argument("y", nargs="?", default=None, help="the targets, when x is an array")
+    @argument("--epochs", type=int, default=1, help="epochs of the full run")
+    @argument("--batch-size", type=int, default=None, help="batch size (arrays; default 32)")
+    @argument("--steps-per-epoch", type=int, default=None, help="steps per epoch (default: from the data)")
+    @argument("--deadline", default=None, help='36h, 90min or "2026-12-01 18:00"')
+    @argument("--steps", type=int, default=None, help="warm steps to time per device")
+    @argument("--json", action="store_true", help="print the result as JSON")
+    @line_magic
+    def gpu_estimate(self, line=""):
+        """Times warm steps of the model on each device (on a copy) and says when the full run would end."""
+        from .train import estimate
+
+        args = parse_argstring(self.gpu_estimate, line)
+        try:
+            card = estimate.estimate_card(
+                self._ns(args.model),
+                self._ns(args.x),
+                self._ns(args.y),
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                steps_per_epoch=args.steps_per_epoch,
+                deadline=args.deadline,
+                steps=args.steps,
+            )
+        except ValueError as err:
+            card = KerasGPUError("bad_argument", str(err), "See %gpu_estimate?").card("GPU estimate")
+        except KerasGPUError as err:
+            card = err.card("GPU estimate")
+        _show(card, args.json)
+
+    @magic_arguments()
+    @argument("model", help="the compiled Keras model (a variable name)")
+    @argument("x", help="training data: arrays or a tf.data.Dataset (a variable name)")
+    @argument("y", nargs="?", default=None, help="the targets, when x is an array")
+    @argument("--start", type=int, default=None, help="first batch size to try")
+    @argument("--max", type=int, default=None, help="largest batch size to try")
+    @argument("--json", action="store_true", help="print the result as JSON")
+    @line_magic
+    def gpu_batch_size(self, line=""):
+        """Finds the largest batch that trains a step without running out of GPU memory (on a copy)."""
+        from .train import batch_size
+
+        args = parse_argstring(self.gpu_batch_size, line)
+        try:
+            card = batch_size.batch_size_card(
+                self._ns(args.model), self._ns(args.x), self._ns(args.y), start=args.start, max_batch=args.max
+            )
+        except KerasGPUError as err:
+            card = err.card("GPU batch size")
+        _show(card, args.json)
 
 
 def load_ipython_extension(ipython) -> None:

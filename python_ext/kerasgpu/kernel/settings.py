@@ -86,26 +86,107 @@ def _gpu_ccs(tf) -> list[tuple[str, tuple[int, int] | None]]:
     return out
 
 
-def set_mixed_precision(policy: str | None = None) -> Card:
-    """Sets Keras' global dtype policy warning where GPUs gain nothing; None shows it."""
-    import keras
+def _import_keras():
+    try:
+        import keras
+    except ImportError as exc:
+        raise KerasGPUError(
+            "no_keras",
+            f"Keras can't be imported in this kernel ({exc}).",
+            "Install it into this kernel's environment, then restart the kernel: %pip install keras "
+            '(TensorFlow 2.16+ brings Keras 3; %pip install "tensorflow[and-cuda]" installs both).',
+        ) from exc
+    return keras
 
+
+def _kernel_gpus(keras) -> list[tuple[str, tuple[int, int] | None]]:
+    """The GPUs this kernel's Keras backend sees, with compute capability; never starts TensorFlow's
+    runtime (physical devices and device details only)."""
+    if keras.config.backend() == "tensorflow":
+        try:
+            return _gpu_ccs(import_tensorflow())
+        except KerasGPUError:
+            return []
+    # JAX / torch: the driver's view (NVML or nvidia-smi), the same the panel shows.
+    try:
+        from ..telemetry import probe
+
+        devs = probe().devices
+    except Exception:
+        return []
+    out = []
+    for d in devs:
+        cc = getattr(d, "compute_capability", None)
+        parsed = None
+        if isinstance(cc, str) and "." in cc:
+            major, minor = cc.split(".", 1)
+            if major.isdigit() and minor.isdigit():
+                parsed = (int(major), int(minor))
+        out.append((getattr(d, "name", "GPU"), parsed))
+    return out
+
+
+def auto_policy(gpus: list[tuple[str, tuple[int, int] | None]]) -> tuple[str | None, str]:
+    """The mixed policy for these GPUs and why: bfloat16 on 8.0+, float16 on 7.x, none below."""
+    if not gpus:
+        return None, (
+            "TensorFlow sees no GPU in this kernel, and 16-bit compute on a CPU is slower, not faster: the "
+            "policy stays float32. The GPU verification cell (%gpu_check) says why no GPU is seen."
+        )
+    ccs = [cc for _, cc in gpus if cc]
+    if not ccs:
+        return None, "The GPUs' compute capability is unknown: the policy stays float32 (set one by name)."
+    low = min(ccs)
+    cc = f"{low[0]}.{low[1]}"
+    if low >= (8, 0):
+        return "mixed_bfloat16", (
+            f"compute capability {cc}: bfloat16 runs on the Tensor Cores and keeps float32's range, so "
+            "no loss scaling is needed (mixed_float16 would work too, with loss scaling)."
+        )
+    if low >= (7, 0):
+        return "mixed_float16", (
+            f"compute capability {cc}: float16 Tensor Cores, no fast bfloat16; compile() adds loss "
+            "scaling by itself."
+        )
+    return None, (
+        f"compute capability {cc} has no Tensor Cores (7.0+ needed): 16-bit compute would be slower, so "
+        "the policy stays float32."
+    )
+
+
+def set_mixed_precision(policy: str | None = None) -> Card:
+    """Sets Keras' global dtype policy, and nothing else; 'auto' picks it from the GPUs' compute
+    capability (and refuses, with the reason, below 7.0 or without a GPU); None shows it."""
+    keras = _import_keras()
     set_policy = getattr(keras.mixed_precision, "set_global_policy", None) or keras.config.set_dtype_policy
     get_policy = getattr(keras.mixed_precision, "global_policy", None) or keras.config.dtype_policy
+    fixes = []
+    gpus = _kernel_gpus(keras)
+    why = None
+    if policy == "auto":
+        chosen, why = auto_policy(gpus)
+        if chosen is None:
+            sec = Section("Keras")
+            sec.add("global dtype policy", get_policy().name)
+            for n, cc in gpus:
+                sec.add(n, f"compute capability {cc[0]}.{cc[1]}" if cc else "compute capability n/a")
+            return Card(
+                "Mixed precision",
+                "warning",
+                f"Mixed precision not set: {why}",
+                [sec],
+                data={"ok": False, "policy": get_policy().name, "reason": why, "gpus": _gpu_json(gpus)},
+            )
+        policy = chosen
     if policy is not None:
         if policy not in POLICIES:
             raise KerasGPUError(
-                "bad_policy", f"Unknown dtype policy '{policy}'.", f"Use one of: {', '.join(POLICIES)}."
+                "bad_policy",
+                f"Unknown dtype policy '{policy}'.",
+                f"Use auto or one of: {', '.join(POLICIES)}.",
             )
         set_policy(policy)
     name = get_policy().name
-    fixes = []
-    gpus = []
-    if "tensorflow" in __import__("sys").modules or keras.config.backend() == "tensorflow":
-        try:
-            gpus = _gpu_ccs(import_tensorflow())
-        except KerasGPUError:
-            gpus = []
     if name.endswith("float16") and "bfloat16" not in name:
         slow = [f"{n} ({cc[0]}.{cc[1]})" for n, cc in gpus if cc and cc < (7, 0)]
         if slow:
@@ -113,12 +194,22 @@ def set_mixed_precision(policy: str | None = None) -> Card:
                 Fix(
                     "old_gpu",
                     "warning",
-                    f"float16 needs Tensor Cores (compute capability 7.0+) to run faster; these GPUs have "
-                    "none: "
-                    f"{', '.join(slow)}.",
+                    "float16 needs Tensor Cores (compute capability 7.0+) to run faster; these GPUs have "
+                    f"none: {', '.join(slow)}.",
                     "Stay with float32 on these GPUs.",
                     ["%mixed_precision float32"],
                     "https://www.tensorflow.org/guide/mixed_precision#supported_hardware",
+                )
+            )
+        fast_bf16 = [f"{n} ({cc[0]}.{cc[1]})" for n, cc in gpus if cc and cc >= (8, 0)]
+        if fast_bf16 and why is None:
+            fixes.append(
+                Fix(
+                    "prefer_bfloat16",
+                    "info",
+                    f"These GPUs run bfloat16 as fast as float16: {', '.join(fast_bf16)}.",
+                    "mixed_bfloat16 needs no loss scaling and has float32's range.",
+                    ["%mixed_precision mixed_bfloat16"],
                 )
             )
     if name == "mixed_bfloat16":
@@ -149,29 +240,131 @@ def set_mixed_precision(policy: str | None = None) -> Card:
             Fix(
                 "float32_output",
                 "info",
-                "Keep the model's output layer in float32 so the softmax / loss stay numerically stable.",
+                "Keep the model's output layer in float32 so the softmax / loss stay numerically stable; "
+                "after building the model, %mixed_precision check lists what else needs a look.",
                 "Give the last layer dtype='float32' (or add a float32 Activation after it).",
-                ['layers.Dense(num_classes, activation="softmax", dtype="float32")'],
+                [
+                    'layers.Dense(num_classes, activation="softmax", dtype="float32")',
+                    "%mixed_precision check",
+                ],
                 "https://keras.io/api/mixed_precision/",
             )
         )
     level = "warning" if any(f.level == "warning" for f in fixes) else "ok"
     sec = Section("Keras")
     sec.add("global dtype policy", name)
+    if why:
+        sec.add("why", why)
     for n, cc in gpus:
         sec.add(n, f"compute capability {cc[0]}.{cc[1]}" if cc else "compute capability n/a")
     return Card(
         "Mixed precision",
         level,
-        f"Keras dtype policy: {name}.",
+        f"Keras dtype policy: {name}."
+        + (" Models built from now on compute in 16 bits." if name.startswith("mixed") else ""),
         [sec],
         fixes,
-        {
-            "ok": True,
-            "policy": name,
-            "gpus": [{"name": n, "compute_capability": cc and f"{cc[0]}.{cc[1]}"} for n, cc in gpus],
-        },
+        {"ok": True, "policy": name, "reason": why, "gpus": _gpu_json(gpus)},
     )
+
+
+def _gpu_json(gpus):
+    return [{"name": n, "compute_capability": cc and f"{cc[0]}.{cc[1]}"} for n, cc in gpus]
+
+
+def check_mixed_precision(user_ns: dict | None, model_name: str | None = None) -> Card:
+    """`%mixed_precision check`: the traps of 16-bit compute in the user's built models: a float
+    Input feeding an Embedding, custom layers making float32 tensors in call(), a 16-bit output."""
+    import ast
+    import inspect
+    import textwrap
+
+    from ..notebook_tools import Cell, Notebook, mixed_precision_traps
+
+    keras = _import_keras()
+    ns = user_ns or {}
+    if model_name is not None:
+        if not isinstance(ns.get(model_name), keras.Model):
+            raise KerasGPUError(
+                "no_model", f"'{model_name}' is not a Keras model in this kernel.", "Name a built model."
+            )
+        models = {model_name: ns[model_name]}
+    else:
+        models = {k: v for k, v in ns.items() if not k.startswith("_") and isinstance(v, keras.Model)}
+    policy = (getattr(keras.mixed_precision, "global_policy", None) or keras.config.dtype_policy)().name
+    fixes: list[Fix] = []
+    sec = Section("Models")
+    seen_classes: set[type] = set()
+    for name, model in sorted(models.items()):
+        layers = (
+            list(model._flatten_layers(include_self=False))
+            if hasattr(model, "_flatten_layers")
+            else model.layers
+        )
+        sec.add(name, f"{type(model).__name__}, {len(layers)} layers, compute dtype {model.compute_dtype}")
+        inputs = getattr(model, "inputs", None) or []
+        has_embedding = any(isinstance(layer, keras.layers.Embedding) for layer in layers)
+        float_inputs = [t for t in inputs if "float" in str(getattr(t, "dtype", ""))]
+        if has_embedding and float_inputs:
+            fixes.append(
+                Fix(
+                    "float_input_embedding",
+                    "warning",
+                    f"{name}: an Embedding reads a float Input ({float_inputs[0].dtype}); under a 16-bit "
+                    'policy ids above 2048 get rounded ("indices[..] = 20000 is not in [0, 20000)").',
+                    'Give the Input dtype="int32" and rebuild the model.',
+                    ['keras.Input(shape=(maxlen,), dtype="int32")'],
+                )
+            )
+        for layer in layers:
+            cls = type(layer)
+            if cls in seen_classes or cls.__module__.startswith(("keras", "tensorflow", "tf_keras")):
+                continue
+            seen_classes.add(cls)
+            try:
+                src = textwrap.dedent(inspect.getsource(cls.call))
+            except (OSError, TypeError):
+                continue
+            body = f"class {cls.__name__}(Layer):\n" + textwrap.indent(src, "    ")
+            try:
+                tree = ast.parse(body)
+            except SyntaxError:
+                continue
+            nb = Notebook.of([Cell(0, body, tree=tree)])
+            for trap in mixed_precision_traps(nb):
+                if trap["code"] == "float32_in_custom_layer":
+                    fixes.append(
+                        Fix(
+                            trap["code"],
+                            "warning",
+                            f"{name}: {trap['text']}",
+                            trap["fix"],
+                            [trap["evidence"]],
+                        )
+                    )
+        if layers:
+            last = layers[-1]
+            out_dtype = getattr(last, "compute_dtype", "float32")
+            if out_dtype != "float32":
+                fixes.append(
+                    Fix(
+                        "output_not_float32",
+                        "info",
+                        f"{name}: the output layer {last.name} computes in {out_dtype}.",
+                        'Give the last layer dtype="float32" (or add a float32 Activation after it).',
+                    )
+                )
+    if not models:
+        summary = "No Keras model in this kernel yet: build the model, then run %mixed_precision check."
+        level = "info"
+    elif fixes:
+        summary = f"{len(fixes)} thing(s) to change before training with a 16-bit policy (now {policy})."
+        level = "warning" if any(f.level == "warning" for f in fixes) else "info"
+    else:
+        summary = f"No mixed-precision traps found in {', '.join(sorted(models))} (policy {policy})."
+        level = "ok"
+    data = {"ok": True, "policy": policy, "models": sorted(models), "traps": [f.to_json() for f in fixes]}
+    return Card("Mixed precision", level, summary, [sec], fixes, data)
 
 
 def set_tf_log(level: str | None = None) -> Card:

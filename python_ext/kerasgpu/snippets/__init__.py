@@ -11,6 +11,7 @@ line, then the code. Placement says where the frontend puts it:
   Python because the marker line is `pass  # {cell}`);
 - `cursor`: at the cursor, or as a new cell below.
 
+Files are Python (`.py`), or IPython (`.ipy`) where the cell is magics.
 Tests run every file in a real kernel with TensorFlow (tests/snippets/).
 """
 
@@ -80,19 +81,25 @@ def parse(text: str, snippet_id: str) -> dict[str, Any]:
 
 
 def wrap(entry: dict[str, Any], cell: str) -> str:
-    """The code of a `wrap` snippet around `cell`, as the frontend inserts it."""
+    """The code of a `wrap` snippet around `cell`, as the notebook tools insert it (token-aware:
+    string contents, leading cell magics and the last expression are kept)."""
     if entry["placement"] != "wrap":
         raise SnippetError(f"snippet {entry['id']!r} is not a wrap snippet")
-    body = cell.strip("\n").splitlines() or ["pass"]
-    indented = "".join(entry["indent"] + line + "\n" if line.strip() else "\n" for line in body)
-    return entry["prefix"] + indented + entry["suffix"]
+    from ..notebook_tools import wrap_source
+
+    return wrap_source(cell) + "\n"
+
+
+def cell_source(entry: dict[str, Any]) -> str:
+    """A snippet's code as a cell's source (no final newline)."""
+    return entry["code"].rstrip("\n")
 
 
 def load_catalog(directory: Path = HERE) -> list[dict[str, Any]]:
     """Every snippet in `directory`, in menu order (then by id)."""
     entries = [
         parse(path.read_text(encoding="utf-8"), path.stem)
-        for path in directory.glob("*.py")
+        for path in [*directory.glob("*.py"), *directory.glob("*.ipy")]
         if not path.name.startswith("_")
     ]
     return sorted(entries, key=lambda e: (e["order"], e["id"]))

@@ -1,20 +1,12 @@
-# title: MirroredStrategy scope
-# description: Train on every GPU of this machine: the cell's code (model building and
-#   compile) runs inside strategy.scope(), and the global batch size grows with the number
-#   of replicas so each GPU keeps the batch it had alone.
+# title: Run Cell in the Notebook's Strategy
+# description: Build this cell's model under the notebook's one tf.distribute strategy
+#   (MirroredStrategy over the GPUs; created once per kernel and reused by every wrapped cell,
+#   %gpu_distribute and %%distribute). Works when the cell builds and compiles the model; when
+#   compile is in another cell, distribute the whole notebook instead.
 # placement: wrap
 # order: 30
 
-import tensorflow as tf
+import kerasgpu
 
-strategy = tf.distribute.MirroredStrategy()  # one replica per visible GPU, the CPU if none
-REPLICAS = strategy.num_replicas_in_sync
-print(f"MirroredStrategy: {REPLICAS} replica(s) on {', '.join(strategy.extended.worker_devices)}")
-
-# Use BATCH_SIZE in model.fit / tf.data; if convergence slows, scale the learning rate too.
-PER_REPLICA_BATCH_SIZE = 64
-BATCH_SIZE = PER_REPLICA_BATCH_SIZE * REPLICAS
-LEARNING_RATE = 1e-3 * REPLICAS
-
-with strategy.scope():
+with kerasgpu.notebook_strategy().scope():  # kerasgpu: the notebook's one tf.distribute strategy
     pass  # {cell}

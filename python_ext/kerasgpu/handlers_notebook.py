@@ -1,0 +1,54 @@
+"""POST /kerasgpu/api/v1/notebook-tools/plan: what a notebook tool does to the user's notebook.
+
+The frontend sends the notebook's cells, the tool and the active cell; the answer is the plan of
+`notebook_tools.plan` (edits to apply as one undo step, messages, refusals). Authenticated and
+authorized like every other handler; it reads only the request body and runs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+import tornado
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.utils import url_path_join
+
+from . import notebook_tools
+from .routes import API, BaseHandler, State
+
+# A notebook this large is not edited by hand: refuse instead of parsing megabytes per click.
+MAX_BODY = 16 * 1024 * 1024
+
+
+class NotebookToolPlanHandler(BaseHandler):
+    """POST notebook-tools/plan {tool, cells, active, options} -> the plan, or a JSON 400 with why."""
+
+    @tornado.web.authenticated
+    @authorized
+    def post(self):
+        if len(self.request.body) > MAX_BODY:
+            raise tornado.web.HTTPError(413, "The notebook is too large to plan on (over 16 MiB).")
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError as exc:
+            raise tornado.web.HTTPError(400, f"The request body is not JSON ({exc}).") from exc
+        if not isinstance(body, dict):
+            raise tornado.web.HTTPError(400, "The request body must be a JSON object.")
+        cells = body.get("cells")
+        if not isinstance(cells, list):
+            raise tornado.web.HTTPError(400, "'cells' must be a list of {source, cell_type, tags, snippet}.")
+        options = body.get("options") or {}
+        if not isinstance(options, dict):
+            raise tornado.web.HTTPError(400, "'options' must be an object.")
+        try:
+            result = notebook_tools.plan(str(body.get("tool")), cells, body.get("active"), options)
+        except notebook_tools.PlanError as exc:
+            raise tornado.web.HTTPError(400, str(exc)) from exc
+        self.finish(json.dumps(result))
+
+
+def notebook_routes(base_url: str, state: State) -> list[tuple]:
+    """The URL spec of the notebook tools' planner."""
+    return [
+        (url_path_join(base_url, API, "notebook-tools", "plan"), NotebookToolPlanHandler, {"state": state}),
+    ]
