@@ -1,0 +1,319 @@
+"""Bottleneck findings: the rules that turn what a `fit` measured into "what is slow, and what to do".
+
+Pure: no TensorFlow, no Keras, no clock. The input is a `FitStats` (what the
+monitor measured and what TensorFlow said about the devices); the output a list
+of findings, each with its evidence in numbers and a concrete fix.
+
+Thresholds (checked against a real H200 trace, tests/fixtures/nvidia/h200-trace:
+the same model fed from GPU memory ran 20.2 steps/s at 95 % busy; fed by a slow
+CPU pipeline, 6.2 steps/s at 30 % busy):
+
+- STARVING_UTIL_PCT = 60: mean GPU busy below this during steady training steps
+  means the GPU waits for the host (input pipeline, Python). 95 % busy is what a fed
+  GPU shows; 60 % leaves a 1.5x gain on the table, enough to be worth fixing.
+- MIN_GPU_SAMPLES = 3: fewer telemetry readings (about one a second) say nothing.
+- FED_UTIL_PCT = 95: the busy level a fed GPU reaches; the speed-up a fix can
+  bring is estimated as FED_UTIL_PCT / measured busy (on the trace: 6.2 steps/s at
+  30 % -> ~19.6 steps/s projected, 20.2 measured).
+- SHORT_STEP_S = 0.010: below 10 ms a step is dominated by launch overhead, so
+  the fix starts with a larger batch or `steps_per_execution`.
+- MEMORY_UNUSED_FRACTION = 0.35: peak memory of the training below 35 % of the
+  GPU's memory means the batch could grow; the suggested factor is the largest
+  power of two with factor x peak <= MEMORY_HEADROOM (80 %) of the GPU's memory
+  (activations grow about linearly with the batch; weights and optimizer don't,
+  so this is a floor of what fits, which %gpu_batch_size confirms).
+- MIXED_PRECISION_MIN_CC = 7.0: Tensor Cores (Volta and newer) run float16
+  matmuls several times faster; bfloat16 from 8.0 (Ampere).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .timeutil import format_duration
+
+STARVING_UTIL_PCT = 60.0
+FED_UTIL_PCT = 95.0
+MIN_GPU_SAMPLES = 3
+SHORT_STEP_S = 0.010
+MEMORY_UNUSED_FRACTION = 0.35
+MEMORY_HEADROOM = 0.80
+MIXED_PRECISION_MIN_CC = 7.0
+BF16_MIN_CC = 8.0
+
+THRESHOLDS = {
+    "starving_util_pct": STARVING_UTIL_PCT,
+    "fed_util_pct": FED_UTIL_PCT,
+    "min_gpu_samples": MIN_GPU_SAMPLES,
+    "short_step_s": SHORT_STEP_S,
+    "memory_unused_fraction": MEMORY_UNUSED_FRACTION,
+    "memory_headroom": MEMORY_HEADROOM,
+    "mixed_precision_min_cc": MIXED_PRECISION_MIN_CC,
+}
+
+
+@dataclass
+class GpuUse:
+    """One GPU the training uses, as the telemetry saw it during the steady steps."""
+
+    index: int
+    name: str | None = None
+    util_mean_pct: float | None = None
+    samples: int = 0
+    memory_used_mib: float | None = None  # peak of this process (TensorFlow's peak, else the driver's)
+    memory_total_mib: float | None = None
+    compute_capability: str | None = None
+
+
+@dataclass
+class FitStats:
+    """What one `fit` (or one epoch of it) measured; every field may be unknown (None)."""
+
+    device: str = "cpu"  # "gpu" when the training's variables live on a GPU, else "cpu"
+    gpus: list[GpuUse] = field(default_factory=list)  # the GPUs this process trains on
+    driver_gpus: int = 0  # GPUs the NVIDIA driver shows on this machine
+    tf_gpus: int | None = None  # GPUs TensorFlow can use (None: unknown / not TensorFlow)
+    tf_built_with_cuda: bool | None = None
+    cuda_visible_devices: str | None = None  # the environment variable, None when unset
+    placed_on_cpu: bool = False  # TensorFlow has GPUs but the model's variables are on the CPU
+    replicas: int = 1  # replicas of the distribution strategy
+    step_time_s: float | None = None  # steady (warm) step time
+    batch_size: int | None = None
+    dtype_policy: str | None = None  # Keras' global dtype policy name
+    backend: str | None = None  # Keras backend
+
+    @property
+    def steps_per_s(self) -> float | None:
+        return 1.0 / self.step_time_s if self.step_time_s else None
+
+
+@dataclass
+class Finding:
+    """A bottleneck found: what (title), the numbers that show it (evidence), what to do (fix)."""
+
+    code: str
+    level: str  # "warning" | "info"
+    title: str
+    evidence: str
+    fix: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _cc(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _pow2_floor(x: float) -> int:
+    n = 1
+    while n * 2 <= x:
+        n *= 2
+    return n
+
+
+def input_starving(stats: FitStats) -> Finding | None:
+    """GPU busy well under 100 % while training: the GPU waits for its input."""
+    if stats.device != "gpu":
+        return None
+    measured = [g for g in stats.gpus if g.util_mean_pct is not None and g.samples >= MIN_GPU_SAMPLES]
+    if not measured:
+        return None
+    util = sum(g.util_mean_pct for g in measured) / len(measured)
+    if util >= STARVING_UTIL_PCT:
+        return None
+    which = ", ".join(f"GPU {g.index}" for g in measured)
+    samples = sum(g.samples for g in measured)
+    evidence = f"{which} busy {util:.0f} % on average ({samples} readings during training)"
+    data: dict[str, Any] = {"util_mean_pct": round(util, 1), "samples": samples}
+    if stats.step_time_s:
+        sps = 1.0 / stats.step_time_s
+        gain = FED_UTIL_PCT / max(util, 1.0)
+        evidence += f" at {sps:.1f} steps/s ({stats.step_time_s * 1000:.0f} ms a step)"
+        evidence += f"; fed, it could reach about {sps * gain:.0f} steps/s ({gain:.1f}x)"
+        data.update(steps_per_s=round(sps, 2), projected_steps_per_s=round(sps * gain, 2))
+    fix = (
+        "Feed the GPU faster: build the input with tf.data and end it with "
+        "`.cache()` (if it fits in memory) and `.prefetch(tf.data.AUTOTUNE)`; decode/augment with "
+        "`.map(fn, num_parallel_calls=tf.data.AUTOTUNE)`; a larger batch also gives the GPU more work "
+        "per step."
+    )
+    if stats.step_time_s is not None and stats.step_time_s < SHORT_STEP_S:
+        fix = (
+            f"Steps are short ({stats.step_time_s * 1000:.1f} ms): launch overhead dominates. Use a larger "
+            "batch, or model.compile(..., steps_per_execution=32). " + fix
+        )
+    return Finding("input_starving", "warning", "The GPU waits for its input", evidence, fix, data)
+
+
+def memory_unused(stats: FitStats) -> Finding | None:
+    """Most GPU memory unused: the batch could be larger, and by how much."""
+    if stats.device != "gpu":
+        return None
+    best = None
+    for g in stats.gpus:
+        if not g.memory_used_mib or not g.memory_total_mib:
+            continue
+        frac = g.memory_used_mib / g.memory_total_mib
+        if frac < MEMORY_UNUSED_FRACTION and (best is None or frac < best[1]):
+            best = (g, frac)
+    if best is None:
+        return None
+    g, frac = best
+    factor = _pow2_floor(MEMORY_HEADROOM * g.memory_total_mib / g.memory_used_mib)
+    if factor < 2:
+        return None
+    evidence = (
+        f"GPU {g.index} used at most {g.memory_used_mib / 1024:.1f} GiB of "
+        f"{g.memory_total_mib / 1024:.0f} GiB ({frac * 100:.0f} %)"
+    )
+    data = {"memory_fraction": round(frac, 3), "factor": factor}
+    if stats.batch_size:
+        bigger = stats.batch_size * factor
+        data["suggested_batch_size"] = bigger
+        size = f"about {factor}x larger: batch {bigger} instead of {stats.batch_size}"
+    else:
+        size = f"about {factor}x larger"
+    fix = (
+        f"The batch could be {size} (memory grows about linearly with the batch). Confirm the "
+        "largest that fits with %gpu_batch_size, and raise the learning rate with the batch "
+        "(linear scaling) so accuracy per epoch holds."
+    )
+    return Finding("memory_unused", "info", "Most GPU memory is unused", evidence, fix, data)
+
+
+def cpu_fit_with_gpu(stats: FitStats) -> Finding | None:
+    """The `fit` runs on the CPU though the machine has a GPU, and why."""
+    if stats.device == "gpu" or stats.driver_gpus < 1:
+        return None
+    n = stats.driver_gpus
+    has = f"the NVIDIA driver shows {n} GPU{'s' if n > 1 else ''}"
+    cvd = stats.cuda_visible_devices
+    if stats.tf_built_with_cuda is False:
+        why = "this TensorFlow is a CPU-only build (no CUDA)"
+        fix = (
+            "Install the GPU build in the kernel's environment: pip install 'tensorflow[and-cuda]' "
+            "(and uninstall tensorflow-cpu), then restart the kernel. %gpu_check says what it sees."
+        )
+        code = "cpu_only_build"
+    elif cvd is not None and cvd.strip() in ("", "-1", "none", "NoDevFiles"):
+        why = f"CUDA_VISIBLE_DEVICES={cvd!r} hides every GPU from this process"
+        fix = "Unset CUDA_VISIBLE_DEVICES (or list the GPUs, e.g. %gpu_visible 0) and restart the kernel."
+        code = "gpus_hidden"
+    elif stats.placed_on_cpu:
+        why = "TensorFlow sees a GPU, but the model's variables were created on the CPU"
+        fix = (
+            "Build and compile the model outside `with tf.device('/cpu:0')` (or inside a GPU strategy): "
+            "TensorFlow places ops on GPU:0 by default. %tf_placement on shows where each op runs."
+        )
+        code = "placed_on_cpu"
+    elif stats.tf_gpus == 0:
+        why = "TensorFlow found no usable GPU (CUDA libraries, driver or compute capability)"
+        fix = (
+            "Run %gpu_check --deep: it names the missing library or the driver mismatch; "
+            "%gpu_doctor explains logs."
+        )
+        code = "tf_sees_no_gpu"
+    else:
+        why = "the training did not run on a GPU"
+        fix = "Run %gpu_check --deep and %tf_placement on to see where the ops run."
+        code = "cpu_fit"
+    evidence = f"The training ran on the CPU while {has}: {why}"
+    data = {"reason": code, "driver_gpus": n, "tf_gpus": stats.tf_gpus}
+    return Finding(
+        "cpu_fit_with_gpu", "warning", "Training runs on the CPU, not the GPU", evidence, fix, data
+    )
+
+
+def mixed_precision_off(stats: FitStats) -> Finding | None:
+    """Mixed precision off on GPUs with Tensor Cores (compute capability 7.0 and newer)."""
+    if stats.device != "gpu" or not stats.gpus:
+        return None
+    if stats.dtype_policy and stats.dtype_policy.startswith("mixed"):
+        return None
+    ccs = [_cc(g.compute_capability) for g in stats.gpus]
+    if not ccs or any(c is None for c in ccs):
+        return None
+    low = min(ccs)
+    if low < MIXED_PRECISION_MIN_CC:
+        return None
+    policy = "mixed_bfloat16" if low >= BF16_MIN_CC else "mixed_float16"
+    names = ", ".join(f"GPU {g.index}" + (f" ({g.name})" if g.name else "") for g in stats.gpus)
+    evidence = (
+        f"Keras trains in {stats.dtype_policy or 'float32'} on {names}, compute capability "
+        f"{low:.1f} (Tensor Cores: {MIXED_PRECISION_MIN_CC:.1f} and newer)"
+    )
+    fix = (
+        f"Set the policy before building the model: %mixed_precision {policy} "
+        f"(keras.mixed_precision.set_global_policy('{policy}')); keep the last layer float32 "
+        "(dtype='float32'). Matmuls and convolutions typically run 2-3x faster and use half the memory."
+    )
+    return Finding(
+        "mixed_precision_off",
+        "info",
+        "Mixed precision is off on a GPU that supports it",
+        evidence,
+        fix,
+        {"compute_capability": low, "policy": policy},
+    )
+
+
+def gpus_unused(stats: FitStats) -> Finding | None:
+    """One of several GPUs trains while the others idle (no distribution strategy)."""
+    if stats.device != "gpu":
+        return None
+    available = stats.tf_gpus if stats.tf_gpus else stats.driver_gpus
+    used = max(stats.replicas, len(stats.gpus), 1)
+    if available < 2 or used >= available:
+        return None
+    evidence = f"{used} of {available} GPUs train (the strategy has {stats.replicas} replica(s))"
+    fix = (
+        "Train on all of them with tf.distribute.MirroredStrategy: run %%distribute --strategy mirrored "
+        "on the cells that build and compile the model (or the distribution snippet), and multiply the "
+        "batch by the number of GPUs."
+    )
+    return Finding(
+        "gpus_unused",
+        "warning",
+        f"{available - used} GPU(s) idle while one trains",
+        evidence,
+        fix,
+        {"used": used, "available": available},
+    )
+
+
+RULES = (cpu_fit_with_gpu, input_starving, memory_unused, mixed_precision_off, gpus_unused)
+
+
+def find(stats: FitStats) -> list[Finding]:
+    """Every finding for `stats`, most important first."""
+    out = []
+    for rule in RULES:
+        f = rule(stats)
+        if f is not None:
+            out.append(f)
+    return out
+
+
+def deadline_finding(projected_end: float, deadline: float, now: float, rate_text: str) -> Finding | None:
+    """A warning when training, at the measured rate, ends after the deadline (times in epoch seconds)."""
+    if projected_end <= deadline:
+        return None
+    late = projected_end - deadline
+    evidence = (
+        f"At {rate_text} the run ends {format_duration(projected_end - now)} from now, "
+        f"{format_duration(late)} after the deadline"
+    )
+    fix = (
+        "Stop early and change what sets the pace: run %gpu_estimate to compare devices; mixed precision, "
+        "a larger batch (%gpu_batch_size), a fed input pipeline or more GPUs (%%distribute) shorten it; "
+        "fewer epochs or a smaller model are the fallback."
+    )
+    return Finding(
+        "deadline_miss", "warning", "Training will miss the deadline", evidence, fix, {"late_s": round(late)}
+    )

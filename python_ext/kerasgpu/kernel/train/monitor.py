@@ -1,0 +1,509 @@
+"""`kerasgpu.TrainingMonitor`: a Keras 3 callback that shows how a `fit` goes and what slows it.
+
+Per step it only reads the clock and adds two numbers (in `on_train_batch_begin`,
+so Keras keeps dispatching `on_train_batch_end` asynchronously and no step waits
+for its logs). Everything else (the card, the comm, the findings) runs at most
+once per `refresh_s` and at the end of each epoch. GPU readings come from the
+kernel's telemetry sampler thread (`gpuwatch`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+
+from . import comm
+from .findings import FitStats, GpuUse, deadline_finding, find
+from .gpuwatch import GpuWatch, WatchWindow
+from .timeutil import format_clock, format_duration, parse_deadline
+
+WARMUP_STEPS = 3  # first steps of a fit: tracing / compilation, not training speed
+
+_active: list[TrainingMonitor] = []
+_fit_ids = iter(range(1, 1 << 30))
+
+
+@dataclass
+class Progress:
+    """A snapshot of a running `fit`: what the card, the comm and the tests read."""
+
+    state: str = "running"  # running | done | stopped
+    fit_id: int = 0
+    epoch: int = 0  # 1-based epoch in progress (or last finished)
+    epochs: int = 1
+    step: int = 0  # steps done in this epoch
+    steps: int | None = None  # steps per epoch (None: unknown until the first epoch ends)
+    progress: float | None = None  # 0..1 over the whole fit
+    step_time_s: float | None = None
+    samples_per_s: float | None = None
+    batch_size: int | None = None
+    remaining_s: float | None = None
+    eta: float | None = None  # epoch seconds
+    deadline: float | None = None
+    device: str = "cpu"
+    gpus: list[int] = field(default_factory=list)
+    gpu_util_pct: float | None = None
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    time: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "findings"}
+        out["type"] = "training"
+        out["finding"] = self.findings[0] if self.findings else None
+        out["findings"] = list(self.findings)
+        return out
+
+
+def tf_facts(model) -> dict[str, Any]:
+    """Where this model trains, as TensorFlow sees it (never starts anything new: fit already did)."""
+    facts: dict[str, Any] = {
+        "backend": keras.backend.backend(),
+        "dtype_policy": keras.config.dtype_policy().name,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "tf_gpus": None,
+        "tf_built_with_cuda": None,
+        "replicas": 1,
+        "tf_gpu_indexes": [],
+        "placed_on_cpu": False,
+    }
+    if facts["backend"] == "tensorflow" and "tensorflow" in sys.modules:
+        tf = sys.modules["tensorflow"]
+        try:
+            facts["tf_built_with_cuda"] = bool(tf.test.is_built_with_cuda())
+            gpus = tf.config.list_logical_devices("GPU")
+            facts["tf_gpus"] = len(gpus)
+            strategy = getattr(model, "distribute_strategy", None) or tf.distribute.get_strategy()
+            facts["replicas"] = int(strategy.num_replicas_in_sync)
+            devs = list(getattr(strategy.extended, "worker_devices", ()) or ())
+            used = sorted({int(d.rsplit(":", 1)[1]) for d in devs if "GPU:" in d.upper()})
+            weights = getattr(model, "weights", None) or []
+            var_dev = ""
+            if weights:
+                var_dev = str(getattr(getattr(weights[0], "value", weights[0]), "device", "") or "")
+            if gpus and "CPU" in var_dev.upper() and not used:
+                facts["placed_on_cpu"] = True
+            elif gpus and not used:
+                used = [0]
+            facts["tf_gpu_indexes"] = used
+        except Exception:  # a fact we can't read stays unknown
+            pass
+    elif facts["backend"] == "jax" and "jax" in sys.modules:
+        try:
+            jax = sys.modules["jax"]
+            gpus = [d for d in jax.devices() if d.platform == "gpu"]
+            facts["tf_gpus"] = len(gpus)
+            facts["tf_gpu_indexes"] = [0] if gpus else []
+        except Exception:
+            pass
+    return facts
+
+
+def physical_index(tf_index: int, cuda_visible: str | None) -> int:
+    """The driver's index of TensorFlow's GPU `tf_index` (via CUDA_VISIBLE_DEVICES when it lists numbers)."""
+    if cuda_visible:
+        items = [x.strip() for x in cuda_visible.split(",") if x.strip()]
+        if tf_index < len(items) and items[tf_index].isdigit():
+            return int(items[tf_index])
+    return tf_index
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except Exception:
+        return False
+    return shell is not None and type(shell).__name__ != "TerminalInteractiveShell"
+
+
+class ProgressCard:
+    """The live card: HTML in notebooks (updated in place), one line of text in terminals."""
+
+    def __init__(self, p: Progress, now: float | None = None):
+        self.p = p
+        self.now = now or time.time()
+
+    def headline(self) -> str:
+        p = self.p
+        parts = [f"epoch {p.epoch}/{p.epochs}"]
+        parts.append(f"step {p.step}/{p.steps}" if p.steps else f"step {p.step}")
+        if p.progress is not None:
+            parts.append(f"{p.progress * 100:.0f} %")
+        if p.step_time_s:
+            parts.append(f"{p.step_time_s * 1000:.1f} ms/step")
+        if p.samples_per_s:
+            parts.append(f"{p.samples_per_s:,.0f} samples/s")
+        if p.state == "running" and p.eta is not None:
+            parts.append(f"ETA {format_clock(p.eta, self.now)} (in {format_duration(p.remaining_s or 0)})")
+        if p.gpus:
+            util = f"{p.gpu_util_pct:.0f} %" if p.gpu_util_pct is not None else "n/a"
+            parts.append(f"GPU {','.join(map(str, p.gpus))} busy {util}")
+        elif p.device == "cpu":
+            parts.append("on CPU")
+        return "  ".join(parts)
+
+    def to_text(self) -> str:
+        word = {"running": "Training", "done": "Trained", "stopped": "Stopped"}[self.p.state]
+        lines = [f"{word}: {self.headline()}"]
+        if self.p.deadline:
+            lines.append(f"  deadline {format_clock(self.p.deadline, self.now)}")
+        for f in self.p.findings:
+            mark = "!!" if f["level"] == "warning" else "--"
+            lines.append(f"  [{mark}] {f['title']}: {f['evidence']}")
+            lines.append(f"       Fix: {f['fix']}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.to_text()
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(self.to_text())
+
+    def _repr_html_(self) -> str:
+        import html
+
+        e = html.escape
+        p = self.p
+        pct = max(0.0, min(1.0, p.progress or 0.0)) * 100
+        warn = any(f["level"] == "warning" for f in p.findings)
+        color = "var(--jp-warn-color1, #f57c00)" if warn else "var(--jp-brand-color1, #1976d2)"
+        word = {"running": "Training", "done": "Trained", "stopped": "Stopped"}[p.state]
+        out = [
+            f'<div class="kerasgpu-card kerasgpu-training" data-state="{e(p.state)}" '
+            f'style="border-left:4px solid {color};padding:6px 10px;margin:4px 0;'
+            "font-family:var(--jp-ui-font-family);font-size:var(--jp-ui-font-size1);"
+            'color:var(--jp-ui-font-color1)">',
+            f'<div style="font-weight:600">{e(word)} &mdash; {e(self.headline())}</div>',
+            '<div style="height:6px;background:var(--jp-layout-color3,#ddd);margin:4px 0;border-radius:3px">'
+            f'<div style="height:6px;width:{pct:.1f}%;background:{color};border-radius:3px"></div></div>',
+        ]
+        if p.deadline:
+            out.append(f"<div>Deadline {e(format_clock(p.deadline, self.now))}</div>")
+        if p.findings:
+            out.append('<ul style="margin:2px 0;padding-left:18px">')
+            for f in p.findings:
+                c = (
+                    "var(--jp-warn-color1,#f57c00)"
+                    if f["level"] == "warning"
+                    else "var(--jp-info-color1,#0288d1)"
+                )
+                out.append(
+                    f'<li><span style="color:{c};font-weight:600">{e(f["title"])}</span>: '
+                    f"{e(f['evidence'])}<br><b>Fix:</b> {e(f['fix'])}</li>"
+                )
+            out.append("</ul>")
+        out.append("</div>")
+        return "".join(out)
+
+
+class TrainingMonitor(keras.callbacks.Callback):
+    """Measures a `fit`: warm step time, samples/s, progress, ETA, GPU use; shows it live; finds bottlenecks.
+
+    `batch_size`: samples per step (for samples/s; %gpu_watch fills it in from the `fit` call).
+    `deadline`: "36h", "2026-12-01 18:00" or epoch seconds: warns as soon as the measured rate misses it.
+    `display`: show the live card (notebook) / progress lines (terminal). `gpu`: read the GPUs.
+    After `fit`, `progress` holds the last snapshot and `findings` the end-of-fit findings.
+    """
+
+    def __init__(
+        self,
+        batch_size: int | None = None,
+        deadline: str | float | None = None,
+        warmup_steps: int = WARMUP_STEPS,
+        refresh_s: float = 1.0,
+        display: bool = True,
+        gpu: bool = True,
+        publish: bool = True,
+    ):
+        super().__init__()
+        self.batch_size = batch_size
+        self.deadline = parse_deadline(deadline)
+        self.warmup_steps = max(1, int(warmup_steps))
+        self.refresh_s = refresh_s
+        self.show = display
+        self.publish = publish
+        self.watch = GpuWatch() if gpu else None
+        self.findings: list[dict[str, Any]] = []
+        self.epoch_findings: list[list[dict[str, Any]]] = []
+        self.progress = Progress()
+        self._handle = None
+        self._reset()
+
+    # --------------------------------------------------------------- the hot path
+
+    def _reset(self) -> None:
+        self._t = None  # time of the last batch begin
+        self._b = 0  # its step index
+        self._intervals = 0  # step intervals seen in this fit
+        self._sum_t = 0.0  # steady time and steps (after warm-up)
+        self._sum_n = 0
+        self._next = 0.0
+        self._epoch = 0
+        self._steps_done = 0  # steps of finished epochs
+        self._epoch_t0 = 0.0
+        self._overheads: list[float] = []
+        self._gpu_acc: dict[int, list[float]] = {}  # index -> [util_sum, n, mem_peak]
+        self._deadline_warned = False
+
+    def on_train_batch_begin(self, batch, logs=None):
+        now = time.perf_counter()
+        t = self._t
+        if t is not None and batch > self._b:
+            self._intervals += 1
+            if self._intervals > self.warmup_steps:
+                self._sum_t += now - t
+                self._sum_n += batch - self._b
+            elif self._intervals == self.warmup_steps and self.watch is not None:
+                self.watch.take()  # drop the readings of the warm-up steps
+                self.watch.recording = True
+        self._t = now
+        self._b = batch
+        if now >= self._next:
+            self._next = now + self.refresh_s
+            self._refresh(batch)
+
+    # --------------------------------------------------------------- epochs and fit
+
+    def on_train_begin(self, logs=None):
+        for other in list(_active):  # a fit that raised never ended: stop its watch
+            other._finish("stopped")
+        _active.append(self)
+        self._reset()
+        self.findings = []
+        self.epoch_findings = []
+        params = self.params or {}
+        self.progress = Progress(
+            fit_id=next(_fit_ids),
+            epochs=int(params.get("epochs") or 1),
+            steps=params.get("steps"),
+            batch_size=self.batch_size,
+            deadline=self.deadline,
+            time=time.time(),
+        )
+        self._facts = tf_facts(self.model)
+        self._handle = None
+        self._notebook = _in_notebook()
+        if self.watch is not None:
+            self.watch.recording = False
+            self.watch.start()
+        if self.publish:
+            comm.retry()
+        self._update_gpus(None)
+        self._emit()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._epoch_t0 = time.perf_counter()
+        self._t = None  # the first interval of an epoch includes making its iterator
+        self.progress.epoch = epoch + 1
+        self.progress.step = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        steps = (self._b + 1) if self._t is not None else 0
+        if self.progress.steps is None and steps:
+            self.progress.steps = steps
+        spe = self.progress.steps or steps
+        self._steps_done += spe
+        st = self.step_time
+        if st and spe:
+            self._overheads.append(max(0.0, (now - self._epoch_t0) - spe * st))
+        self.progress.step = spe
+        window = self.watch.take() if self.watch is not None else None
+        if window is not None:
+            self._accumulate(window)
+        stats = self._stats(window, fit_level=False)
+        found = [f.to_json() for f in find(stats)] if stats else []
+        self._check_deadline(found)
+        self.epoch_findings.append(found)
+        self.progress.findings = found
+        self._update(batch=None)
+        self._emit(text_line=True)
+
+    def on_train_end(self, logs=None):
+        self._finish("done")
+
+    def _finish(self, state: str) -> None:
+        if self in _active:
+            _active.remove(self)
+        if self.watch is not None:
+            window = self.watch.take()
+            self._accumulate(window)
+            self.watch.stop()
+        stats = self._stats(None, fit_level=True)
+        self.findings = [f.to_json() for f in find(stats)] if stats else []
+        if self.deadline and state == "done" and time.time() > self.deadline:
+            self.findings.insert(
+                0,
+                {
+                    "code": "deadline_missed",
+                    "level": "warning",
+                    "title": "Training ended after the deadline",
+                    "evidence": f"ended {format_duration(time.time() - self.deadline)} late",
+                    "fix": "Run %gpu_estimate before the next run to pick the device and settings.",
+                    "data": {},
+                },
+            )
+        self.progress.state = state
+        self.progress.findings = self.findings
+        self.progress.remaining_s = 0.0 if state == "done" else self.progress.remaining_s
+        if state == "done":
+            self.progress.progress = 1.0
+        self.progress.time = time.time()
+        self._emit(text_line=True)
+
+    def stop(self) -> None:
+        """Ends the monitor of a `fit` that raised (Keras calls no `on_train_end` then)."""
+        if self in _active:
+            self._finish("stopped")
+
+    # --------------------------------------------------------------- numbers
+
+    @property
+    def step_time(self) -> float | None:
+        """Mean time of a warm step in this fit (None before the warm-up is over)."""
+        return self._sum_t / self._sum_n if self._sum_n else None
+
+    def _refresh(self, batch: int) -> None:
+        self._update(batch)
+        if self.deadline and self._sum_n >= 10 and not self._deadline_warned:
+            found: list[dict[str, Any]] = list(self.progress.findings)
+            if self._check_deadline(found):
+                self.progress.findings = found
+        self._emit()
+
+    def _update(self, batch: int | None) -> None:
+        p = self.progress
+        if batch is not None:
+            p.step = batch
+        st = self.step_time
+        p.step_time_s = st
+        if st and self.batch_size:
+            p.samples_per_s = self.batch_size / st
+        done = self._steps_done + (batch if batch is not None else 0)
+        spe = p.steps
+        if spe:
+            total = spe * p.epochs
+            p.progress = min(1.0, done / total)
+            if st:
+                overhead = sum(self._overheads) / len(self._overheads) if self._overheads else 0.0
+                # epoch ends still to come (each costs the measured per-epoch overhead)
+                epochs_left = p.epochs - self._epoch - (1 if batch is None else 0)
+                p.remaining_s = (total - done) * st + max(0, epochs_left) * overhead
+                p.eta = time.time() + p.remaining_s
+        self._update_gpus(None)
+        p.time = time.time()
+
+    def _update_gpus(self, window: WatchWindow | None) -> None:
+        p = self.progress
+        f = getattr(self, "_facts", {}) or {}
+        used = self.watch._used if self.watch is not None else []
+        if not used and f.get("tf_gpu_indexes"):
+            used = [physical_index(i, f.get("cuda_visible_devices")) for i in f["tf_gpu_indexes"]]
+        p.gpus = list(used)
+        p.device = "gpu" if used else "cpu"
+        if self.watch is not None and used:
+            p.gpu_util_pct = self.watch.latest_util(used)
+
+    def _accumulate(self, window: WatchWindow) -> None:
+        self._last_window = window
+        for i, g in window.gpus.items():
+            acc = self._gpu_acc.setdefault(i, [0.0, 0, None])
+            if g.util_mean_pct is not None:
+                acc[0] += g.util_mean_pct * g.samples
+                acc[1] += g.samples
+            if g.memory_used_mib is not None and (acc[2] is None or g.memory_used_mib > acc[2]):
+                acc[2] = g.memory_used_mib
+
+    def _stats(self, window: WatchWindow | None, fit_level: bool) -> FitStats | None:
+        f = getattr(self, "_facts", None)
+        if f is None:
+            return None
+        win = window or getattr(self, "_last_window", None) or WatchWindow()
+        self._update_gpus(win)
+        used = self.progress.gpus
+        gpus = []
+        for i in used:
+            g = win.gpus.get(i)
+            if fit_level:
+                acc = self._gpu_acc.get(i, [0.0, 0, None])
+                util = acc[0] / acc[1] if acc[1] else None
+                n, mem = acc[1], acc[2]
+            else:
+                util, n, mem = (g.util_mean_pct, g.samples, g.memory_used_mib) if g else (None, 0, None)
+            tf_peak = self._tf_peak_mib(used.index(i))
+            gpus.append(
+                GpuUse(
+                    index=i,
+                    name=g.name if g else None,
+                    util_mean_pct=util,
+                    samples=n,
+                    memory_used_mib=tf_peak if tf_peak is not None else mem,
+                    memory_total_mib=g.memory_total_mib if g else None,
+                    compute_capability=g.compute_capability if g else None,
+                )
+            )
+        return FitStats(
+            device=self.progress.device,
+            gpus=gpus,
+            driver_gpus=win.driver_gpus if win.status == "ok" else 0,
+            tf_gpus=f.get("tf_gpus"),
+            tf_built_with_cuda=f.get("tf_built_with_cuda"),
+            cuda_visible_devices=f.get("cuda_visible_devices"),
+            placed_on_cpu=f.get("placed_on_cpu", False),
+            replicas=f.get("replicas", 1),
+            step_time_s=self.step_time,
+            batch_size=self.batch_size,
+            dtype_policy=f.get("dtype_policy"),
+            backend=f.get("backend"),
+        )
+
+    def _tf_peak_mib(self, tf_index: int) -> float | None:
+        """TensorFlow's own peak on its GPU `tf_index` (the driver's number includes what TF reserved)."""
+        f = getattr(self, "_facts", {}) or {}
+        if f.get("backend") != "tensorflow" or not f.get("tf_gpus"):
+            return None
+        try:
+            tf = sys.modules["tensorflow"]
+            info = tf.config.experimental.get_memory_info(f"GPU:{tf_index}")
+            return info["peak"] / 2**20
+        except Exception:
+            return None
+
+    def _check_deadline(self, found: list[dict[str, Any]]) -> bool:
+        p = self.progress
+        if not self.deadline or p.remaining_s is None or self._deadline_warned:
+            return False
+        now = time.time()
+        rate = f"{p.step_time_s * 1000:.1f} ms a step" if p.step_time_s else "the measured rate"
+        d = deadline_finding(now + p.remaining_s, self.deadline, now, rate)
+        if d is None:
+            return False
+        self._deadline_warned = True
+        found.insert(0, d.to_json())
+        return True
+
+    # --------------------------------------------------------------- output
+
+    def _emit(self, text_line: bool = False) -> None:
+        p = self.progress
+        if self.publish:
+            comm.publish(p.to_json())
+        if not self.show:
+            return
+        card = ProgressCard(p)
+        if self._notebook:
+            from IPython.display import display
+
+            if self._handle is None:
+                self._handle = display(card, display_id=True)
+            else:
+                self._handle.update(card)
+        elif text_line:
+            print(card.to_text(), flush=True)

@@ -1,0 +1,148 @@
+"""`%gpu_watch on|off`: a TrainingMonitor on every Keras `fit` in this kernel, without code changes.
+
+`on` wraps `keras.Model.fit` (every model class inherits it) with a function that
+adds a monitor to the call's callbacks, unless the call already has one; `off`
+puts the original back. A `fit` that raises ends its monitor as "stopped".
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+_state: dict[str, Any] = {"on": False, "original": None, "had_own": False, "options": {}, "last": None}
+
+_FIT_POSITIONAL = ("x", "y", "batch_size", "epochs", "verbose", "callbacks")
+
+
+def infer_batch_size(x: Any, batch_size: int | None) -> int | None:
+    """Samples per step of a `fit(x, batch_size=...)` call (Keras' default 32 for arrays)."""
+    if batch_size:
+        return int(batch_size)
+    if x is None:
+        return None
+    if hasattr(x, "element_spec"):  # tf.data.Dataset: the batch is the first dimension
+        try:
+            import tensorflow as tf
+
+            spec = tf.nest.flatten(x.element_spec)[0]
+            dim = spec.shape[0] if spec.shape.rank else None
+            if dim is not None:
+                return int(dim)
+            ds = x
+            for _ in range(8):  # walk back to the BatchDataset (prefetch/map/cache sit on top)
+                size = getattr(ds, "_batch_size", None)
+                if size is not None:
+                    return int(size.numpy() if hasattr(size, "numpy") else size)
+                ds = getattr(ds, "_input_dataset", None)
+                if ds is None:
+                    break
+        except Exception:
+            return None
+        return None
+    if hasattr(x, "__len__") and hasattr(x, "shape") or isinstance(x, (list, tuple, dict)):
+        return 32
+    return None
+
+
+def _wrap(original):
+    from .monitor import TrainingMonitor
+
+    @functools.wraps(original)
+    def fit(self, *args, **kwargs):
+        args = list(args)
+        cb_pos = _FIT_POSITIONAL.index("callbacks")
+        callbacks = args[cb_pos] if len(args) > cb_pos else kwargs.get("callbacks")
+        callbacks = list(callbacks or [])
+        if any(isinstance(c, TrainingMonitor) for c in callbacks):
+            return original(self, *args, **kwargs)
+        x = args[0] if args else kwargs.get("x")
+        bs = args[2] if len(args) > 2 else kwargs.get("batch_size")
+        opts = dict(_state["options"])
+        monitor = TrainingMonitor(batch_size=infer_batch_size(x, bs), **opts)
+        callbacks.append(monitor)
+        if len(args) > cb_pos:
+            args[cb_pos] = callbacks
+        else:
+            kwargs["callbacks"] = callbacks
+        _state["last"] = monitor
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            monitor.stop()  # no-op after a normal end; "stopped" after an exception
+
+    fit._kerasgpu_watch = True
+    return fit
+
+
+def watch_on(**options: Any) -> dict[str, Any]:
+    """Attaches a TrainingMonitor to every `fit`; `options` go to each monitor (deadline=..., ...)."""
+    import keras
+
+    _state["options"] = options
+    if _state["on"]:
+        return status()
+    model = keras.Model
+    _state["had_own"] = "fit" in model.__dict__
+    _state["original"] = model.fit
+    model.fit = _wrap(model.fit)
+    _state["on"] = True
+    return status()
+
+
+def watch_off() -> dict[str, Any]:
+    """Puts Keras' own `fit` back."""
+    if not _state["on"]:
+        return status()
+    import keras
+
+    if _state["had_own"]:
+        keras.Model.fit = _state["original"]
+    else:
+        del keras.Model.fit
+    _state.update(on=False, original=None, had_own=False)
+    return status()
+
+
+def watch_status() -> dict[str, Any]:
+    return status()
+
+
+def status() -> dict[str, Any]:
+    opts = dict(_state["options"])
+    return {"on": _state["on"], "options": opts}
+
+
+def last_monitor():
+    """The monitor of the latest watched `fit` (None before one ran)."""
+    return _state["last"]
+
+
+def watch_card(state: str = "status", deadline: str | None = None, display: bool = True, warmup_steps=None):
+    """What `%gpu_watch` shows: turns the monitor on or off and says what it will do."""
+    from ..render import Card, Section
+    from .timeutil import format_clock, parse_deadline
+
+    if state == "on":
+        opts: dict[str, Any] = {"display": display}
+        if deadline:
+            opts["deadline"] = parse_deadline(deadline)
+        if warmup_steps:
+            opts["warmup_steps"] = int(warmup_steps)
+        watch_on(**opts)
+    elif state == "off":
+        watch_off()
+    st = status()
+    sec = Section("Training monitor")
+    sec.add("every fit", "monitored" if st["on"] else "not monitored")
+    dl = st["options"].get("deadline")
+    if st["on"]:
+        sec.add("live card", "yes" if st["options"].get("display", True) else "no (panel only)")
+        sec.add("deadline", format_clock(dl) if dl else "none")
+        summary = "Every Keras fit in this kernel shows its progress, ETA and GPU use, and what slows it."
+        if dl:
+            summary += f" Warns early if training will end after {format_clock(dl)}."
+    else:
+        summary = "Keras fit runs unmonitored (%gpu_watch on to watch every fit)."
+    data = {"kind": "gpu_watch", **st}
+    return Card("GPU watch", "ok" if st["on"] else "info", summary, [sec], data=data)

@@ -1,0 +1,134 @@
+"""`%gpu_watch` and TrainingMonitor around real Keras `fit` runs (CPU TensorFlow), with the real
+H200 trace replayed through the test nvidia-smi as the GPU this kernel trains on."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from kgpu_testlib import clean_env, run_cells
+
+FAKE_SMI_DIR = Path(__file__).resolve().parents[1] / "fake_nvidia_smi"
+
+SETUP = """
+import os, json, numpy as np, keras
+from kerasgpu.kernel.train import watch
+rng = np.random.default_rng(0)
+x = rng.random((4096, 64), dtype="float32"); y = rng.random((4096, 1), dtype="float32")
+import time, tensorflow as tf
+def slow(a, b):  # a slow CPU input pipeline: 4 ms a batch (sleeps, so the shared CPU stays free)
+    time.sleep(0.004)
+    return a, b
+def slow_map(a, b):
+    a2, b2 = tf.py_function(slow, [a, b], [tf.float32, tf.float32])
+    a2.set_shape(a.shape); b2.set_shape(b.shape)
+    return a2, b2
+data = tf.data.Dataset.from_tensor_slices((x[:2048], y[:2048])).batch(8).map(slow_map)
+def make():
+    m = keras.Sequential([keras.Input((64,)), keras.layers.Dense(256, activation="relu"),
+                          keras.layers.Dense(256, activation="relu"), keras.layers.Dense(1)])
+    m.compile("adam", "mse")
+    return m
+def fit_under(state, procs, gpus=1, epochs=3):
+    os.environ["FAKE_NVIDIA_SMI_STATE"] = state
+    os.environ["FAKE_NVIDIA_SMI_GPUS"] = str(gpus)
+    os.environ["FAKE_NVIDIA_SMI_PROCS"] = procs
+    m = make()
+    m.fit(data, epochs=epochs, verbose=0)
+    mon = watch.last_monitor()
+    return {"findings": mon.findings, "progress": mon.progress.to_json(),
+            "epoch_findings": mon.epoch_findings}
+OWN = f"{os.getpid()}:20000@0"
+"""
+
+
+def _env() -> dict:
+    path = [str(FAKE_SMI_DIR), os.path.dirname(sys.executable), os.environ["PATH"]]
+    return clean_env(
+        {
+            "PATH": os.pathsep.join(path),
+            "KERASGPU_BACKEND": "smi",
+            "KERASGPU_WATCH_INTERVAL_MS": "100",
+            "FAKE_NVIDIA_SMI_STATE_FILE": "",
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def runs():
+    cells = [
+        SETUP,
+        "%gpu_watch on",
+        "print(json.dumps(fit_under('trace:starving', OWN)))",
+        "print(json.dumps(fit_under('trace:healthy', OWN)))",
+        "print(json.dumps(fit_under('trace:healthy', OWN, gpus=2, epochs=1)))",
+        "print(json.dumps(fit_under('trace', '')))",  # the trace's process is not this kernel
+        "%gpu_watch off",
+        "print(json.dumps({'own_fit': 'fit' not in keras.Model.__dict__, 'status': watch.status()}))",
+    ]
+    return run_cells(cells, env=_env(), timeout=600)
+
+
+def _codes(result: dict) -> list[str]:
+    return [f["code"] for f in result["findings"]]
+
+
+def test_watch_on_shows_a_live_card_for_every_fit(runs):
+    on = runs[1]
+    assert "Every Keras fit in this kernel" in on.text
+    starving = runs[2]
+    # one display, then updates of it: the card's text has progress, speed, ETA and the GPU
+    texts = [o.get("text/plain", "") for o in starving.outputs]
+    htmls = [o.get("text/html", "") for o in starving.outputs]
+    assert any("kerasgpu-training" in h for h in htmls)
+    assert any("ETA" in t and "samples/s" in t and "GPU 0 busy" in t for t in texts)
+    assert "Trained: epoch 3/3" in texts[-1]
+
+
+def test_starving_trace_finds_the_input_pipeline(runs):
+    result = json.loads(runs[2].stdout)
+    assert result["findings"][0]["code"] == "input_starving"
+    f = result["findings"][0]
+    assert 20 <= f["data"]["util_mean_pct"] <= 45
+    assert "prefetch(tf.data.AUTOTUNE)" in f["fix"]
+    p = result["progress"]
+    assert p["state"] == "done" and p["progress"] == 1.0 and p["steps"] == 256 and p["epochs"] == 3
+    assert p["device"] == "gpu" and p["gpus"] == [0]
+    assert p["step_time_s"] > 0 and p["samples_per_s"] == pytest.approx(8 / p["step_time_s"])
+    # findings at the end of each epoch too
+    assert len(result["epoch_findings"]) == 3
+    assert any("input_starving" in [f["code"] for f in ep] for ep in result["epoch_findings"])
+
+
+def test_healthy_trace_is_not_starving_but_has_room_for_a_larger_batch(runs):
+    result = json.loads(runs[3].stdout)
+    codes = _codes(result)
+    assert "input_starving" not in codes
+    assert "memory_unused" in codes and "mixed_precision_off" in codes
+    mem = next(f for f in result["findings"] if f["code"] == "memory_unused")
+    assert mem["data"]["suggested_batch_size"] == 8 * mem["data"]["factor"]
+
+
+def test_one_of_two_gpus_without_strategy(runs):
+    result = json.loads(runs[4].stdout)
+    f = next(f for f in result["findings"] if f["code"] == "gpus_unused")
+    assert f["data"] == {"used": 1, "available": 2}
+
+
+def test_cpu_build_on_a_gpu_machine_says_why(runs):
+    result = json.loads(runs[5].stdout)
+    assert result["progress"]["device"] == "cpu"
+    f = result["findings"][0]
+    assert f["code"] == "cpu_fit_with_gpu" and f["data"]["reason"] == "cpu_only_build"
+    assert "tensorflow[and-cuda]" in f["fix"]
+
+
+def test_watch_off_puts_keras_fit_back(runs):
+    assert "unmonitored" in runs[6].text
+    assert json.loads(runs[7].stdout) == {
+        "own_fit": True,
+        "status": {"on": False, "options": {"display": True}},
+    }
