@@ -37,14 +37,108 @@ class Known:
 
 KNOWN: list[Known] = [
     Known(
+        "strategy_mixing",
+        "Model built and trained under different distribution strategies",
+        [
+            r"Mixing different tf\.distribute\.Strategy objects",
+            r"is not created under the same (?:distribution )?strategy scope",
+            r"Trying to create optimizer slot variable under the scope for tf\.distribute\.Strategy",
+        ],
+        "Keras needs a model's variables, its compile and its fit under ONE strategy. Here they met two: "
+        "the model was built in one strategy's scope (a `with strategy.scope():` cell, or a new "
+        "MirroredStrategy() per cell) and compiled or trained in another cell outside it, or under a "
+        "second strategy object.",
+        "Use one strategy for the whole notebook: %gpu_distribute (toolbar: Distribute This Notebook) "
+        "above the first cell that builds a model, remove the per-cell `with strategy.scope():` wraps, "
+        "then restart the kernel and run all.",
+        ["%load_ext kerasgpu\n%gpu_distribute  # above the first model cell"],
+        "https://www.tensorflow.org/api_docs/python/tf/distribute/experimental_set_strategy",
+    ),
+    Known(
+        "model_not_built",
+        "Keras could not build the model by itself",
+        [r"Unable to automatically build the model"],
+        "Before fit, Keras builds a model that is not built yet by running call() on symbolic inputs. A "
+        "subclassed model with its own train_step but no call() (or a call() that fails on symbolic "
+        "inputs) cannot be built that way, and under a distribution strategy or mixed precision Keras "
+        "always tries.",
+        "Give the model a call() that returns its outputs (e.g. the decoder's output for a VAE), or build "
+        "it yourself before fit by calling it on one batch.",
+        ["def call(self, inputs):\n    return self.decoder(self.encoder(inputs)[2])", "model(x_train[:1])"],
+        "https://keras.io/guides/custom_train_step_in_tensorflow/",
+    ),
+    Known(
+        "uneven_replica_batch",
+        "A batch that does not split evenly over the replicas",
+        [r"Inputs to operation AddN of type AddN must have the same size and shape\.\s+Input 0: \[\d+"],
+        "Under a tf.distribute strategy Keras 3 (TensorFlow 2.21) splits each batch over the replicas; "
+        "when the last evaluation batch (validation_split, validation_data or evaluate) has a size that "
+        "does not divide evenly, the replicas' pieces differ in size and adding them fails.",
+        "Make the evaluation set a multiple of the global batch size (trim it, or batch a tf.data "
+        "validation set with drop_remainder=True), or use a batch size that divides it.",
+        [
+            "val_ds = val_ds.batch(batch_size, drop_remainder=True)",
+            "n = len(x_val) // batch_size * batch_size; x_val, y_val = x_val[:n], y_val[:n]",
+        ],
+        "https://www.tensorflow.org/tutorials/distribute/keras",
+    ),
+    Known(
+        "mixed_dtype_op",
+        "float16 and float32 tensors in one op (mixed precision)",
+        [
+            r"(?:cannot compute|could not compute) \w+ as input #\d+\(zero-based\) was expected to be a "
+            r"(?:half|bfloat16|float) tensor but is a (?:half|bfloat16|float) tensor",
+            r"Tensor conversion requested dtype (?:float16|bfloat16|float32) for Tensor with dtype "
+            r"(?:float16|bfloat16|float32)",
+        ],
+        "Under a mixed precision policy layers compute in float16/bfloat16, but some code makes a float32 "
+        "tensor (a random op, zeros, ones or a constant without dtype, usually in a custom layer's call()) "
+        "and combines it with them; TensorFlow does not convert between the two.",
+        "Create such tensors with the layer's compute dtype (dtype=self.compute_dtype, or the input's "
+        "dtype), or cast them; %mixed_precision check finds these layers.",
+        [
+            "keras.random.normal(shape=ops.shape(z_mean), dtype=z_mean.dtype)",
+            "%mixed_precision check",
+            "%mixed_precision float32  # policy back to float32, then rebuild the model",
+        ],
+        "https://keras.io/api/mixed_precision/",
+    ),
+    Known(
+        "index_out_of_vocabulary",
+        "Token ids outside the Embedding's vocabulary",
+        [r"indices\[[\d,]+\] = (-?\d+) is not in \[0, (\d+)\)"],
+        "An Embedding (or a gather) got an id outside [0, vocabulary size). With a mixed precision "
+        "policy and a float Input this is rounding: float16 holds integers exactly only up to 2048, so "
+        "id 19995 becomes 20000. Otherwise the data has ids the vocabulary does not have.",
+        'Give the Input dtype="int32" so ids are never rounded; or make the vocabulary large enough '
+        "for the data's ids.",
+        ['keras.Input(shape=(maxlen,), dtype="int32")', "%mixed_precision check"],
+        "https://keras.io/api/layers/core_layers/embedding/",
+    ),
+    Known(
+        "no_gpu_index",
+        "Code expected a GPU that TensorFlow does not see",
+        [
+            r"(?:gpus|physical_devices|gpu_devices|devices)\[0\][^\n]*\n(?:.*\n){0,12}?"
+            r"IndexError: list index out of range",
+        ],
+        "The code takes the first GPU of tf.config.list_physical_devices('GPU'), but that list is empty: "
+        "TensorFlow in this kernel sees no GPU (a CPU-only build, CUDA libraries it could not load, "
+        "CUDA_VISIBLE_DEVICES hiding them, or no driver).",
+        "Run %gpu_check: it says why TensorFlow sees no GPU and what to install; guard the code with "
+        "`if gpus:` so it also runs on a CPU.",
+        ["%gpu_check", 'gpus = tf.config.list_physical_devices("GPU")\nif gpus: ...'],
+        "https://www.tensorflow.org/guide/gpu",
+    ),
+    Known(
         "runtime_initialized",
-        "GPU settings changed after TensorFlow started",
+        "Device settings changed after TensorFlow started",
         [r"(Physical|Virtual|Visible) devices cannot be modified after being initialized"],
         "set_memory_growth, set_logical_device_configuration and set_visible_devices only work before "
         "TensorFlow's runtime starts; in a notebook an earlier cell (any op, model or strategy) already "
         "started it.",
-        "Restart the kernel and run the memory settings in the first cell, or set the environment variable "
-        "before TensorFlow starts.",
+        "Restart the kernel and run the device settings in the first cell, before any other TensorFlow "
+        "code; for GPU memory, or set the environment variable before TensorFlow starts.",
         ["%gpu_memory growth  # first cell after a restart", "%env TF_FORCE_GPU_ALLOW_GROWTH=true"],
         "https://www.tensorflow.org/guide/gpu#limiting_gpu_memory_growth",
     ),
@@ -221,7 +315,24 @@ def diagnose(text: str) -> list[dict[str, Any]]:
                     "details": _details(k.code, m, text),
                 }
             )
+            _read_evidence(found[-1])
     return found
+
+
+def _read_evidence(entry: dict[str, Any]) -> None:
+    """Adjusts a match to what its evidence says (an out-of-memory on the CPU is not the GPU's)."""
+    if entry["code"] == "oom" and str(entry["details"].get("device", "")).startswith("CPU"):
+        entry.update(
+            code="oom_cpu",
+            title="Out of memory on the CPU (ResourceExhaustedError)",
+            cause="The allocation that failed was on the CPU (the message names device CPU:0), in the "
+            "machine's RAM, not on a GPU: the tensor is too big for this machine's memory, or TensorFlow "
+            "placed the work on the CPU because it sees no GPU.",
+            fix="Make the tensor or batch smaller (or stream the data with tf.data instead of loading it "
+            "whole); if this should have run on a GPU, %gpu_check says why TensorFlow sees none.",
+            commands=["%gpu_check", "model.fit(..., batch_size=smaller)"],
+            link="https://www.tensorflow.org/guide/data",
+        )
 
 
 def exception_text(exc: BaseException) -> str:
@@ -275,8 +386,17 @@ def _details(code: str, m: re.Match, text: str) -> dict[str, Any]:
     if code == "cudnn_version_mismatch" and m.lastindex and m.lastindex >= 2:
         return {"loaded_cudnn": m.group(1), "built_with_cudnn": m.group(2)}
     if code == "oom":
-        dev = re.search(r"device:((?:GPU|CPU):\d+)", text)
-        return {"device": dev.group(1)} if dev else {}
+        dev = re.search(r"(?:device:|\bon /?)((?:GPU|CPU):\d+)", text) or re.search(
+            r"by allocator (cpu|mklcpu|GPU_\d+_bfc)", text
+        )
+        if not dev:
+            return {}
+        name = dev.group(1)
+        if name in ("cpu", "mklcpu"):
+            name = "CPU:0"
+        elif name.startswith("GPU_"):
+            name = "GPU:" + name.split("_")[1]
+        return {"device": name}
     if code in ("missing_cuda_libraries", "windows_cuda_dll"):
         libs: list[str] = []
         for hit in _MISSING_LIB.finditer(text):
