@@ -12,6 +12,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import diagnosis
 from .render import Card, Fix, Section
 
 
@@ -90,6 +91,8 @@ KNOWN: list[Known] = [
             r"(?:half|bfloat16|float) tensor but is a (?:half|bfloat16|float) tensor",
             r"Tensor conversion requested dtype (?:float16|bfloat16|float32) for Tensor with dtype "
             r"(?:float16|bfloat16|float32)",
+            r"Input '\w+' of '\w+' Op has type (?:float16|bfloat16|float32|half) that does not match type "
+            r"(?:float16|bfloat16|float32|half)",
         ],
         "Under a mixed precision policy layers compute in float16/bfloat16, but some code makes a float32 "
         "tensor (a random op, zeros, ones or a constant without dtype, usually in a custom layer's call()) "
@@ -206,29 +209,6 @@ KNOWN: list[Known] = [
         "https://www.tensorflow.org/install/pip#windows-wsl2",
     ),
     Known(
-        "missing_cuda_libraries",
-        "TensorFlow could not load the CUDA libraries",
-        [
-            r"Cannot dlopen some GPU libraries",
-            r"Could not load dynamic library '(lib[^']+)'",
-            r"(lib(?:cudart|cublas|cublasLt|cudnn|cufft|curand|cusolver|cusparse|nvJitLink|nccl)\.so[.\d]*): "
-            r"cannot open shared object file",
-            r"Could not find cuda drivers on your machine",
-            r"Skipping registering GPU devices",
-        ],
-        "TensorFlow is a CUDA build but could not load CUDA, cuDNN or one of its libraries, so it "
-        "registers no "
-        "GPU and runs on the CPU.",
-        "Install the CUDA wheels that match this TensorFlow (they load without LD_LIBRARY_PATH), then "
-        "restart "
-        "the kernel; with a system CUDA, its version must match the build exactly.",
-        [
-            'pip install "tensorflow[and-cuda]"',
-            "TF_CPP_MAX_VLOG_LEVEL=3 python -c 'import tensorflow'  # lists each",
-        ],
-        "https://www.tensorflow.org/install/pip#linux",
-    ),
-    Known(
         "ptxas_libdevice",
         "XLA can't find ptxas or libdevice",
         [
@@ -269,37 +249,18 @@ KNOWN: list[Known] = [
         ],
         "https://github.com/tensorflow/tensorflow/issues/44976",
     ),
-    Known(
-        "driver_too_old",
-        "NVIDIA driver too old for this CUDA",
-        [
-            r"CUDA driver version is insufficient for CUDA runtime version",
-            r"CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE",
-            r"kernel version [\d.]+ does not match DSO version",
-            r"CUDA_ERROR_SYSTEM_DRIVER_MISMATCH",
-        ],
-        "The CUDA libraries TensorFlow loads are newer than what the installed NVIDIA driver supports.",
-        "Update the NVIDIA driver (nvidia-smi shows the CUDA version it supports), or use a TensorFlow built "
-        "for an older CUDA.",
-        ["nvidia-smi"],
-        "https://docs.nvidia.com/deploy/cuda-compatibility/",
-    ),
-    Known(
-        "no_cuda_device",
-        "CUDA found no GPU",
-        [r"failed call to cuInit: (?:CUDA_ERROR_NO_DEVICE|UNKNOWN ERROR \(\d+\)|CUDA_ERROR_UNKNOWN)"],
-        "The CUDA driver started but reported no usable GPU: CUDA_VISIBLE_DEVICES hides them, the container "
-        "has no GPU passed in, or the driver is wedged.",
-        "Check CUDA_VISIBLE_DEVICES and that nvidia-smi lists the GPU inside this kernel's container.",
-        ["%env CUDA_VISIBLE_DEVICES", "!nvidia-smi", "%gpu_check"],
-        "https://www.tensorflow.org/guide/gpu",
-    ),
 ]
 
 
 def diagnose(text: str) -> list[dict[str, Any]]:
-    """Known failures found in an error message or log, most specific first (as JSON-able dicts)."""
-    found = []
+    """Known failures found in an error message or log, most specific first (as JSON-able dicts).
+
+    The driver and CUDA-library failures (libcuda.so.1, cuInit, the CUDA runtime wheels) come
+    from the shared diagnosis (kerasgpu.diagnosis), the one %gpu_check and the server's probe
+    use; the blocking ones come first, since they explain every GPU error after them.
+    """
+    cuda = [_cause_match(c) for c in diagnosis.log_causes(text or "") if c.get("evidence")]
+    found = [c for c in cuda if c["severity"] == diagnosis.BLOCKING]
     for k in KNOWN:
         m = k.search(text or "")
         if m:
@@ -316,7 +277,22 @@ def diagnose(text: str) -> list[dict[str, Any]]:
                 }
             )
             _read_evidence(found[-1])
-    return found
+    return found + [c for c in cuda if c["severity"] != diagnosis.BLOCKING]
+
+
+def _cause_match(cause: dict[str, Any]) -> dict[str, Any]:
+    """A `diagnosis` cause in the shape of a doctor match."""
+    return {
+        "code": cause["code"],
+        "title": cause["title"],
+        "cause": cause["why"] or cause["title"],
+        "fix": cause["fix"],
+        "commands": list(cause["commands"]),
+        "link": cause["link"],
+        "evidence": cause.get("evidence") or "this kernel's own check (%gpu_check)",
+        "details": cause.get("details") or {},
+        "severity": cause["severity"],
+    }
 
 
 def _read_evidence(entry: dict[str, Any]) -> None:
@@ -345,10 +321,45 @@ def diagnose_exception(exc: BaseException) -> list[dict[str, Any]]:
     return diagnose(exception_text(exc))
 
 
-def report(text: str, source: str) -> Card:
-    """The `%gpu_doctor` card for `text` (an exception or a pasted log)."""
+def report(text: str, source: str, facts: dict[str, Any] | None = None) -> Card:
+    """The `%gpu_doctor` card for `text` (an exception or a pasted log).
+
+    Besides what the text shows (`matches`), it names what blocks the GPU in this
+    kernel (`kernel`: the shared diagnosis on `facts`, by default gathered here without
+    importing anything new), so the doctor and %gpu_check agree on the same kernel;
+    `cause` is the first of them all.
+    """
     found = diagnose(text)
-    data = {"kind": "gpu_doctor", "source": source, "matches": found}
+    if facts is None:
+        from .checks import gather_light
+
+        facts = gather_light()
+    named = {f["code"] for f in found}
+    kernel = [
+        _cause_match(c)
+        for c in diagnosis.diagnose(facts)
+        if c["severity"] == diagnosis.BLOCKING and c["code"] not in named
+    ]
+    data = {
+        "kind": "gpu_doctor",
+        "source": source,
+        "matches": found,
+        "kernel": kernel,
+        "cause": (found or kernel or [{"code": None}])[0]["code"],
+    }
+    if not found and kernel:
+        fixes = [
+            Fix(f["code"], "error", f"{f['title']}: {f['cause']}", f["fix"], f["commands"], f["link"])
+            for f in kernel
+        ]
+        return Card(
+            "GPU doctor",
+            "error",
+            f"No known TensorFlow GPU failure in this {source}, but in this kernel: {kernel[0]['title']}.",
+            [Section("Tried").add("known failures", [k.title for k in KNOWN])],
+            fixes,
+            data,
+        )
     if not found:
         return Card(
             "GPU doctor",
@@ -359,7 +370,7 @@ def report(text: str, source: str) -> Card:
         )
     fixes = [
         Fix(f["code"], "error", f"{f['title']}: {f['cause']}", f["fix"], f["commands"], f["link"])
-        for f in found
+        for f in found + kernel
     ]
     sec = Section("Evidence")
     for f in found:

@@ -11,8 +11,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import display
 
 from . import checks, distribute, doctor, memory, settings
-from .render import Card
-from .runtime import KerasGPUError
+from .render import Card, Section
+from .runtime import KerasGPUError, quiet_startup
 
 _ATTR = "_kerasgpu_magics"
 
@@ -66,7 +66,12 @@ class KerasGPUMagics(Magics):
         and visible GPUs can still be set afterwards.
         """
         args = parse_argstring(self.gpu_check, line)
-        _show(checks.check(deep=args.deep), args.json)
+        with quiet_startup() as quiet:
+            card = checks.check(deep=args.deep)
+        if quiet.notable:
+            card.sections.append(Section("TensorFlow start-up log").add("lines", quiet.notable[-12:]))
+            card.data["startup_log"] = quiet.notable
+        _show(card, args.json)
 
     # ------------------------------------------------------------ memory
 

@@ -112,3 +112,52 @@ def parse_gpu_list(spec: str | None, available: int) -> list[int] | None:
         if i not in out:
             out.append(i)
     return out
+
+
+class quiet_startup:
+    """Keeps TensorFlow's start-up chatter (C++ log lines written to file descriptor 2 while it is
+    first imported) out of the notebook, so the card is the first thing the user sees. Only the
+    first import is quiet: the user's own later logs are untouched. The captured lines are kept in
+    `lines` (warnings and errors among them are evidence a check may show)."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self._saved = None
+        self._tmp = None
+
+    def __enter__(self):
+        if "tensorflow" in sys.modules:
+            return self
+        import os
+        import tempfile
+
+        try:
+            sys.stderr.flush()
+            self._tmp = tempfile.TemporaryFile(mode="w+b")
+            self._saved = os.dup(2)
+            os.dup2(self._tmp.fileno(), 2)
+        except (OSError, ValueError, AttributeError):
+            self._saved = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved is None:
+            return False
+        import os
+
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._tmp.seek(0)
+        text = self._tmp.read().decode("utf-8", "replace")
+        self._tmp.close()
+        self.lines = [line for line in text.splitlines() if line.strip()]
+        return False
+
+    @property
+    def notable(self) -> list[str]:
+        """The captured warning and error lines (absl W/E/F levels), not the informational ones."""
+        return [line for line in self.lines if line[:1] in ("W", "E", "F") and not line.startswith("WARNING: All log")]
