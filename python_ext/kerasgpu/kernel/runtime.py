@@ -8,6 +8,7 @@ Listing *physical* devices and reading build info do not start it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 from typing import Any
@@ -145,10 +146,8 @@ class quiet_startup:
             return False
         import os
 
-        try:
+        with contextlib.suppress(OSError, ValueError):
             sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
         os.dup2(self._saved, 2)
         os.close(self._saved)
         self._tmp.seek(0)
@@ -160,4 +159,8 @@ class quiet_startup:
     @property
     def notable(self) -> list[str]:
         """The captured warning and error lines (absl W/E/F levels), not the informational ones."""
-        return [line for line in self.lines if line[:1] in ("W", "E", "F") and not line.startswith("WARNING: All log")]
+        return [
+            line
+            for line in self.lines
+            if line[:1] in ("W", "E", "F") and not line.startswith("WARNING: All log")
+        ]

@@ -107,7 +107,8 @@ def test_mixed_precision_auto_refuses_on_a_cpu_and_sets_nothing():
         [
             _plan_cell("mixed_precision", [BUILD]),
             "import keras\nprint('POLICY', keras.mixed_precision.global_policy().name)",
-            "from kerasgpu.kernel.runtime import runtime_initialized\nprint('STARTED', runtime_initialized())",
+            "from kerasgpu.kernel.runtime import runtime_initialized\n"
+            "print('STARTED', runtime_initialized())",
         ]
     )
     shown = cells[0].stdout + cells[0].text
