@@ -62,6 +62,17 @@ $(STAMPS)/chromium: | $(STAMPS)
 	fi
 	touch $@
 
+# Debian's prometheus: the metrics test starts it on loopback to scrape a real server.
+PROMETHEUS ?= /usr/bin/prometheus
+$(STAMPS)/prometheus: | $(STAMPS)
+	@if [ ! -x $(PROMETHEUS) ]; then \
+	  echo "Installing Debian's prometheus for the metrics test"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    -o DPkg::Lock::Timeout=600 --no-install-recommends prometheus; \
+	fi
+	touch $@
+
 $(UI_NPM_STAMP): | $(STAMPS)
 	cd ui-tests && npm ci --no-audit --no-fund
 	rm -f $(STAMPS)/ui-npm-* && touch $@
@@ -79,7 +90,7 @@ lint-fix: $(STAMPS)/python
 test-js: $(NPM_STAMP)
 	npx jest
 
-test-py: build
+test-py: build $(STAMPS)/prometheus
 	$(BIN)/pytest -q
 
 test-package: build
