@@ -7,7 +7,7 @@
 import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
-BATCH_SIZE = globals().get("BATCH_SIZE", 64)  # the strategy snippets define a global one
+BATCH_SIZE = globals().get("BATCH_SIZE", 64)  # your own BATCH_SIZE when the notebook has one
 
 # Stand-in data: use your arrays, files (TFRecordDataset) or image_dataset_from_directory.
 features = tf.random.uniform((1024, 32))

@@ -6,6 +6,7 @@ import ast
 
 import pytest
 from kerasgpu import snippets
+from kerasgpu.notebook_tools import WRAP_COMMENT, WRAP_LINE
 from kerasgpu.snippets import MARKER, PLACEMENTS, SnippetError, load_catalog, parse, wrap
 
 EXPECTED = {
@@ -29,30 +30,33 @@ def test_the_catalog_has_every_snippet_of_the_issue_with_its_placement():
         assert entry["placement"] in PLACEMENTS
         assert entry["title"] and entry["description"].endswith(".")
         assert not entry["code"].startswith("#"), "the header must not leak into the inserted code"
-        ast.parse(entry["code"])  # valid Python as inserted
+        if entry["id"] != "verify_gpu":  # the verification cell is two magics (an .ipy file)
+            ast.parse(entry["code"])  # valid Python as inserted
 
 
 def test_each_catalog_entry_is_the_file_on_disk():
     for entry in load_catalog():
-        text = (snippets.HERE / f"{entry['id']}.py").read_text()
+        path = snippets.HERE / f"{entry['id']}.py"
+        text = (path if path.exists() else path.with_suffix(".ipy")).read_text()
         assert text.endswith(entry["code"])
 
 
-def test_a_wrap_snippet_splits_at_its_marker_and_indents_the_cell():
+def test_the_wrap_snippet_runs_the_cell_in_the_notebook_strategy():
     entry = snippets.get("mirrored_strategy")
     assert entry["marker"] == MARKER
-    assert entry["indent"] == "    "
-    assert entry["prefix"].rstrip().endswith("with strategy.scope():")
-    assert entry["suffix"] == ""
-    assert MARKER not in entry["prefix"] + entry["suffix"]
+    assert entry["prefix"].rstrip().endswith("with kerasgpu.notebook_strategy().scope():  " + WRAP_COMMENT)
     cell = "import keras\n\nmodel = keras.Sequential([\n    keras.layers.Dense(1),\n])\n"
     code = wrap(entry, cell)
-    assert code.endswith(
-        "with strategy.scope():\n    import keras\n\n    model = keras.Sequential([\n"
-        "        keras.layers.Dense(1),\n    ])\n"
+    # The same lines as the snippet file, then the cell indented under it.
+    assert code == entry["prefix"].split("\n\n", 1)[0] + "\n\n" + WRAP_LINE + (
+        "\n    import keras\n\n    model = keras.Sequential([\n        keras.layers.Dense(1),\n    ])\n"
     )
     ast.parse(code)
-    assert wrap(entry, "").endswith("with strategy.scope():\n    pass\n")
+    assert wrap(entry, "").endswith(WRAP_LINE + "\n    pass\n")
+
+
+def test_the_verification_cell_is_two_magics():
+    assert snippets.get("verify_gpu")["code"] == "%load_ext kerasgpu\n%gpu_check\n"
 
 
 def test_multi_line_descriptions_are_joined():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.tf
 MODEL_CELL = """\
 import keras
 
+LEARNING_RATE = 1e-3
 model = keras.Sequential(
     [keras.Input((32,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(10)]
 )
@@ -54,16 +56,16 @@ def notebooks() -> dict[str, list[str]]:
             _code("verify_gpu"),
             _code("memory_growth"),
             snippets.wrap(mirrored, MODEL_CELL),
-            "assert strategy.extended.variable_created_in_scope(model.trainable_variables[0].value)",
+            "assert kerasgpu.notebook_strategy().extended.variable_created_in_scope("
+            "model.trainable_variables[0].value)",
             _code("tf_data_pipeline"),
-            "assert BATCH_SIZE == 64 * REPLICAS\n"
+            "assert BATCH_SIZE == 64\n"
             "history = model.fit(train_ds, epochs=1, verbose=0)\n"
             'print("loss", history.history["loss"][0])',
             _code("log_device_placement"),  # after the runtime started: says so instead
             _code("keras_backends_gpu"),
-            _code("mixed_precision"),
-            'assert model.output.dtype == "float32" and model.layers[1].compute_dtype == "float16"\n'
-            "model.fit(features, labels, epochs=1, batch_size=256, verbose=0)",
+            _code("mixed_precision"),  # auto: no GPU here, so it sets nothing and says why
+            'assert keras.mixed_precision.global_policy().name == "float32"',
         ],
         "memory_limit": [
             _code("memory_limit"),
@@ -74,7 +76,7 @@ def notebooks() -> dict[str, list[str]]:
         "multi_worker_tf_config": [
             worker,
             "import json, os\nassert json.loads(os.environ['TF_CONFIG'])['task'] == "
-            "{'type': 'worker', 'index': 0}\nLEARNING_RATE = 1e-3\n"
+            "{'type': 'worker', 'index': 0}\n"
             "with strategy.scope():\n" + "".join(f"    {line}\n" for line in MODEL_CELL.splitlines()),
             "import numpy as np\n"
             "model.fit(np.zeros((128, 32)), np.zeros(128), batch_size=BATCH_SIZE, epochs=1, verbose=0)",
@@ -142,23 +144,28 @@ def test_every_notebook_of_snippets_runs_without_error(executed, name):
 def test_what_the_snippets_report_in_the_shared_kernel(executed):
     nb = executed["main"]
     assert "GPU check" in _text(nb, 0)  # the verification cell shows the %gpu_check card
-    assert "Memory growth on for 0 GPU(s)." in _text(nb, 1)
-    assert "MirroredStrategy: 1 replica(s) on /job:localhost/replica:0/task:0/device:CPU:0" in _text(nb, 2)
+    assert "TensorFlow sees no GPU in this kernel, so memory growth changes nothing" in _text(nb, 1)
+    assert "Memory growth on" not in _text(nb, 1)
     assert "loss" in _text(nb, 5)
     assert "Restart the kernel and run this cell first" in _text(nb, 6)
     backends = _text(nb, 7)
     assert "backend: tensorflow" in backends
     assert "JAX: not installed" in backends or "JAX " in backends
     assert "PyTorch: not installed" in backends or "PyTorch " in backends
-    assert "Keras dtype policy: mixed_float16" in _text(nb, 8)
+    assert "Mixed precision not set" in _text(nb, 8) and "sees no GPU" in _text(nb, 8)
 
 
 def test_top_snippets_report_in_their_fresh_kernels(executed):
-    assert "up to 8192 MiB on each of 0 GPU(s)" in _text(executed["memory_limit"], 0)
+    assert "TensorFlow sees no GPU in this kernel, so the limit changes nothing" in _text(
+        executed["memory_limit"], 0
+    )
     assert "Placement logging on" in _text(executed["memory_limit"], 1)
     ran = _text(executed["memory_limit"], 2)
     assert "sum 3.0" in ran
-    assert "Executing op MatMul in device /job:localhost/replica:0/task:0/device:CPU:0" in ran
+    # oneDNN renames the op on some CPUs (_MklMatMul with AVX-512): accept both names.
+    assert re.search(
+        r"Executing op (?:_Mkl)?MatMul in device /job:localhost/replica:0/task:0/device:CPU:0", ran
+    )
     assert '"cluster": {"worker": ["localhost:' in _text(executed["multi_worker_tf_config"], 0)
     assert "1 replica(s) in sync; global batch size 64" in _text(executed["multi_worker_tf_config"], 0)
     assert "TF_CONFIG: unset (single worker)" in _text(executed["multi_worker_local"], 0)
