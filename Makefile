@@ -11,7 +11,7 @@ STAMPS := .stamps
 CHROMIUM ?= /usr/bin/chromium
 export PATH := $(BIN):$(PATH)
 
-.PHONY: lab test setup build lint lint-fix test-js test-py test-ui test-package clean help
+.PHONY: lab test setup build lint lint-fix test-js test-py test-ui test-package screenshots clean help
 
 help:
 	@echo "make lab    set up everything and start JupyterLab with the extension (demo notebook open)"
@@ -98,6 +98,10 @@ test-package: build
 
 test-ui: build $(STAMPS)/chromium $(UI_NPM_STAMP)
 	cd ui-tests && npx playwright test
+
+# Rewrites the README's screenshots (docs/*.png) from the UI tests that take them.
+screenshots: build $(STAMPS)/chromium $(UI_NPM_STAMP)
+	cd ui-tests && KERASGPU_SCREENSHOTS_DIR=$(CURDIR)/docs npx playwright test -g screenshots
 
 test: build lint test-js test-py test-package test-ui
 	@echo "All test tiers passed."

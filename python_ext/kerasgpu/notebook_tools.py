@@ -758,7 +758,37 @@ def _plan_distribute(nb: Notebook, options) -> dict[str, Any]:
         messages.append(
             _msg("info", "No cell builds a Keras model yet: the strategy goes first; build models below it.")
         )
+    evaluates = evaluation_calls(nb)
+    if evaluates:
+        cell, code = evaluates[0]
+        messages.append(
+            _msg(
+                "warning",
+                f"{_cell_no(cell)} evaluates ({code}). Under a strategy each batch is split over the "
+                "replicas, and Keras 3 with TensorFlow 2.21 fails ('Inputs to operation AddN ... must have "
+                "the same size') when the last evaluation batch does not split evenly: keep validation and "
+                "test sets a multiple of the global batch size (or batch them with drop_remainder=True).",
+            )
+        )
     return _insert("distribute", index, "\n".join(lines), DISTRIBUTE_ID, messages)
+
+
+def evaluation_calls(nb: Notebook) -> list[tuple[int, str]]:
+    """Where the notebook evaluates a model: validation_split / validation_data in fit, evaluate()."""
+    out = []
+    for c in nb.cells:
+        if c.tree is None or c.snippet:
+            continue
+        for n in ast.walk(c.tree):
+            if not (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)):
+                continue
+            if n.func.attr == "fit":
+                for kw in n.keywords:
+                    if kw.arg in ("validation_split", "validation_data"):
+                        out.append((c.index, f"fit({kw.arg}={ast.unparse(kw.value)})"))
+            elif n.func.attr == "evaluate":
+                out.append((c.index, "evaluate(...)"))
+    return out
 
 
 def _plan_wrap(nb: Notebook, active: int | None) -> dict[str, Any]:

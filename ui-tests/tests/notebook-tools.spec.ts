@@ -117,12 +117,12 @@ test.describe('GPU notebook tools', () => {
     ).toBeVisible();
   });
 
-  test('wrap in MirroredStrategy indents the cell, and one Ctrl+Z restores it', async ({
+  test('the wrap keeps a %%time first line and a triple-quoted string, and one Ctrl+Z restores it', async ({
     page
   }) => {
     const body =
-      'model = build()\nfor layer in model.layers:\n    print(layer.name)\n\nmodel.compile()';
-    await setCells(page, ['import tensorflow as tf', body]);
+      '%%time\nNOTE = """built\n  in the scope"""\nmodel = keras.Sequential([keras.layers.Dense(1)])\nmodel.compile()\nmodel';
+    await setCells(page, ['import keras', body]);
     await page.notebook.selectCells(1);
 
     await execute(page, 'kerasgpu:insert-snippet', {
@@ -130,29 +130,70 @@ test.describe('GPU notebook tools', () => {
     });
     await expect
       .poll(async () => (await sources(page))[1])
-      .toContain('with strategy.scope():');
+      .toContain('kerasgpu.notebook_strategy().scope()');
     const wrapped = (await sources(page))[1];
-    expect(wrapped).toContain('tf.distribute.MirroredStrategy()');
-    expect(
-      wrapped.endsWith(
-        'with strategy.scope():\n' +
-          '    model = build()\n' +
-          '    for layer in model.layers:\n' +
-          '        print(layer.name)\n' +
-          '\n' +
-          '    model.compile()'
-      )
-    ).toBe(true);
-    expect(wrapped).not.toContain('# {cell}');
-    const cell = await page.notebook.getCellLocator(1);
-    await expect(cell!.locator('.cm-content')).toContainText(
-      'with strategy.scope():'
+    expect(wrapped).toBe(
+      '%%time\n' +
+        'import kerasgpu\n\n' +
+        "with kerasgpu.notebook_strategy().scope():  # kerasgpu: the notebook's one tf.distribute strategy\n" +
+        '    NOTE = """built\n' +
+        '  in the scope"""\n' +
+        '    model = keras.Sequential([keras.layers.Dense(1)])\n' +
+        '    model.compile()\n' +
+        'model'
     );
+    const cell = await page.notebook.getCellLocator(1);
+    await expect(cell!.locator('.cm-content')).toContainText('%%time');
     expect(await sources(page)).toHaveLength(2);
 
     await page.notebook.enterCellEditingMode(1);
     await page.keyboard.press('Control+z');
     await expect.poll(async () => (await sources(page))[1]).toBe(body);
+  });
+
+  test('the wrap refuses a model compiled in another cell and offers Distribute This Notebook, which puts one strategy above the model', async ({
+    page
+  }) => {
+    const cells = [
+      'import keras\nimport numpy as np\nBATCH_SIZE = 32',
+      'model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])',
+      'model.compile(loss="mse")',
+      'model.fit(np.zeros((64, 4)), np.zeros(64), batch_size=BATCH_SIZE)'
+    ];
+    await setCells(page, cells);
+    await page.notebook.selectCells(1);
+    await execute(page, 'kerasgpu:insert-snippet', {
+      id: 'mirrored_strategy'
+    });
+    const toast = page.locator('.Toastify__toast', {
+      hasText: 'is compiled in cell 3'
+    });
+    await expect(toast).toBeVisible();
+    expect(await sources(page)).toEqual(cells); // nothing changed
+
+    await toast
+      .getByRole('button', { name: 'Distribute This Notebook' })
+      .click();
+    await expect.poll(() => sources(page)).toHaveLength(5);
+    const after = await sources(page);
+    expect(after[0]).toBe(cells[0]);
+    expect(after[1]).toContain('%gpu_distribute --batch 32');
+    expect(after[1]).toContain('cell 1 uses BATCH_SIZE = 32');
+    expect(after.slice(2)).toEqual(cells.slice(1));
+
+    // The notebook toolbar has the command too; a second time it says so instead of adding.
+    await page
+      .locator(
+        '.jp-NotebookPanel-toolbar [data-jp-item-name="kerasgpu-distribute"]'
+      )
+      .click();
+    await expect(
+      page.locator('.Toastify__toast', { hasText: 'already distributed' })
+    ).toBeVisible();
+    expect(await sources(page)).toHaveLength(5);
+
+    await execute(page, 'notebook:undo-cell-action');
+    await expect.poll(() => sources(page)).toEqual(cells);
   });
 
   test('the verification cell runs in a real kernel, shows its report, and stays one cell', async ({
@@ -169,13 +210,22 @@ test.describe('GPU notebook tools', () => {
 
     await expect.poll(() => verificationCells(page)).toBe(1);
     const [verify, rest] = await sources(page);
-    expect(verify).toContain('gpu_check');
+    expect(verify).toBe('%load_ext kerasgpu\n%gpu_check');
     expect(rest).toBe('import tensorflow as tf');
 
     const cell = await page.notebook.getCellLocator(0);
     const card = cell!.locator('.jp-OutputArea-output .kerasgpu-card');
     await expect(card).toBeVisible({ timeout: 180_000 });
     await expect(card).toContainText('GPU check');
+    // The card is the cell's first output: no TensorFlow start-up chatter above it.
+    await expect(
+      cell!.locator('.jp-OutputArea-output').first().locator('.kerasgpu-card')
+    ).toBeVisible();
+    await expect(
+      cell!.locator(
+        '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'
+      )
+    ).toHaveCount(0);
 
     // Running the command again updates that cell instead of adding another.
     await page.evaluate(() => {
@@ -198,12 +248,14 @@ test.describe('GPU notebook tools', () => {
       return [
         commands.label('kerasgpu:insert-verification-cell', {}),
         commands.label('kerasgpu:insert-snippet', { id: 'mirrored_strategy' }),
-        commands.label('kerasgpu:insert-snippet', { id: 'memory_growth' })
+        commands.label('kerasgpu:insert-snippet', { id: 'memory_growth' }),
+        commands.label('kerasgpu:distribute-notebook', {})
       ];
     });
     expect(labels[0]).toBe('Insert GPU Verification Cell');
-    expect(labels[1]).toBe('Wrap Cell in MirroredStrategy scope');
+    expect(labels[1]).toBe("Run Cell in the Notebook's Strategy");
     expect(labels[2]).toMatch(/above the TensorFlow import/);
+    expect(labels[3]).toBe('Distribute This Notebook');
   });
 });
 
