@@ -250,6 +250,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         self._overheads: list[float] = []
         self._gpu_acc: dict[int, list[float]] = {}  # index -> [util_sum, n, mem_peak]
         self._deadline_warned = False
+        self._deadline_finding: dict[str, Any] | None = None
 
     def on_train_batch_begin(self, batch, logs=None):
         now = time.perf_counter()
@@ -318,12 +319,12 @@ class TrainingMonitor(keras.callbacks.Callback):
         window = self.watch.take() if self.watch is not None else None
         if window is not None:
             self._accumulate(window)
+        self._update(batch=None)
         stats = self._stats(window, fit_level=False)
         found = [f.to_json() for f in find(stats)] if stats else []
         self._check_deadline(found)
         self.epoch_findings.append(found)
         self.progress.findings = found
-        self._update(batch=None)
         self._emit(text_line=True)
 
     def on_train_end(self, logs=None):
@@ -477,8 +478,12 @@ class TrainingMonitor(keras.callbacks.Callback):
             return None
 
     def _check_deadline(self, found: list[dict[str, Any]]) -> bool:
+        """Puts the deadline warning first in `found` once the measured rate misses the deadline."""
         p = self.progress
-        if not self.deadline or p.remaining_s is None or self._deadline_warned:
+        if self._deadline_finding is not None:  # said once: keep saying it
+            found.insert(0, self._deadline_finding)
+            return True
+        if not self.deadline or p.remaining_s is None:
             return False
         now = time.time()
         rate = f"{p.step_time_s * 1000:.1f} ms a step" if p.step_time_s else "the measured rate"
@@ -486,7 +491,8 @@ class TrainingMonitor(keras.callbacks.Callback):
         if d is None:
             return False
         self._deadline_warned = True
-        found.insert(0, d.to_json())
+        self._deadline_finding = d.to_json()
+        found.insert(0, self._deadline_finding)
         return True
 
     # --------------------------------------------------------------- output

@@ -1,0 +1,109 @@
+"""Error of kerasgpu.estimate against the measured full run, for several models on this CPU (a benchmark).
+
+    python bench/estimate_error.py [--epochs 3]
+
+For each model: `estimate(model, x, y, epochs=E)` (times warm steps of a copy), then the same
+model trains for real (`fit`, E epochs, the same data and batch) and the wall time is measured.
+Prints the projection, the measured time and the error per model. The target is within 15 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "python_ext"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERASGPU_BACKEND", "none")
+
+
+def models():
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+
+    def mlp():
+        x = rng.random((51200, 128), dtype="float32")
+        y = rng.integers(0, 10, 51200)
+        m = keras.Sequential(
+            [
+                keras.Input((128,)),
+                keras.layers.Dense(512, activation="relu"),
+                keras.layers.Dense(256, activation="relu"),
+                keras.layers.Dense(10),
+            ]
+        )
+        m.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        return "MLP 128-512-256-10", m, x, y, 64
+
+    def cnn():
+        x = rng.random((8192, 28, 28, 1), dtype="float32")
+        y = rng.integers(0, 10, 8192)
+        m = keras.Sequential(
+            [
+                keras.Input((28, 28, 1)),
+                keras.layers.Conv2D(16, 3, activation="relu"),
+                keras.layers.MaxPooling2D(),
+                keras.layers.Conv2D(32, 3, activation="relu"),
+                keras.layers.MaxPooling2D(),
+                keras.layers.Flatten(),
+                keras.layers.Dense(10),
+            ]
+        )
+        m.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        return "CNN (MNIST-sized)", m, x, y, 32
+
+    def rnn():
+        x = rng.integers(0, 2000, (8192, 40))
+        y = rng.integers(0, 2, 8192)
+        m = keras.Sequential(
+            [
+                keras.Input((40,), dtype="int32"),
+                keras.layers.Embedding(2000, 32),
+                keras.layers.LSTM(32),
+                keras.layers.Dense(1, activation="sigmoid"),
+            ]
+        )
+        m.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+        return "Embedding + LSTM", m, x, y, 32
+
+    return [mlp, cnn, rnn]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=5)
+    args = ap.parse_args()
+    from kerasgpu.kernel.train.estimate import estimate
+
+    rows = []
+    for make in models():
+        name, m, x, y, bs = make()
+        res = estimate(m, x, y, epochs=args.epochs, batch_size=bs, devices_=["/CPU:0"])
+        projected = res["devices"][0]["total_s"]
+        t = time.perf_counter()
+        m.fit(x, y, epochs=args.epochs, batch_size=bs, verbose=0)
+        measured = time.perf_counter() - t
+        err = (projected - measured) / measured
+        d = res["devices"][0]
+        print(
+            f"  ({d['step_time_s'] * 1000:.2f} ms a step, {d['fit_overhead_s']:.3f} s fit overhead, "
+            f"{d['startup_s']:.3f} s startup, {d['timed_steps']} steps timed)"
+        )
+        rows.append((name, res["steps_per_epoch"], projected, measured, err))
+        print(
+            f"{name:22s} {args.epochs} x {res['steps_per_epoch']:4d} steps  estimate {projected:7.2f} s  "
+            f"measured {measured:7.2f} s  error {err * 100:+6.1f} %",
+            flush=True,
+        )
+    worst = max(abs(r[4]) for r in rows)
+    print(f"worst error {worst * 100:.1f} % (target: within 15 %)")
+
+
+if __name__ == "__main__":
+    main()

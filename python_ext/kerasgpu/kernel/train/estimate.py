@@ -1,0 +1,371 @@
+"""`%gpu_estimate` / `kerasgpu.estimate(...)`: will training finish before the deadline, on which device?
+
+Times warm training steps of the user's model on each device this kernel can use
+(the CPU, each GPU TensorFlow sees) on a copy: `keras.models.clone_model` plus the
+same compile config (a fresh optimizer), so the user's weights and optimizer state
+are untouched. Two short `fit`s of the copy, through the same input path as the
+user's `fit` (arrays stay arrays): the first traces and warms up, the second is
+timed step by step. The full run is projected as
+
+    total = startup (tracing: first fit minus its steps) + fit overhead (second fit minus its steps)
+            + epochs x steps x warm step time
+
+(a short last batch traces once more). `verdict()` (pure) turns the per-device
+totals into one line.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..runtime import KerasGPUError
+from .timeutil import format_clock, format_duration, parse_deadline
+
+WARM_STEPS = 3  # steps of the first short fit besides the traced one
+MIN_TIMED = 10
+MAX_TIMED = 400
+TIMED_SECONDS = 3.0  # the timed fit runs about this long (within MIN_TIMED..MAX_TIMED steps)
+
+
+@dataclass
+class DeviceTime:
+    """One device's measured pace and the projected full run."""
+
+    device: str  # TensorFlow's name: /CPU:0, /GPU:0
+    label: str  # CPU, GPU 0 (NVIDIA H200)
+    step_time_s: float
+    fit_overhead_s: float  # once per fit: data adapter, callbacks, iterator
+    startup_s: float
+    steps_per_epoch: int
+    epochs: int
+    batch_size: int | None
+    total_s: float = 0.0
+    samples_per_s: float | None = None
+    timed_steps: int = 0
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def project(
+    step_time_s: float, steps_per_epoch: int, epochs: int, fit_overhead_s=0.0, startup_s=0.0
+) -> float:
+    """Seconds the whole run takes at the measured pace."""
+    return startup_s + fit_overhead_s + epochs * steps_per_epoch * step_time_s
+
+
+@dataclass
+class Verdict:
+    """The one-line answer and what would change it."""
+
+    line: str
+    meets: list[str] = field(default_factory=list)  # labels of the devices that meet the deadline
+    fastest: str | None = None
+    needed_speedup: float | None = None  # how much faster the fastest must be to meet the deadline
+
+
+def verdict(
+    results: list[DeviceTime], deadline: float | None, now: float, deadline_label: str | None = None
+) -> Verdict:
+    """'CPU ~50 h, GPU 0 (H200) ~2 h: only GPU 0 (H200) meets the 36 h deadline' (pure)."""
+    ok = [r for r in results if r.error is None]
+    parts = [f"{r.label} ~{format_duration(r.total_s)}" for r in ok]
+    parts += [f"{r.label}: {r.error}" for r in results if r.error is not None]
+    if not ok:
+        return Verdict("; ".join(parts) or "No device could train a step.")
+    best = min(ok, key=lambda r: r.total_s)
+    head = ", ".join(parts)
+    if deadline is None:
+        if len(ok) > 1:
+            slow = max(ok, key=lambda r: r.total_s)
+            tail = f"{best.label} is {slow.total_s / best.total_s:.1f}x faster than {slow.label}"
+        else:
+            tail = f"ends about {format_clock(now + best.total_s, now)}"
+        return Verdict(f"{head}: {tail}", fastest=best.label)
+    label = deadline_label or f"deadline ({format_clock(deadline, now)})"
+    meets = [r.label for r in ok if now + r.total_s <= deadline]
+    if not meets:
+        left = max(deadline - now, 1.0)
+        need = best.total_s / left
+        tail = f"none meets the {label}; {best.label} needs to be {need:.1f}x faster"
+        return Verdict(f"{head}: {tail}", [], best.label, need)
+    if len(meets) == len(ok):
+        if len(ok) == 1:
+            tail = f"{best.label} meets the {label}"
+        else:
+            tail = f"{'both' if len(ok) == 2 else 'all'} meet the {label}"
+    elif len(meets) == 1:
+        tail = f"only {meets[0]} meets the {label}"
+    else:
+        tail = f"{', '.join(meets[:-1])} and {meets[-1]} meet the {label}"
+    return Verdict(f"{head}: {tail}", meets, best.label)
+
+
+def what_would_change(results: list[DeviceTime], facts: dict[str, Any]) -> list[str]:
+    """The levers for this model on these devices, most effective first."""
+    out = []
+    gpus = [r for r in results if r.device.upper().startswith("/GPU") and r.error is None]
+    policy = facts.get("dtype_policy") or "float32"
+    if gpus and not policy.startswith("mixed"):
+        out.append(
+            "Mixed precision (%mixed_precision mixed_float16, or mixed_bfloat16 on compute capability 8.0+): "
+            "matmuls and convolutions often run 2-3x faster on Tensor Cores, with half the activation memory."
+        )
+    if len(gpus) > 1:
+        out.append(
+            f"All {len(gpus)} GPUs with MirroredStrategy (%%distribute): up to ~{len(gpus)}x fewer seconds "
+            "per epoch with the batch scaled by the GPU count."
+        )
+    bs = results[0].batch_size if results else None
+    if gpus:
+        out.append(
+            f"A larger batch{f' than {bs}' if bs else ''} (%gpu_batch_size finds the largest that fits): "
+            "fewer, fuller steps; keep accuracy by scaling the learning rate."
+        )
+    if not gpus and facts.get("driver_gpus"):
+        out.append("A GPU: the driver shows one, but TensorFlow can't use it here (run %gpu_check --deep).")
+    out.append(
+        "A fed input pipeline (tf.data cache / prefetch(AUTOTUNE)) if %gpu_watch finds the GPU waiting."
+    )
+    return out
+
+
+# ------------------------------------------------------------------ measuring
+
+
+def _fresh_copy(model):
+    """A copy of `model` with new weights and a new optimizer of the same config, compiled the same way."""
+    import keras
+
+    clone = keras.models.clone_model(model)
+    try:
+        clone.compile_from_config(model.get_compile_config())
+    except Exception:
+        opt = keras.optimizers.deserialize(keras.optimizers.serialize(model.optimizer))
+        clone.compile(optimizer=opt, loss=model.loss)
+    return clone
+
+
+def _fit_args(x, y, batch_size: int | None, n_steps: int) -> tuple[dict[str, Any], int | None]:
+    """`fit` arguments for `n_steps` batches of the user's data, through the same input path as the
+    user's own `fit` (arrays stay arrays: Keras' array adapter shuffles and batches them the same way)."""
+    import tensorflow as tf
+
+    if hasattr(x, "element_spec"):
+        n = int(x.cardinality().numpy())
+        ds = x if n >= 0 and n >= n_steps else x.repeat()
+        return {"x": ds, "steps_per_epoch": n_steps}, batch_size
+    bs = int(batch_size or 32)
+    need = bs * n_steps
+    have = len(tf.nest.flatten(x)[0])
+    reps = math.ceil(need / have)
+
+    def cut(a):
+        import numpy as np
+
+        a = np.asarray(a)
+        return (np.concatenate([a] * reps) if reps > 1 else a)[:need]
+
+    xs = tf.nest.map_structure(cut, x)
+    ys = None if y is None else tf.nest.map_structure(cut, y)
+    return {"x": xs, "y": ys, "batch_size": bs}, bs
+
+
+def _steps_per_epoch(x, batch_size: int | None, steps_per_epoch: int | None) -> int:
+    if steps_per_epoch:
+        return int(steps_per_epoch)
+    if hasattr(x, "element_spec"):
+        n = int(x.cardinality().numpy())
+        if n < 0:
+            raise KerasGPUError(
+                "unknown_steps",
+                "The dataset's length is unknown (infinite or filtered), so the steps per epoch are too.",
+                "Pass --steps-per-epoch N (the value you give fit).",
+            )
+        return n
+    return math.ceil(_n_samples(x) / int(batch_size or 32))
+
+
+def _n_samples(x) -> int:
+    import tensorflow as tf
+
+    return len(tf.nest.flatten(x)[0])
+
+
+def _device_label(device: str) -> str:
+    if device.upper().startswith("/CPU"):
+        return "CPU"
+    idx = int(device.rsplit(":", 1)[1])
+    name = None
+    try:
+        import tensorflow as tf
+
+        phys = tf.config.list_physical_devices("GPU")
+        if idx < len(phys):
+            name = tf.config.experimental.get_device_details(phys[idx]).get("device_name")
+    except Exception:
+        pass
+    if name:
+        name = name.replace("NVIDIA ", "")
+    return f"GPU {idx}" + (f" ({name})" if name else "")
+
+
+class _Clock:
+    """Times of each batch begin (the same measure as the monitor)."""
+
+    def __init__(self):
+        import keras
+
+        class Cb(keras.callbacks.Callback):
+            def __init__(cb):
+                super().__init__()
+                cb.times = []
+
+            def on_train_batch_begin(cb, batch, logs=None):
+                cb.times.append(time.perf_counter())
+
+            def on_train_end(cb, logs=None):
+                cb.times.append(time.perf_counter())
+
+        self.cb = Cb()
+
+
+def time_device(
+    model, device: str, x, y, batch_size, steps_per_epoch, epochs, steps=None, partial_last_batch=False
+) -> DeviceTime:
+    """Measures warm steps of a fresh copy of `model` on `device` and projects the full run."""
+    import tensorflow as tf
+
+    label = _device_label(device)
+    dt = DeviceTime(device, label, 0.0, 0.0, 0.0, steps_per_epoch, epochs, batch_size)
+    try:
+        with tf.device(device):
+            clone = _fresh_copy(model)
+            n1 = 1 + WARM_STEPS + MIN_TIMED
+            kw, bs = _fit_args(x, y, batch_size, n1)
+            dt.batch_size = bs
+            c1 = _Clock().cb
+            t0 = time.perf_counter()
+            clone.fit(epochs=1, verbose=0, callbacks=[c1], **kw)
+            first_wall = time.perf_counter() - t0
+            gaps = [
+                b - a for a, b in zip(c1.times[1 + WARM_STEPS : -1], c1.times[2 + WARM_STEPS :], strict=False)
+            ]
+            rough = sum(gaps) / len(gaps)
+            n2 = steps or int(min(MAX_TIMED, max(MIN_TIMED, TIMED_SECONDS / max(rough, 1e-6))))
+            kw2, _ = _fit_args(x, y, batch_size, n2 + 1)
+            c2 = _Clock().cb
+            t0 = time.perf_counter()
+            clone.fit(epochs=1, verbose=0, callbacks=[c2], **kw2)
+            wall2 = time.perf_counter() - t0
+        gaps2 = [b - a for a, b in zip(c2.times[1:-1], c2.times[2:], strict=False)]
+        step = sum(gaps2) / len(gaps2)
+        dt.step_time_s = step
+        dt.timed_steps = len(gaps2)
+        dt.fit_overhead_s = max(0.0, wall2 - (n2 + 1) * step)
+        dt.startup_s = max(0.0, first_wall - n1 * step - dt.fit_overhead_s)
+        startup = dt.startup_s * (2 if partial_last_batch else 1)  # a short last batch traces again
+        dt.total_s = project(step, steps_per_epoch, epochs, dt.fit_overhead_s, startup)
+        if bs:
+            dt.samples_per_s = bs / step
+    except Exception as err:  # e.g. out of memory on a small GPU: say so for this device
+        dt.error = f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"
+    return dt
+
+
+def devices() -> list[str]:
+    """The devices this kernel can train on: the CPU and each GPU TensorFlow sees."""
+    import tensorflow as tf
+
+    return ["/CPU:0"] + [f"/GPU:{i}" for i, _ in enumerate(tf.config.list_logical_devices("GPU"))]
+
+
+def estimate(
+    model,
+    x,
+    y=None,
+    *,
+    epochs: int = 1,
+    batch_size: int | None = None,
+    steps_per_epoch: int | None = None,
+    deadline: str | float | None = None,
+    steps: int | None = None,
+    devices_: list[str] | None = None,
+) -> dict[str, Any]:
+    """Projects the full `fit` on each device and answers in one line (`result["line"]`).
+
+    `x`, `y`: the training data as given to `fit` (arrays or a tf.data.Dataset of batches);
+    `deadline`: "36h", "2026-12-01 18:00" or epoch seconds; `steps`: warm steps to time.
+    The model must be compiled; it is not changed (a copy trains).
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow" or "tensorflow" not in sys.modules:
+        import tensorflow  # noqa: F401  (the estimate places copies with tf.device)
+    if not getattr(model, "compiled", False) and getattr(model, "optimizer", None) is None:
+        raise KerasGPUError(
+            "not_compiled", "The model is not compiled yet.", "Call model.compile(...) first."
+        )
+    now = time.time()
+    deadline_at = parse_deadline(deadline, now)
+    deadline_label = None
+    if isinstance(deadline, str) and deadline.strip().strip("'\"")[:1].isdigit() and "-" not in deadline:
+        deadline_label = f"{format_duration(deadline_at - now)} deadline"
+    spe = _steps_per_epoch(x, batch_size, steps_per_epoch)
+    partial = (
+        not hasattr(x, "element_spec") and not steps_per_epoch and _n_samples(x) % int(batch_size or 32) > 0
+    )
+    results = [
+        time_device(model, d, x, y, batch_size, spe, epochs, steps, partial) for d in (devices_ or devices())
+    ]
+    from .monitor import tf_facts
+
+    facts = tf_facts(model)
+    try:
+        from ...telemetry import probe
+
+        facts["driver_gpus"] = len(probe().devices)
+    except Exception:
+        facts["driver_gpus"] = 0
+    v = verdict(results, deadline_at, now, deadline_label)
+    return {
+        "kind": "gpu_estimate",
+        "line": v.line,
+        "meets": v.meets,
+        "fastest": v.fastest,
+        "needed_speedup": v.needed_speedup,
+        "deadline": deadline_at,
+        "epochs": epochs,
+        "steps_per_epoch": spe,
+        "devices": [r.to_json() for r in results],
+        "what_would_change": what_would_change(results, facts),
+    }
+
+
+def estimate_card(model, x, y=None, **kwargs):
+    """What `%gpu_estimate` shows: the line, a row per device, and what would change the answer."""
+    from ..render import Card, Section
+
+    res = estimate(model, x, y, **kwargs)
+    now = time.time()
+    sec = Section("Per device (warm steps of a copy of the model)")
+    for d in res["devices"]:
+        if d["error"]:
+            sec.add(d["label"], d["error"], "warning")
+            continue
+        sps = f", {d['samples_per_s']:,.0f} samples/s" if d["samples_per_s"] else ""
+        sec.add(
+            d["label"],
+            f"{d['step_time_s'] * 1000:.1f} ms/step{sps}; {res['epochs']} x {d['steps_per_epoch']} steps "
+            f"-> {format_duration(d['total_s'])}, ends {format_clock(now + d['total_s'], now)}",
+        )
+    change = Section("What would change it")
+    for i, text in enumerate(res["what_would_change"], 1):
+        change.add(str(i), text)
+    level = "info" if res["deadline"] is None else "ok" if res["meets"] else "warning"
+    return Card("GPU estimate", level, res["line"], [sec, change], data=res)
