@@ -117,6 +117,8 @@ class TensorFlowHandler(BaseHandler):
             "hint": hint,
             "tensorflow": result.tensorflow() if result else None,
             "keras": result.facts.get("keras") if result else None,
+            # libcuda.so.1, cuInit and the CUDA wheels as the kernel's Python sees them (cudafacts).
+            "cuda": result.facts.get("cuda") if result else None,
             "environment": _environment(result),
             "driver": {
                 "state": driver.get("status", {}).get("state"),

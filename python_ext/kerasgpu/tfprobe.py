@@ -1,11 +1,11 @@
 """The TensorFlow probe: what TensorFlow sees from a kernel's own Python, asked in a short subprocess.
 
 The server never imports TensorFlow: importing it and listing devices grabs GPU
-memory and would pin the server to its own environment. Instead `_child` (this
-file's only code that runs elsewhere, stdlib and TensorFlow only) runs as
+memory and would pin the server to its own environment. Instead `_child` (with
+`cudafacts.gather_cuda`, the only code that runs elsewhere: stdlib and TensorFlow) runs as
 `<kernelspec argv[0]> -c ...` with TF_FORCE_GPU_ALLOW_GROWTH=true and a
 timeout, and prints its facts as one JSON line. The parent parses them, judges
-them with the kernel extension's own `checks.verdict`, and caches the answer
+them with `diagnosis.verdict` (as %gpu_check does), and caches the answer
 per interpreter (and kernelspec environment).
 """
 
@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import diagnosis
+from .cudafacts import gather_cuda
 from .kernel import checks, doctor
 
 PROBE_TIMEOUT_S = 60.0  # a cold TensorFlow import plus CUDA start-up can take tens of seconds
@@ -79,6 +81,11 @@ def _child():
                 out["nvidia_wheels"][name] = dist.version
     except Exception:  # Python < 3.8, or broken metadata: the versions are a nicety
         pass
+    try:
+        # Before TensorFlow loads anything: the same facts %gpu_check gathers (kerasgpu.cudafacts).
+        out["cuda"] = gather_cuda()  # noqa: F821  (defined next to this function in CHILD_SOURCE)
+    except Exception as exc:
+        out["cuda"] = {"error": f"{type(exc).__name__}: {exc}"}
     if importlib.util.find_spec("tensorflow") is None:
         return emit()
     out["installed"] = True
@@ -144,7 +151,7 @@ def _child():
     return emit()
 
 
-CHILD_SOURCE = inspect.getsource(_child) + "\n_child()\n"
+CHILD_SOURCE = inspect.getsource(gather_cuda) + "\n" + inspect.getsource(_child) + "\n_child()\n"
 
 
 # ---------------------------------------------------------------- kernelspec -> interpreter
@@ -411,7 +418,8 @@ def verdict(result: ProbeResult | None, driver: dict[str, Any], status: str, rea
     facts = result.facts
     env = facts.get("env", {})
     keras = facts.get("keras") or {}
-    judged = checks.verdict(
+    log = result.stderr_tail + "\n" + (facts.get("error") or "")
+    judged = diagnosis.verdict(
         {
             "platform": {
                 "system": facts.get("system"),
@@ -433,48 +441,27 @@ def verdict(result: ProbeResult | None, driver: dict[str, Any], status: str, rea
                 "backend_check": None,
             },
             "runtime_initialized": False,
+            # What the child found before importing TensorFlow, and what TensorFlow then printed.
+            "cuda": facts.get("cuda"),
+            "log": diagnosis.parse_log(log),
         }
     )
-    found = doctor.diagnose(result.stderr_tail + "\n" + (facts.get("error") or ""))
     out.update(status=judged["status"], summary=judged["summary"], problems=judged["problems"])
-    out["log_diagnosis"] = found
+    out["log_diagnosis"] = doctor.diagnose(log)
     if out["ok"]:
         return out
-    cvd = env.get("CUDA_VISIBLE_DEVICES")
-    errors = [p for p in judged["problems"] if p["level"] == "error"] or judged["problems"]
-    first = errors[0] if errors else None
-    if first and first["code"] == "tf_sees_no_gpu" and found:
-        # The probe's own log names the library (or other cause): more precise than the generic fact.
-        m = found[0]
+    # The reason is the cause the summary names: the first blocking one, else the first note.
+    blocking = [p for p in judged["problems"] if p["severity"] == diagnosis.BLOCKING]
+    first = (blocking or judged["problems"] or [None])[0]
+    if first is None and tf_gpus and tf_gpus < driver_gpus:
         first = {
-            "code": m["code"],
-            "problem": f"The driver sees {driver_gpus} GPU(s) but TensorFlow sees none: {m['cause']} "
-            f"({m['evidence']})",
-            "fix": m["fix"],
-            "commands": m["commands"],
-            "link": m["link"],
+            "code": "tf_sees_fewer_gpus",
+            "problem": f"TensorFlow sees {tf_gpus} of the {driver_gpus} GPUs the driver lists.",
+            "fix": "Run %gpu_check --deep in the kernel; a GPU in a bad state or an unsupported "
+            "architecture is the usual cause.",
+            "commands": ["%gpu_check --deep", "!nvidia-smi"],
+            "link": None,
         }
-    if tf_gpus and tf_gpus < driver_gpus:
-        words = f"TensorFlow sees {tf_gpus} of the {driver_gpus} GPUs the driver lists"
-        if cvd is not None:
-            first = {
-                "code": "cuda_visible_devices",
-                "problem": f"{words}: CUDA_VISIBLE_DEVICES={cvd!r} in the kernel's environment hides "
-                "the others.",
-                "fix": "Unset CUDA_VISIBLE_DEVICES (or list every GPU) in the kernelspec's env, then restart "
-                "the kernel.",
-                "commands": ["jupyter kernelspec list"],
-                "link": None,
-            }
-        elif first is None:
-            first = {
-                "code": "tf_sees_fewer_gpus",
-                "problem": f"{words}.",
-                "fix": "Run %gpu_check --deep in the kernel; a GPU in a bad state or an unsupported "
-                "architecture is the usual cause.",
-                "commands": ["%gpu_check --deep", "nvidia-smi"],
-                "link": None,
-            }
     if first:
         out.update(
             reason=first["problem"],

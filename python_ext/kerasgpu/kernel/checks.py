@@ -17,15 +17,10 @@ import sys
 import time
 from typing import Any
 
+from .. import diagnosis
+from ..cudafacts import gather_cuda
 from .render import Card, Fix, Section, worst
 from .runtime import runtime_initialized
-
-AND_CUDA = 'pip install "tensorflow[and-cuda]"'
-TF_INSTALL_LINK = "https://www.tensorflow.org/install/pip"
-
-# Oldest Linux driver that runs each CUDA major release (NVIDIA's CUDA release
-# notes, "minor version compatibility"); the driver's own CUDA version is better.
-MIN_DRIVER_FOR_CUDA = {11: "450.80.02", 12: "525.60.13", 13: "580.65.06"}
 
 _TF_DISTS = (
     "tensorflow",
@@ -49,7 +44,10 @@ class CheckReport(Card):
     def __init__(self, facts: dict[str, Any]):
         self.facts = facts
         self.verdict = verdict(facts)
-        fixes = [Fix(**p) for p in self.verdict["problems"]]
+        fixes = [
+            Fix(p["code"], p["level"], p["problem"], p["fix"], p["commands"], p["link"])
+            for p in self.verdict["problems"]
+        ]
         level = {"gpu_ready": "ok", "no_tensorflow": "error"}.get(self.verdict["status"], "error")
         if level == "ok":
             level = worst([f.level for f in fixes if f.level != "error"] or ["ok"])
@@ -68,12 +66,38 @@ def gather(deep: bool = False) -> dict[str, Any]:
         "deep": deep,
         "platform": _platform_facts(),
         "driver": _driver_facts(),
+        # Before TensorFlow loads anything: libcuda.so.1, cuInit and the CUDA wheels, asked directly.
+        "cuda": gather_cuda(),
         "tensorflow": _tensorflow_facts(),
     }
     facts["keras"] = _keras_facts(deep)
     facts["runtime_initialized"] = runtime_initialized()
     facts["deep_check"] = _deep_facts() if deep else None
     facts["runtime_initialized_after"] = runtime_initialized()
+    return facts
+
+
+def gather_light() -> dict[str, Any]:
+    """The facts `%gpu_doctor` adds about this kernel: like `gather`, but imports nothing new.
+
+    TensorFlow is asked only if the kernel already imported it; otherwise its build is
+    read from the installed distribution (tensorflow-cpu is the CPU-only build).
+    """
+    facts: dict[str, Any] = {
+        "platform": _platform_facts(),
+        "driver": _driver_facts(),
+        "cuda": gather_cuda(),
+    }
+    if "tensorflow" in sys.modules:
+        facts["tensorflow"] = _tensorflow_facts()
+    else:
+        facts["tensorflow"] = {
+            "installed": importlib.util.find_spec("tensorflow") is not None,
+            "distributions": _dist_versions(_TF_DISTS),
+            "version": (facts["cuda"].get("tf_distribution") or {}).get("version"),
+            "built_with_cuda": None,
+        }
+    facts["keras"] = {"installed": None, "backend": os.environ.get("KERAS_BACKEND")}
     return facts
 
 
@@ -352,296 +376,10 @@ def _plain(v: Any) -> Any:
 
 
 # ---------------------------------------------------------------- judging
+# The rules live in kerasgpu.diagnosis, shared with the server's probe and the doctor.
 
-
-def arch_support(cc: str | None, build_ccs: list[str]) -> str | None:
-    """How a build runs on a GPU of capability `cc`: "native", "ptx" (JIT), "missing", or None (unknown).
-
-    `build_ccs` is `get_build_info()['cuda_compute_capabilities']`: "sm_80" is
-    machine code for 8.x, "compute_90" is PTX that the driver compiles for 9.0
-    and newer; old builds list "6.1"-style numbers.
-    """
-    if not cc or not build_ccs:
-        return None
-    try:
-        major, minor = (int(x) for x in str(cc).split(".")[:2])
-    except ValueError:
-        return None
-    want = (major, minor)
-    best = "missing"
-    for entry in build_ccs:
-        e = str(entry).strip().lower()
-        m = re.fullmatch(r"(sm|compute)_(\d+)(\d)([a-z]?)", e)
-        if m:
-            kind, have = m.group(1), (int(m.group(2)), int(m.group(3)))
-            exact_only = bool(m.group(4))  # sm_90a: only 9.0
-        else:
-            m = re.fullmatch(r"(\d+)\.(\d+)", e)
-            if not m:
-                continue
-            kind, have, exact_only = "sm", (int(m.group(1)), int(m.group(2))), False
-        if exact_only and have != want:
-            continue
-        if kind == "sm" and have[0] == major and have[1] <= minor:
-            return "native"
-        if kind == "compute" and have <= want:
-            best = "ptx"
-    return best
-
-
-def _major(version: str | None) -> int | None:
-    m = re.match(r"(\d+)", str(version or ""))
-    return int(m.group(1)) if m else None
-
-
-def _tf_at_least(version: str | None, major: int, minor: int) -> bool:
-    m = re.match(r"(\d+)\.(\d+)", str(version or ""))
-    return bool(m) and (int(m.group(1)), int(m.group(2))) >= (major, minor)
-
-
-def verdict(facts: dict[str, Any]) -> dict[str, Any]:
-    """Turns gathered facts into a status, a one-line summary and ordered fixes (most important first)."""
-    problems: list[dict[str, Any]] = []
-
-    def add(code, level, problem, fix, commands=(), link=None):
-        problems.append(
-            {
-                "code": code,
-                "level": level,
-                "problem": problem,
-                "fix": fix,
-                "commands": list(commands),
-                "link": link,
-            }
-        )
-
-    plat = facts.get("platform", {})
-    drv = facts.get("driver", {})
-    tf = facts.get("tensorflow", {})
-    keras = facts.get("keras", {})
-    status = drv.get("status", {})
-    driver_gpus = drv.get("devices", [])
-    driver_ok = status.get("state") == "ok" and bool(driver_gpus)
-    tf_gpus = [g for g in tf.get("physical_gpus", []) if g.get("visible", True)]
-    dists = tf.get("distributions", {})
-    windows = plat.get("system") == "Windows"
-
-    # 1. The driver: without it nothing else matters.
-    if not driver_ok:
-        reason = status.get("reason") or "no NVIDIA GPU was found"
-        add(
-            status.get("code") or "no_devices",
-            "error",
-            f"No NVIDIA GPU is usable from this kernel: {reason}",
-            status.get("hint")
-            or "Run this on a machine (or container) with an NVIDIA GPU and its driver; in Docker use "
-            "--gpus all with the NVIDIA Container Toolkit.",
-            ["nvidia-smi"],
-            "https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/",
-        )
-
-    # 2. TensorFlow itself.
-    if not tf.get("installed"):
-        if keras.get("backend") not in ("jax", "torch"):
-            add(
-                "no_tensorflow",
-                "error",
-                "TensorFlow is not installed in this kernel's environment.",
-                "Install the GPU build into this kernel, then restart it.",
-                [f"%{AND_CUDA}"],
-                TF_INSTALL_LINK,
-            )
-    elif tf.get("error"):
-        add(
-            "tensorflow_import_failed",
-            "error",
-            f"TensorFlow is installed but failed to load: {tf['error']}",
-            "Reinstall it in a clean environment; mixed CUDA wheels from other packages are the usual cause.",
-            ["pip uninstall -y tensorflow tensorflow-cpu tensorflow-gpu", AND_CUDA],
-            TF_INSTALL_LINK,
-        )
-    if "tensorflow-gpu" in dists:
-        add(
-            "tensorflow_gpu_package",
-            "error" if not tf_gpus else "warning",
-            f"The deprecated 'tensorflow-gpu' package ({dists['tensorflow-gpu']}) is installed: it gets no "
-            "releases after 2.12 and can shadow the real TensorFlow.",
-            "Remove it; the 'tensorflow' package has carried GPU support since 2.1.",
-            ["pip uninstall -y tensorflow-gpu", AND_CUDA],
-            "https://pypi.org/project/tensorflow-gpu/",
-        )
-    if windows and tf.get("installed") and _tf_at_least(tf.get("version"), 2, 11):
-        add(
-            "windows_native",
-            "error",
-            f"TensorFlow {tf.get('version')} has no GPU support on native Windows (the last was 2.10).",
-            "Use WSL2 (Ubuntu) and install the GPU build there, or pin TensorFlow 2.10 with CUDA 11.2 and "
-            "cuDNN 8.1.",
-            [
-                "wsl --install",
-                AND_CUDA + "  # inside WSL2",
-                'pip install "tensorflow<2.11"  # native, CUDA 11.2',
-            ],
-            "https://www.tensorflow.org/install/pip#windows-wsl2",
-        )
-    elif tf.get("installed") and tf.get("built_with_cuda") is False and not windows:
-        cpu_dist = "tensorflow-cpu" if "tensorflow-cpu" in dists else "tensorflow"
-        add(
-            "cpu_only_wheel",
-            "error" if driver_ok else "warning",
-            f"This TensorFlow ({cpu_dist} {tf.get('version')}) is a CPU-only build: it can't use a GPU even "
-            "where one is present.",
-            "Install the CUDA build (it brings its own CUDA and cuDNN wheels), then restart the kernel.",
-            ([f"pip uninstall -y {cpu_dist}"] if cpu_dist != "tensorflow" else []) + [AND_CUDA],
-            TF_INSTALL_LINK,
-        )
-
-    # 3. Driver vs the build's CUDA.
-    build_cuda = _major(tf.get("cuda_version"))
-    if driver_ok and tf.get("built_with_cuda") and build_cuda:
-        drv_cuda = _major(driver_gpus[0].get("cuda_driver_version"))
-        if drv_cuda is not None and drv_cuda < build_cuda:
-            need = MIN_DRIVER_FOR_CUDA.get(build_cuda, "a newer release")
-            add(
-                "driver_too_old",
-                "error",
-                f"The NVIDIA driver {driver_gpus[0].get('driver_version')} supports CUDA "
-                f"{driver_gpus[0].get('cuda_driver_version')}, but TensorFlow {tf.get('version')} was built "
-                "for "
-                f"CUDA {tf.get('cuda_version')}.",
-                f"Update the NVIDIA driver to {need} or newer (or use a TensorFlow built for CUDA "
-                f"{drv_cuda}).",
-                ["nvidia-smi  # shows 'CUDA Version' the driver supports"],
-                "https://docs.nvidia.com/deploy/cuda-compatibility/",
-            )
-
-    # 4. GPU architectures vs the build.
-    build_ccs = tf.get("compute_capabilities", [])
-    seen = set()
-    gpu_ccs = [(g.get("device_name") or g["name"], g.get("compute_capability")) for g in tf_gpus]
-    if not gpu_ccs:
-        gpu_ccs = [(d.get("name"), d.get("compute_capability")) for d in driver_gpus]
-    for name, cc in gpu_ccs:
-        support = arch_support(cc, build_ccs)
-        if (name, cc) in seen or support not in ("missing", "ptx"):
-            continue
-        seen.add((name, cc))
-        if support == "missing":
-            add(
-                "arch_missing",
-                "error",
-                f"{name} (compute capability {cc}) is not in this TensorFlow build's architectures "
-                f"({', '.join(build_ccs)}).",
-                "Use a TensorFlow release built for this GPU (a newer one for a new GPU, an older one for "
-                "an old "
-                "GPU), or NVIDIA's NGC TensorFlow container.",
-                ['pip install -U "tensorflow[and-cuda]"'],
-                "https://developer.nvidia.com/cuda-gpus",
-            )
-        else:
-            add(
-                "arch_ptx_jit",
-                "warning",
-                f"{name} (compute capability {cc}) has no machine code in this build, only PTX: the driver "
-                "compiles kernels at start-up (slow first run, cached after).",
-                "Fine to use; a TensorFlow release that lists this architecture starts faster.",
-                [],
-                "https://docs.nvidia.com/cuda/cuda-c-programming-guide/#just-in-time-compilation",
-            )
-
-    # 5. The driver sees GPUs but TensorFlow does not.
-    physical = tf.get("physical_gpus", [])
-    if driver_ok and tf.get("built_with_cuda") and not tf.get("error") and not physical:
-        cvd = plat.get("cuda_visible_devices")
-        if cvd is not None and cvd.strip() in ("", "-1", "none", "NoDevFiles"):
-            add(
-                "cuda_visible_devices",
-                "error",
-                f"CUDA_VISIBLE_DEVICES={cvd!r} hides every GPU from this kernel.",
-                "Unset it (or list the GPUs to use) in the kernel's environment and restart the kernel.",
-                ["%env CUDA_VISIBLE_DEVICES=0  # then restart"],
-            )
-        else:
-            wheels = tf.get("nvidia_wheels", {})
-            add(
-                "tf_sees_no_gpu",
-                "error",
-                f"The driver sees {len(driver_gpus)} GPU(s) but TensorFlow sees none: its CUDA libraries "
-                "(cuDNN, cuBLAS, ...) were not found"
-                + ("" if wheels else " and no nvidia-* CUDA wheels are installed")
-                + ".",
-                "Install the CUDA wheels TensorFlow was built against; run %%gpu_doctor on the import log "
-                "for "
-                "the exact library.",
-                [AND_CUDA],
-                TF_INSTALL_LINK + "#linux",
-            )
-    elif physical and not tf_gpus:
-        add(
-            "gpus_hidden",
-            "warning",
-            f"TensorFlow found {len(physical)} GPU(s) but all are hidden by set_visible_devices.",
-            "Make them visible before the runtime starts (%gpu_visible all), or restart the kernel.",
-            ["%gpu_visible all"],
-        )
-
-    # 6. The runtime already started: settings are frozen.
-    if facts.get("runtime_initialized"):
-        add(
-            "runtime_initialized",
-            "info",
-            "TensorFlow's runtime is already initialised in this kernel: memory growth, memory limits and "
-            "visible GPUs can no longer change.",
-            "To change them, restart the kernel and run %gpu_memory / %gpu_visible in the first cell.",
-        )
-
-    # Where Keras will train.
-    backend = keras.get("backend") or ("tensorflow" if tf.get("installed") else None)
-    other = keras.get("backend_check") or {}
-    if backend in ("jax", "torch"):
-        n_gpu = other.get("gpu_count") or 0
-        framework = backend
-    else:
-        n_gpu = len(tf_gpus)
-        framework = "tensorflow"
-    errors = [p for p in problems if p["level"] == "error"]
-    if n_gpu and not errors:
-        status_ = "gpu_ready"
-        names = (
-            ", ".join(sorted({g.get("device_name") or g["name"] for g in tf_gpus}))
-            if framework == "tensorflow"
-            else ""
-        )
-        summary = f"Keras ({framework}) will train on {n_gpu} GPU(s)" + (f": {names}" if names else "") + "."
-    elif not tf.get("installed") and backend not in ("jax", "torch"):
-        status_ = "no_tensorflow"
-        summary = "TensorFlow is not installed in this kernel."
-    elif not driver_ok:
-        status_ = "no_gpu"
-        summary = f"No GPU: training will run on the CPU ({status.get('reason') or 'no NVIDIA GPU found'})."
-    elif n_gpu:
-        status_ = "gpu_problem"
-        summary = f"{framework} sees {n_gpu} GPU(s) but training on them will fail: {errors[0]['problem']}"
-    else:
-        status_ = "gpu_not_used"
-        summary = (
-            f"The driver sees {len(driver_gpus)} GPU(s) but {framework} can't use them, so training will "
-            "run on the "
-            f"CPU: {errors[0]['problem'] if errors else 'see the checks below'}"
-        )
-    if backend in ("jax", "torch") and other.get("gpu_count") is None and not errors:
-        status_ = "unknown"
-        summary = f"Keras uses the {backend} backend; run %gpu_check --deep to ask {backend} for its devices."
-    return {
-        "status": status_,
-        "device": "GPU"
-        if status_ == "gpu_ready"
-        else ("CPU" if status_ in ("no_gpu", "gpu_not_used") else None),
-        "framework": framework,
-        "gpu_count": n_gpu,
-        "summary": summary,
-        "problems": problems,
-    }
+verdict = diagnosis.verdict
+arch_support = diagnosis.arch_support
 
 
 # ---------------------------------------------------------------- display
@@ -667,6 +405,35 @@ def _sections(facts: dict[str, Any]) -> list[Section]:
         d0 = drv["devices"][0]
         s.add("driver", f"{d0.get('driver_version')} (CUDA {d0.get('cuda_driver_version') or 'n/a'})")
     out.append(s)
+
+    cuda = facts.get("cuda") or {}
+    if cuda.get("libcuda", {}).get("loaded") is not None:
+        s = Section("CUDA in this process")
+        lib = cuda["libcuda"]
+        s.add(
+            "libcuda.so.1",
+            f"loaded ({lib['path']})" if lib["loaded"] else f"does not load: {lib['error']}",
+            None if lib["loaded"] else "error",
+        )
+        if cuda.get("cu_init"):
+            init = cuda["cu_init"]
+            s.add("cuInit", f"{init['code']} ({init['name']})", None if init["code"] == 0 else "error")
+        if cuda.get("driver_cuda_version"):
+            s.add("driver's CUDA", cuda["driver_cuda_version"])
+        s.add("device files", cuda.get("dev_nodes") or "none")
+        s.add("/proc/driver/nvidia", cuda.get("proc_driver_version") or "missing")
+        wanted, have = cuda.get("and_cuda"), cuda.get("wheels") or {}
+        if wanted:
+            missing = [w for w in wanted if w not in have]
+            s.add(
+                "CUDA wheels",
+                f"{len(wanted) - len(missing)} of {len(wanted)} installed"
+                + (f" (missing: {', '.join(missing)})" if missing else ""),
+                "error" if missing else None,
+            )
+        elif have:
+            s.add("CUDA wheels", [f"{k} {v['version']}" for k, v in have.items()])
+        out.append(s)
 
     s = Section("TensorFlow")
     if not tf["installed"]:

@@ -136,9 +136,10 @@ def test_gpu_check_json_reports_no_gpu_and_why(cpu_session):
     assert v["status"] == "no_gpu" and v["device"] == "CPU" and v["gpu_count"] == 0
     assert report["driver"]["status"]["code"] == "smi_not_found"
     first, second = v["problems"][0], v["problems"][1]
-    assert first["code"] == "smi_not_found" and "nvidia-smi" in first["problem"]
-    assert second["code"] == "cpu_only_wheel" and second["level"] == "warning"
-    assert 'pip install "tensorflow[and-cuda]"' in second["commands"]
+    assert first["code"] == "driver_library_missing" and "nvidia-smi was not found" in first["problem"]
+    assert report["cuda"]["libcuda"]["loaded"] is False  # asked with ctypes, TensorFlow not started
+    assert second["code"] == "cpu_only_wheel" and second["severity"] == "blocking"
+    assert '%pip install "tensorflow[and-cuda]==2.21.0"' in second["commands"]
     tf = report["tensorflow"]
     assert tf["version"] == "2.21.0" and tf["built_with_cuda"] is False
     assert tf["build_info"]["is_cuda_build"] is False
@@ -156,7 +157,7 @@ def test_gpu_check_card_has_html_and_plain_text(cpu_session):
     cell = cpu_session[1]
     assert cell.stdout == ""
     assert cell.text.startswith("GPU check: [XX] No GPU: training will run on the CPU")
-    assert "What to do" in cell.text and 'pip install "tensorflow[and-cuda]"' in cell.text
+    assert "What to do" in cell.text and '%pip install "tensorflow[and-cuda]==2.21.0"' in cell.text
     assert 'class="kerasgpu-card kerasgpu-error"' in cell.html
     assert "tensorflow[and-cuda]" in cell.html and "<table" in cell.html
 
@@ -230,7 +231,10 @@ def test_gpu_check_with_the_h200_replay_says_the_wheel_is_the_problem(fake_smi):
     assert [d["name"] for d in report["driver"]["devices"]] == ["NVIDIA H200"]
     v = report["verdict"]
     assert v["status"] == "gpu_not_used" and v["device"] == "CPU"
-    assert v["problems"][0]["code"] == "cpu_only_wheel" and v["problems"][0]["level"] == "error"
+    # No libcuda.so.1 on this machine (the replay is only nvidia-smi): named first, then the build.
+    assert [p["code"] for p in v["problems"][:2]] == ["driver_library_missing", "cpu_only_wheel"]
+    assert "nvidia-smi sees 1 GPU (NVIDIA H200)" in v["problems"][0]["problem"]
+    assert v["problems"][1]["level"] == "error"
     mem = cells[1].json
     assert mem["driver"]["status"]["state"] == "ok"
     assert mem["driver"]["this_process_mib"] == {}

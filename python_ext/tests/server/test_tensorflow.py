@@ -101,10 +101,15 @@ async def test_default_python3_kernelspec_sees_tensorflow_cpu_and_the_answer_is_
     assert data["driver"]["devices"][0]["name"] == "NVIDIA H200"
     v = data["verdict"]
     assert (v["tf_gpus"], v["driver_gpus"], v["ok"]) == (0, 1, False)
-    assert v["code"] == "cpu_only_wheel"
-    assert "CPU-only build" in v["reason"]
-    assert 'pip install "tensorflow[and-cuda]"' in v["commands"]
+    # This machine has no libcuda.so.1: named first, then the CPU-only build (the same order as %gpu_check).
+    blocking = [p["code"] for p in v["problems"] if p["severity"] == "blocking"]
+    assert blocking == ["driver_library_missing", "cpu_only_wheel"]
+    assert v["code"] == "driver_library_missing" and "libcuda.so.1" in v["reason"]
+    cpu = v["problems"][1]
+    assert "CPU-only build" in cpu["problem"]
+    assert '%pip install "tensorflow[and-cuda]==2.21.0"' in cpu["commands"]
     assert v["status"] == "gpu_not_used"
+    assert data["cuda"]["libcuda"]["loaded"] is False and data["cuda"]["wheels"] == {}
     assert data["cached"] is False and data["probe_seconds"] > 0
     # The second answer comes from the cache: same probe, no new subprocess.
     again = await tensorflow(api, kernel_name="python3")
