@@ -63,7 +63,8 @@ def wrapped_smi(fake_smi, tmp_path):
     bin_dir = tmp_path / "wrapper-bin"
     bin_dir.mkdir()
     wrapper = bin_dir / "nvidia-smi"
-    wrapper.write_text(f'#!/bin/sh\n# a site wrapper (module system, container)\n"{fake_smi.exe}" "$@"\n')
+    # The trailing `exit` keeps the shell from exec'ing the fake: it stays the fake's parent.
+    wrapper.write_text(f'#!/bin/sh\n# a site wrapper\n"{fake_smi.exe}" "$@"\nexit $?\n')
     wrapper.chmod(0o755)
     env = fake_smi.env
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
