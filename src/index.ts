@@ -14,6 +14,7 @@ import { GpuModel } from './model';
 import { GpuPanel } from './panel';
 import { GpuStatusItem } from './statusbar';
 import { TensorFlowCheck } from './tfcheck';
+import { connectTraining } from './training-comm';
 import { IGpuModel } from './tokens';
 
 /** Command ids. */
@@ -61,9 +62,13 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
     themes: IThemeManager | null
   ) => {
     const tfCheck = new TensorFlowCheck(app.serviceManager.serverSettings);
+    // each notebook's running fit, from its kernel's `kerasgpu` comm
+    const training = connectTraining(notebooks);
+    const extra = document.createElement('div');
+    extra.append(tfCheck.node, training.node);
     const panel = new GpuPanel({
       model,
-      extra: tfCheck.node,
+      extra,
       onShow: () => checkTensorFlow(),
       openPath: path => void app.commands.execute('docmanager:open', { path }),
       themeChanged: themes?.themeChanged ?? null

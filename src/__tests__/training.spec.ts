@@ -1,0 +1,208 @@
+import {
+  formatDuration,
+  formatEta,
+  isTrainingMessage,
+  ITrainingMessage,
+  summarize,
+  TrainingModel
+} from '../training';
+import { TrainingCards } from '../training-card';
+import { labelOf, TrainingConnector } from '../training-comm';
+import { Signal } from '@lumino/signaling';
+
+/** A message as the kernel's monitor sends it (python_ext/kerasgpu/kernel/train/monitor.py). */
+function message(over: Partial<ITrainingMessage> = {}): ITrainingMessage {
+  return {
+    type: 'training',
+    state: 'running',
+    fit_id: 1,
+    epoch: 2,
+    epochs: 10,
+    step: 150,
+    steps: 500,
+    progress: 0.13,
+    step_time_s: 0.0123,
+    samples_per_s: 5203.4,
+    batch_size: 64,
+    remaining_s: 5400,
+    eta: new Date(2026, 10, 29, 14, 32).getTime() / 1000,
+    deadline: null,
+    device: 'gpu',
+    gpus: [0],
+    gpu_util_pct: 31.6,
+    finding: {
+      code: 'input_starving',
+      level: 'warning',
+      title: 'The GPU waits for its input',
+      evidence: 'GPU 0 busy 30 % on average',
+      fix: 'prefetch(tf.data.AUTOTUNE)'
+    },
+    time: 0,
+    ...over
+  };
+}
+
+const NOW = new Date(2026, 10, 29, 13, 2);
+
+describe('training messages', () => {
+  it('accepts what the kernel sends and nothing else on the comm', () => {
+    expect(isTrainingMessage(message())).toBe(true);
+    expect(isTrainingMessage({ type: 'hello', protocol: 1 })).toBe(false);
+    expect(isTrainingMessage(null)).toBe(false);
+    expect(isTrainingMessage({ ...message(), state: 'weird' })).toBe(false);
+  });
+
+  it('writes durations and ETAs the way the kernel does', () => {
+    expect(formatDuration(45)).toBe('45 s');
+    expect(formatDuration(5400)).toBe('1.5 h');
+    expect(formatDuration(50 * 3600)).toBe('50 h');
+    expect(formatDuration(null)).toBe('–');
+    expect(
+      formatEta(new Date(2026, 10, 29, 14, 32).getTime() / 1000, NOW)
+    ).toBe('14:32');
+    expect(formatEta(new Date(2026, 11, 1, 18, 0).getTime() / 1000, NOW)).toBe(
+      'Tue 18:00'
+    );
+    expect(formatEta(new Date(2027, 0, 5, 8, 5).getTime() / 1000, NOW)).toBe(
+      '2027-01-05 08:05'
+    );
+  });
+
+  it('summarizes progress, speed, ETA, GPU use and the latest finding', () => {
+    const s = summarize(
+      {
+        key: 'a/train.ipynb',
+        label: 'train.ipynb',
+        message: message(),
+        receivedAt: 0
+      },
+      NOW
+    );
+    expect(s.title).toBe('Training: train.ipynb');
+    expect(s.percent).toBeCloseTo(13);
+    expect(s.progressText).toBe('epoch 2/10 · step 150/500 · 13 %');
+    expect(s.speed).toBe('5,203 samples/s · 12.3 ms/step');
+    expect(s.eta).toBe('ETA 14:32 (in 1.5 h)');
+    expect(s.gpu).toBe('GPU 0 busy 32 %');
+    expect(s.finding?.code).toBe('input_starving');
+    const cpu = summarize(
+      {
+        key: 'k',
+        label: 'k',
+        message: message({ gpus: [], device: 'cpu', state: 'done' }),
+        receivedAt: 0
+      },
+      NOW
+    );
+    expect(cpu.gpu).toBe('on the CPU');
+    expect(cpu.eta).toBe('finished');
+  });
+});
+
+describe('TrainingModel', () => {
+  it('keeps one state per notebook, newest fit wins, and forgets on remove', () => {
+    const model = new TrainingModel();
+    const changes: string[] = [];
+    model.changed.connect((_, key) => changes.push(key));
+    expect(model.receive('a.ipynb', 'a.ipynb', { type: 'hello' })).toBe(false);
+    expect(model.receive('a.ipynb', 'a.ipynb', message({ fit_id: 2 }))).toBe(
+      true
+    );
+    expect(model.receive('a.ipynb', 'a.ipynb', message({ fit_id: 1 }))).toBe(
+      false
+    );
+    expect(model.receive('b.ipynb', 'b.ipynb', message())).toBe(true);
+    expect(model.states.map(s => s.key)).toEqual(['a.ipynb', 'b.ipynb']);
+    model.remove('a.ipynb');
+    model.remove('nothing');
+    expect(model.states.map(s => s.key)).toEqual(['b.ipynb']);
+    expect(changes).toEqual(['a.ipynb', 'b.ipynb', 'a.ipynb']);
+    model.dispose();
+    expect(model.receive('c', 'c', message())).toBe(false);
+  });
+});
+
+describe('TrainingCards', () => {
+  it('renders a card per notebook from the model and hides when there is none', () => {
+    const model = new TrainingModel();
+    const view = new TrainingCards({ model });
+    expect(view.node.hidden).toBe(true);
+    model.receive('dir/train.ipynb', labelOf('dir/train.ipynb'), message());
+    expect(view.node.hidden).toBe(false);
+    const card = view.node.querySelector(
+      '.jp-kerasgpu-training-card'
+    ) as HTMLElement;
+    expect(card.dataset.notebook).toBe('dir/train.ipynb');
+    expect(card.dataset.warning).toBe('true');
+    expect(card.querySelector('h3')?.textContent).toBe('Training: train.ipynb');
+    const bar = card.querySelector('[role=progressbar]') as HTMLElement;
+    expect(bar.getAttribute('aria-valuenow')).toBe('13');
+    expect(card.querySelector('.jp-kerasgpu-training-gpu')?.textContent).toBe(
+      'GPU 0 busy 32 %'
+    );
+    expect(
+      card.querySelector('.jp-kerasgpu-training-finding')?.textContent
+    ).toContain('The GPU waits for its input: GPU 0 busy 30 % on average');
+    model.remove('dir/train.ipynb'); // the kernel stopped
+    expect(
+      view.node.querySelectorAll('.jp-kerasgpu-training-card')
+    ).toHaveLength(0);
+    expect(view.node.hidden).toBe(true);
+    view.dispose();
+    model.dispose();
+  });
+});
+
+/** Just what the connector uses of a notebook's session context and kernel. */
+class FakeKernel {
+  targets = new Map<string, (comm: any, msg: any) => void>();
+  isDisposed = false;
+  registerCommTarget(name: string, cb: (comm: any, msg: any) => void): void {
+    this.targets.set(name, cb);
+  }
+  removeCommTarget(name: string): void {
+    this.targets.delete(name);
+  }
+  /** The kernel extension opens its comm; returns the frontend's end. */
+  open(): { onMsg: (m: any) => void; onClose: (m: any) => void } {
+    const comm: any = {};
+    this.targets.get('kerasgpu')!(comm, {});
+    return comm;
+  }
+}
+
+class FakeContext {
+  path = 'work/train.ipynb';
+  kernel = new FakeKernel();
+  session = { kernel: this.kernel as any };
+  kernelChanged = new Signal<this, any>(this);
+  statusChanged = new Signal<this, string>(this);
+  disposed = new Signal<this, void>(this);
+}
+
+describe('TrainingConnector', () => {
+  it('feeds the model from the kernel comm and drops the card when the kernel stops', () => {
+    const model = new TrainingModel();
+    const ctx = new FakeContext();
+    const conn = new TrainingConnector({ model, sessionContext: ctx as any });
+    const comm = ctx.kernel.open();
+    comm.onMsg({ content: { data: message() } });
+    expect(model.get('work/train.ipynb')?.label).toBe('train.ipynb');
+    ctx.statusChanged.emit('restarting');
+    expect(model.states).toHaveLength(0);
+
+    // a new kernel: the target moves to it, the old kernel's comm is forgotten
+    const next = new FakeKernel();
+    ctx.kernelChanged.emit({ newValue: next });
+    expect(ctx.kernel.targets.size).toBe(0);
+    const comm2 = next.open();
+    comm2.onMsg({ content: { data: message({ fit_id: 1 }) } });
+    expect(model.states).toHaveLength(1);
+    comm2.onClose({});
+    expect(model.states).toHaveLength(0);
+    comm2.onMsg({ content: { data: message({ state: 'done' }) } });
+    ctx.disposed.emit(); // the notebook closed
+    expect(model.states).toHaveLength(0);
+    expect(conn.isDisposed).toBe(true);
+  });
+});
