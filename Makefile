@@ -11,11 +11,11 @@ STAMPS := .stamps
 CHROMIUM ?= /usr/bin/chromium
 export PATH := $(BIN):$(PATH)
 
-.PHONY: lab test setup build lint lint-fix test-js test-py test-ui test-package screenshots clean help
+.PHONY: lab test setup build lint lint-fix test-js test-py test-cuda test-ui test-package screenshots clean help
 
 help:
 	@echo "make lab    set up everything and start JupyterLab with the extension (demo notebook open)"
-	@echo "make test   set up everything and run every test tier (lint, jest, pytest, galata)"
+	@echo "make test   set up everything and run every test tier (lint, jest, pytest, CUDA builds, galata)"
 
 $(STAMPS):
 	mkdir -p $(STAMPS)
@@ -96,6 +96,21 @@ test-py: build $(STAMPS)/prometheus
 test-package: build
 	$(PY) scripts/check_package.py
 
+# The CUDA-build tier: the real `tensorflow` and `tensorflow[and-cuda]` 2.21 wheels in two environments
+# (.venv-cuda/tf, .venv-cuda/and-cuda), built from a wheel folder outside the clone that is downloaded
+# once per machine (~3.3 GB; pip's own cache stays empty here), so a second run or a fresh clone
+# downloads nothing. The stamp lives in the folder: deleting .venv-cuda rebuilds it.
+CUDA_WHEELS ?= $(HOME)/.cache/kerasgpu/wheels
+CUDA_VENVS := .venv-cuda
+
+$(CUDA_VENVS)/.built: scripts/cuda_venvs.sh
+	scripts/cuda_venvs.sh $(CURDIR)/$(CUDA_VENVS) $(CUDA_WHEELS) $(PYTHON)
+	touch $@
+
+test-cuda: $(STAMPS)/python $(CUDA_VENVS)/.built
+	KERASGPU_CUDA_VENVS=$(CURDIR)/$(CUDA_VENVS) KERASGPU_WHEEL_CACHE=$(CUDA_WHEELS) \
+	  $(BIN)/pytest -q -m cuda_build python_ext/tests/cuda
+
 test-ui: build $(STAMPS)/chromium $(UI_NPM_STAMP)
 	cd ui-tests && npx playwright test
 
@@ -103,7 +118,7 @@ test-ui: build $(STAMPS)/chromium $(UI_NPM_STAMP)
 screenshots: build $(STAMPS)/chromium $(UI_NPM_STAMP)
 	cd ui-tests && KERASGPU_SCREENSHOTS_DIR=$(CURDIR)/docs npx playwright test -g screenshots
 
-test: build lint test-js test-py test-package test-ui
+test: build lint test-js test-py test-cuda test-package test-ui
 	@echo "All test tiers passed."
 
 clean:

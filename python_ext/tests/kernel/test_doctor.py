@@ -29,14 +29,14 @@ def test_every_known_failure_has_a_real_log():
     from kerasgpu.kernel.doctor import KNOWN
 
     expected = {_load(p)[0]["expect"] for p in LOGS}
-    # driver_too_old and no_cuda_device have no fixture yet; every other failure the issue names does.
-    assert {k.code for k in KNOWN} - expected == {"driver_too_old", "no_cuda_device"}
+    # (The driver and CUDA-library failures are kerasgpu.diagnosis's, with their own logs below.)
+    assert {k.code for k in KNOWN} - expected == set()
 
 
 @pytest.mark.parametrize("path", LOGS, ids=[p.stem for p in LOGS])
 def test_real_log_gets_the_right_diagnosis(path):
     header, log = _load(path)
-    assert header["source"].startswith("https://github.com/")
+    assert header["source"].startswith(("https://github.com/", "captured from TensorFlow 2.21"))
     found = diagnose(log)
     assert found, f"nothing matched {path.name}"
     first = found[0]
@@ -81,3 +81,58 @@ def test_line_magic_diagnoses_the_last_exception(shell):
         shell.run_cell("%gpu_doctor --json")
     out = json.loads(cap.stdout)
     assert out["source"] == "exception" and out["matches"] == []
+
+
+# ---------------------------------------------------------------- TensorFlow 2.21's own lines
+# (captured by the CUDA-build tier, python_ext/tests/cuda, from the real `tensorflow` and
+# `tensorflow[and-cuda]` wheels)
+
+TF221 = sorted(DOCTOR_FIXTURES.glob("tf221_*.txt"))
+
+
+@pytest.mark.parametrize("path", TF221, ids=[p.stem for p in TF221])
+def test_tensorflow_2_21_logs_name_every_cause_in_order(path):
+    header, log = _load(path)
+    found = diagnose(log)
+    assert [f["code"] for f in found] == header["codes"].split(", ")
+    driver = found[0]
+    assert driver["code"] == "driver_library_missing"
+    assert "pip can't install libcuda.so.1" in driver["cause"]
+    assert not any("pip" in c for c in driver["commands"]) and "--gpus all" in driver["fix"]
+    if "missing_cuda_libraries" in header["codes"]:
+        # "Could not find cuda drivers" is printed when libcudart is missing: the wheels are named too.
+        wheels = found[1]
+        assert "Could not find cuda drivers on your machine" in wheels["evidence"]
+        assert "libcudart" in wheels["cause"] and wheels["commands"] == [
+            '%pip install "tensorflow[and-cuda]"'
+        ]
+
+
+def test_tensorflow_2_21_lines_each_read_right():
+    from kerasgpu.diagnosis import parse_log
+
+    _, log = _load(DOCTOR_FIXTURES / "tf221_cuda_build_without_wheels_vlog1.txt")
+    facts = parse_log(log)
+    assert facts["libcuda_error"].startswith("libcuda.so.1: cannot open shared object file")
+    assert facts["cu_init"] == {"code": 303, "name": "CUDA_ERROR_SHARED_OBJECT_INIT_FAILED"}
+    assert facts["cudart_stub"] and facts["no_kernel_driver"]
+    assert facts["missing_libraries"] == []  # libcuda.so.1 is the driver's, not a CUDA wheel's
+    # Without TF_CPP_MAX_VLOG_LEVEL only cuInit's 303 tells that libcuda.so.1 did not load.
+    _, log = _load(DOCTOR_FIXTURES / "tf221_and_cuda_without_driver.txt")
+    [only] = diagnose(log)
+    assert only["code"] == "driver_library_missing" and "UNKNOWN ERROR (303)" in only["evidence"]
+    # An older TensorFlow's cuInit error with a real driver and no GPU is another cause.
+    other = diagnose(
+        "E cuda_driver.cc:282] failed call to cuInit: CUDA_ERROR_NO_DEVICE: no CUDA-capable device"
+    )
+    assert [f["code"] for f in other] == ["no_cuda_device"]
+
+
+def test_the_doctor_adds_what_blocks_this_kernel(shell):
+    # This kernel: tensorflow-cpu and no NVIDIA driver; the log says nothing about either.
+    with capture_output() as cap:
+        shell.run_cell("%%gpu_doctor --json\nW0000 some_file.cc:1] nothing about GPUs here")
+    out = json.loads(cap.stdout)
+    assert out["matches"] == []
+    assert [k["code"] for k in out["kernel"]] == ["driver_library_missing", "cpu_only_wheel"]
+    assert out["cause"] == "driver_library_missing"
