@@ -46,6 +46,13 @@ def smi_processes(state_file: Path) -> list[psutil.Process]:
     return found
 
 
+def gone(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 async def wait_until(predicate, what: str, timeout: float = 60.0):
     deadline = time.monotonic() + timeout
     while True:
@@ -152,8 +159,7 @@ async def test_no_nvidia_smi_outlives_a_stopped_server(server, sig):
         fake.set(fail="hang")
         stalled = await next_message(ws, "status", timeout=60, where=lambda m: m["status"]["state"] != "ok")
         assert stalled["status"]["code"] == "timeout"
-        for p in streaming:
-            assert not p.is_running() or p.status() == psutil.STATUS_ZOMBIE, "a stalled stream was left"
+        await wait_until(lambda: all(gone(p) for p in streaming), "the stalled stream (wrapper, fake) to end")
 
         def hung_query():
             procs = smi_processes(fake.state_file)
@@ -178,7 +184,7 @@ async def wait_until_empty(state_file: Path, timeout: float = 10.0) -> list:
     """The fake's processes still alive once SIGKILL had time to land (empty when all are gone)."""
     deadline = time.monotonic() + timeout
     while True:
-        left = smi_processes(state_file)
+        left = [p for p in smi_processes(state_file) if not gone(p)]
         if not left or time.monotonic() > deadline:
-            return [p for p in left if p.is_running()]
+            return left
         await asyncio.sleep(0.2)
