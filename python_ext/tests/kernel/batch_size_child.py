@@ -1,0 +1,61 @@
+"""Child process of test_training_batch_size: the batch-size search under an address-space limit.
+
+Builds a small model, trains it a little (the user's state), then caps this process's
+address space a few hundred MiB above what it uses (RLIMIT_AS), so that TensorFlow's
+own allocator runs out and raises a real ResourceExhaustedError on the CPU, while the
+machine never runs short. Prints one JSON line after a marker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# oneDNN's kernels abort the process (a C++ exception) when an allocation fails;
+# TensorFlow's own kernels report it as ResourceExhaustedError, which is what a GPU does.
+os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from kerasgpu.kernel.train.batch_size import find_batch_size  # noqa: E402
+
+HEADROOM_MIB = int(sys.argv[1]) if len(sys.argv) > 1 else 400
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    model = keras.Sequential(
+        [keras.Input((64,)), keras.layers.Dense(4096, activation="relu"), keras.layers.Dense(1)]
+    )
+    model.compile("adam", "mse")
+    x = rng.random((100, 64), dtype="float32")
+    y = rng.random((100, 1), dtype="float32")
+    model.fit(x, y, epochs=1, verbose=0)
+    weights = [w.copy() for w in model.get_weights()]
+    iterations = int(model.optimizer.iterations.numpy())
+
+    no_gpu = find_batch_size(model, x, y)
+
+    status = Path("/proc/self/status").read_text()
+    vm = int(re.search(r"VmSize:\s+(\d+) kB", status).group(1)) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (vm + HEADROOM_MIB * 2**20, resource.RLIM_INFINITY))
+    found = find_batch_size(model, x, y, device="/CPU:0", start=256, timing_steps=1)
+
+    same = all((a == b).all() for a, b in zip(weights, model.get_weights(), strict=True))
+    model.fit(x, y, epochs=1, verbose=0)  # the user's model still trains, under the same limit
+    out = {
+        "no_gpu": no_gpu,
+        "found": found,
+        "weights_unchanged": same,
+        "optimizer_steps_during_search": int(model.optimizer.iterations.numpy()) - iterations - 4,
+    }
+    print("@@RESULT@@" + json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
