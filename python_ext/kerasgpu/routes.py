@@ -183,7 +183,9 @@ class HistoryHandler(BaseHandler):
             seconds = math.nan
         if not (0 <= seconds <= limit):
             raise tornado.web.HTTPError(
-                400, f"seconds must be a number from 0 to {limit:g} (the server keeps that much); got {raw!r}"
+                400,
+                f"seconds must be a number from 0 to {limit:g} (the server keeps that much); "
+                f"got {raw[:40]!r}" + ("..." if len(raw) > 40 else ""),
             )
         sampler = self.state.sampler
         status = await self.state.run(sampler.status)
