@@ -470,7 +470,27 @@ def mixed_precision_traps(nb: Notebook) -> list[dict[str, Any]]:
                             "blocking": True,
                         }
                     )
-    # 3. The output layer: the last Dense/Activation of the first model cell, without dtype float32.
+    # 3. A custom train_step combines the model's 16-bit outputs with the batch's float32 data.
+    for c in nb.cells:
+        for n in ast.walk(c.tree) if c.tree else ():
+            if not (isinstance(n, ast.ClassDef) and n.name in nb.classes):
+                continue
+            if any(isinstance(f, ast.FunctionDef) and f.name == "train_step" for f in n.body):
+                traps.append(
+                    {
+                        "code": "custom_train_step",
+                        "cell": c.index,
+                        "evidence": f"{n.name}.train_step",
+                        "text": f"{n.name} has its own train_step: under a 16-bit policy its models return "
+                        "float16 while the batch stays float32, and ops there that combine the two "
+                        "(concatenate, add, a loss written by hand) fail ('have types [float16, float32] "
+                        "that don't all match').",
+                        "fix": "Cast one side in train_step, e.g. ops.cast(real_images, generated.dtype), "
+                        "or keep this model in float32.",
+                        "blocking": True,
+                    }
+                )
+    # 4. The output layer: the last Dense/Activation of the first model cell, without dtype float32.
     for c in nb.cells:
         if c.tree is None or not nb.builds(c):
             continue
@@ -564,10 +584,12 @@ def is_wrapped(source: str) -> bool:
 # ---------------------------------------------------------------------- plans
 
 
-def _msg(level: str, text: str, action: str | None = None) -> dict[str, Any]:
+def _msg(level: str, text: str, action: str | None = None, code: str | None = None) -> dict[str, Any]:
     m: dict[str, Any] = {"level": level, "text": text}
     if action:
         m["action"] = action
+    if code:
+        m["code"] = code
     return m
 
 
@@ -710,7 +732,7 @@ def _plan_mixed_precision(nb: Notebook, options) -> dict[str, Any]:
         )
     for t in mixed_precision_traps(nb):
         level = "warning" if t["blocking"] else "info"
-        messages.append(_msg(level, f"{_cell_no(t['cell'])}: {t['text']} Fix: {t['fix']}"))
+        messages.append(_msg(level, f"{_cell_no(t['cell'])}: {t['text']} Fix: {t['fix']}", code=t["code"]))
     return _insert("mixed_precision", index, code, "mixed_precision", messages)
 
 
@@ -758,19 +780,70 @@ def _plan_distribute(nb: Notebook, options) -> dict[str, Any]:
         messages.append(
             _msg("info", "No cell builds a Keras model yet: the strategy goes first; build models below it.")
         )
-    evaluates = evaluation_calls(nb)
-    if evaluates:
-        cell, code = evaluates[0]
+    messages += _evaluation_warnings(nb)
+    for name, cell in models_without_call(nb):
         messages.append(
             _msg(
                 "warning",
-                f"{_cell_no(cell)} evaluates ({code}). Under a strategy each batch is split over the "
-                "replicas, and Keras 3 with TensorFlow 2.21 fails ('Inputs to operation AddN ... must have "
-                "the same size') when the last evaluation batch does not split evenly: keep validation and "
-                "test sets a multiple of the global batch size (or batch them with drop_remainder=True).",
+                f"{_cell_no(cell)} defines the model class {name} with its own train_step but no call(): "
+                "under a strategy Keras builds the model before fit by calling it, and fails ('Unable to "
+                f"automatically build the model'). Give {name} a call() that returns its outputs, or build "
+                "it before fit by calling it on one batch.",
+                code="model_without_call",
             )
         )
     return _insert("distribute", index, "\n".join(lines), DISTRIBUTE_ID, messages)
+
+
+def _evaluation_warnings(nb: Notebook) -> list[dict[str, Any]]:
+    """What a strategy does to the notebook's evaluate / validation / predict calls."""
+    evaluates = evaluation_calls(nb)
+    if not evaluates:
+        return []
+    cell, code = evaluates[0]
+    return [
+        _msg(
+            "warning",
+            f"{_cell_no(cell)} {code}. Under a strategy each batch is split over the replicas, and Keras 3 "
+            "with TensorFlow 2.21 fails when a batch of evaluate, validation or predict does not split "
+            "evenly ('Inputs to operation AddN ... must have the same size') or has fewer samples than "
+            "replicas (predict on one image). Keep validation and test sets a multiple of the global batch "
+            "size (or batch them with drop_remainder=True), and run a single sample with "
+            "model(x, training=False) instead of predict.",
+            code="uneven_eval",
+        )
+    ]
+
+
+def models_without_call(nb: Notebook) -> list[tuple[str, int]]:
+    """User Model subclasses with a train_step but no call() (in the class or a user base class)."""
+    out = []
+    defs: dict[str, ast.ClassDef] = {}
+    where: dict[str, int] = {}
+    for c in nb.cells:
+        for n in ast.walk(c.tree) if c.tree else ():
+            if isinstance(n, ast.ClassDef):
+                defs[n.name] = n
+                where[n.name] = c.index
+
+    def methods(name: str, seen: set[str]) -> set[str]:
+        node = defs.get(name)
+        if node is None or name in seen:
+            return set()
+        seen.add(name)
+        own = {f.name for f in node.body if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)}
+        for b in node.bases:
+            own |= methods(_dotted(b).split(".")[-1], seen)
+        return own
+
+    for name, node in defs.items():
+        bases = {_dotted(b).split(".")[-1] for b in node.bases}
+        if not (bases & {"Model"} or bases & {k for k in defs if k != name and k in nb.classes}):
+            continue
+        found = methods(name, set())
+        if "train_step" in found and "call" not in found:
+            out.append((name, where[name]))
+    return out
 
 
 def evaluation_calls(nb: Notebook) -> list[tuple[int, str]]:
@@ -785,9 +858,9 @@ def evaluation_calls(nb: Notebook) -> list[tuple[int, str]]:
             if n.func.attr == "fit":
                 for kw in n.keywords:
                     if kw.arg in ("validation_split", "validation_data"):
-                        out.append((c.index, f"fit({kw.arg}={ast.unparse(kw.value)})"))
-            elif n.func.attr == "evaluate":
-                out.append((c.index, "evaluate(...)"))
+                        out.append((c.index, f"validates in fit({kw.arg}={ast.unparse(kw.value)})"))
+            elif n.func.attr in ("evaluate", "predict"):
+                out.append((c.index, f"calls {n.func.attr}()"))
     return out
 
 
@@ -852,6 +925,7 @@ def _plan_wrap(nb: Notebook, active: int | None) -> dict[str, Any]:
                 "strategies and fail. Distribute the whole notebook instead: one strategy for every cell, no "
                 "wrap.",
                 "distribute-notebook",
+                code="built_elsewhere",
             ),
             select=active,
         )
@@ -872,6 +946,7 @@ def _plan_wrap(nb: Notebook, active: int | None) -> dict[str, Any]:
                     "for "
                     "every cell, no wrap.",
                     "distribute-notebook",
+                    code="compiled_elsewhere",
                 ),
                 select=active,
             )
@@ -879,6 +954,6 @@ def _plan_wrap(nb: Notebook, active: int | None) -> dict[str, Any]:
         "tool": "wrap",
         "ok": True,
         "edits": [{"op": "replace", "index": active, "source": wrap_source(cell.source)}],
-        "messages": [],
+        "messages": _evaluation_warnings(nb),
         "select": active,
     }

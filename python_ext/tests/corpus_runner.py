@@ -10,6 +10,7 @@ MirroredStrategy has 2 replicas without a GPU. Usable as a script:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -146,6 +147,7 @@ class Run:
     error_cell: str | None = None
     outputs: str = ""
     cells: list[dict[str, Any]] = field(default_factory=list)
+    notebook: Any = None
 
     @property
     def trained(self) -> bool:
@@ -197,14 +199,19 @@ def prepare(path: Path, mode: str) -> Run:
     return run
 
 
-def execute(run: Run, timeout: int = 240) -> Run:
-    """Runs the prepared notebook in a fresh kernel (two logical CPUs); records the first error."""
+def _notebook(run: Run) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     for c in run.cells:
         if c["cell_type"] == "markdown":
             nb.cells.append(nbformat.v4.new_markdown_cell(c["source"]))
         else:
             nb.cells.append(nbformat.v4.new_code_cell(c["source"], metadata=c.get("metadata", {})))
+    return nb
+
+
+async def execute_async(run: Run, timeout: int = 300) -> Run:
+    """Runs the prepared notebook in a fresh kernel (two logical CPUs); records the first error."""
+    nb = _notebook(run)
     with tempfile.TemporaryDirectory() as ipdir:
         startup = Path(ipdir) / "profile_default" / "startup"
         startup.mkdir(parents=True)
@@ -217,26 +224,15 @@ def execute(run: Run, timeout: int = 240) -> Run:
             "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
             "KERAS_BACKEND": "tensorflow",
         }
-        client = NotebookClient(
-            nb,
-            timeout=timeout,
-            kernel_name="python3",
-            allow_errors=True,
-            resources={"metadata": {"path": ipdir}},
-        )
-        old = dict(os.environ)
-        os.environ.update(env)
-        try:
-            client.execute(env=env)
-        finally:
-            os.environ.clear()
-            os.environ.update(old)
+        env.pop("TF_CONFIG", None)
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True)
+        await client.async_execute(env=env, cwd=ipdir)
     run.ran = True
     texts = []
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error" and run.error is None:
-                run.error = f"{out['ename']}: {out['evalue']}"[:2000]
+                run.error = _clip(f"{out['ename']}: {out['evalue']}")
                 run.error_cell = cell.source
             if out.get("output_type") == "stream":
                 texts.append(out.get("text", ""))
@@ -246,26 +242,37 @@ def execute(run: Run, timeout: int = 240) -> Run:
             if out.get("output_type") == "error":
                 texts.append("\n".join(out.get("traceback", [])))
     run.outputs = "\n".join(texts)
+    run.notebook = nb
     return run
+
+
+async def run_all(runs: list[Run], parallel: int = 2) -> list[Run]:
+    """Executes the runs, `parallel` kernels at a time (refused wraps are not run)."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(run: Run) -> Run:
+        if run.mode == "wrap" and run.refused:
+            return run
+        async with gate:
+            return await execute_async(run)
+
+    return list(await asyncio.gather(*(one(r) for r in runs)))
 
 
 def main(argv: list[str]) -> int:
     names = set(argv)
     results = []
-    for path in examples():
-        if names and path.stem not in names:
-            continue
-        for mode in MODES:
-            run = prepare(path, mode)
-            if run.refused and mode == "wrap":
-                results.append(run.to_json())
-                print(json.dumps(run.to_json()), flush=True)
-                continue
-            execute(run)
-            results.append(run.to_json())
-            print(json.dumps(run.to_json()), flush=True)
+    runs = [prepare(p, m) for p in examples() if not names or p.stem in names for m in MODES]
+    for run in asyncio.run(run_all(runs)):
+        results.append(run.to_json())
+        print(json.dumps(run.to_json()), flush=True)
     return 0
 
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
+
+
+def _clip(text: str, keep: int = 3000) -> str:
+    """An error's head and tail (TensorFlow's graph errors put the message last)."""
+    return text if len(text) <= 2 * keep else text[:keep] + "\n...\n" + text[-keep:]

@@ -71,15 +71,21 @@ KNOWN: list[Known] = [
     Known(
         "uneven_replica_batch",
         "A batch that does not split evenly over the replicas",
-        [r"Inputs to operation AddN of type AddN must have the same size and shape\.\s+Input 0: \[\d+"],
+        [
+            r"Inputs to operation AddN of type AddN must have the same size and shape\.\s+Input 0: \[\d+",
+            r"replica_\d+/[\s\S]*Incompatible shapes: \[[\d,]*\] vs\. \[0,",
+        ],
         "Under a tf.distribute strategy Keras 3 (TensorFlow 2.21) splits each batch over the replicas; "
-        "when the last evaluation batch (validation_split, validation_data or evaluate) has a size that "
-        "does not divide evenly, the replicas' pieces differ in size and adding them fails.",
+        "when a batch of evaluate, validation or predict does not divide evenly, the replicas' pieces "
+        "differ in size and adding them fails; a batch smaller than the number of replicas (predict on "
+        "one image) leaves a replica with an empty batch.",
         "Make the evaluation set a multiple of the global batch size (trim it, or batch a tf.data "
-        "validation set with drop_remainder=True), or use a batch size that divides it.",
+        "validation set with drop_remainder=True), or use a batch size that divides it; for one sample "
+        "call the model directly.",
         [
             "val_ds = val_ds.batch(batch_size, drop_remainder=True)",
             "n = len(x_val) // batch_size * batch_size; x_val, y_val = x_val[:n], y_val[:n]",
+            "model(img_array, training=False)  # one sample, instead of model.predict",
         ],
         "https://www.tensorflow.org/tutorials/distribute/keras",
     ),
@@ -93,6 +99,8 @@ KNOWN: list[Known] = [
             r"(?:float16|bfloat16|float32)",
             r"Input '\w+' of '\w+' Op has type (?:float16|bfloat16|float32|half) that does not match type "
             r"(?:float16|bfloat16|float32|half)",
+            r"Tensors in list passed to '\w+' of '\w+' Op have types \[(?:float16|bfloat16|float32|half), "
+            r"(?:float16|bfloat16|float32|half)[^\]]*\] that don't all match",
         ],
         "Under a mixed precision policy layers compute in float16/bfloat16, but some code makes a float32 "
         "tensor (a random op, zeros, ones or a constant without dtype, usually in a custom layer's call()) "
