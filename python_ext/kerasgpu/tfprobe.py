@@ -241,11 +241,17 @@ class ProbeResult:
 
 def run_probe(python: str, env: dict[str, str], timeout: float) -> ProbeResult:
     """Runs the child in `python` and waits at most `timeout` seconds (blocking: call it off the loop)."""
-    child_env = {**os.environ, **env, "TF_FORCE_GPU_ALLOW_GROWTH": "true", "PYTHONIOENCODING": "utf-8"}
+    kernel_env = {**os.environ, **env}  # what the kernel itself starts with
+    child_env = {**kernel_env, "TF_FORCE_GPU_ALLOW_GROWTH": "true", "PYTHONIOENCODING": "utf-8"}
     # `python -c` puts its working directory first on sys.path: run it in a private, empty
     # one, so no module planted in a shared folder (/tmp, the server's cwd) can shadow one.
     with tempfile.TemporaryDirectory(prefix="kerasgpu-tfprobe-") as private:
-        return _run_probe_in(python, child_env, timeout, private)
+        result = _run_probe_in(python, child_env, timeout, private)
+    # The child saw the TF_FORCE_GPU_ALLOW_GROWTH=true set for it alone: report the kernel's own.
+    reported = result.facts.get("env")
+    if isinstance(reported, dict):
+        reported["TF_FORCE_GPU_ALLOW_GROWTH"] = kernel_env.get("TF_FORCE_GPU_ALLOW_GROWTH")
+    return result
 
 
 def _run_probe_in(python: str, child_env: dict[str, str], timeout: float, cwd: str) -> ProbeResult:

@@ -95,7 +95,8 @@ async def test_default_python3_kernelspec_sees_tensorflow_cpu_and_the_answer_is_
     assert tf["device_lib_error"] is None
     assert data["keras"] == {"version": "3.15.1", "backend": "tensorflow"}
     assert data["environment"]["python"] == sys.executable
-    assert data["environment"]["tf_force_gpu_allow_growth"] == "true"  # set by the probe
+    # The probe sets TF_FORCE_GPU_ALLOW_GROWTH=true for its own child only: the kernel has none.
+    assert data["environment"]["tf_force_gpu_allow_growth"] is None
     # The driver (fake nvidia-smi replaying an H200) sees one GPU; this CPU build sees none.
     assert data["driver"]["state"] == "ok" and data["driver"]["gpus"] == 1
     assert data["driver"]["devices"][0]["name"] == "NVIDIA H200"
