@@ -102,6 +102,7 @@ def main() -> None:
             flush=True,
         )
     worst = max(abs(r[4]) for r in rows)
+    print(f"load average (1 min) {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"worst error {worst * 100:.1f} % (target: within 15 %)")
 
 

@@ -47,7 +47,7 @@ function el(tag: string, className: string, text?: string): HTMLElement {
 function card(state: ITrainingState): HTMLElement {
   const s = summarize(state);
   const root = el('article', 'jp-kerasgpu-training-card');
-  root.dataset.state = state.message.state;
+  root.dataset.state = state.message.status;
   root.dataset.notebook = state.key;
   if (s.late || s.finding?.level === 'warning') {
     root.dataset.warning = 'true';

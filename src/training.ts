@@ -16,7 +16,7 @@ export interface ITrainingFinding {
 /** One progress message of a running `fit` (the comm's `data`, type "training"). */
 export interface ITrainingMessage {
   type: 'training';
-  state: 'running' | 'done' | 'stopped';
+  status: 'running' | 'done' | 'stopped';
   fit_id: number;
   epoch: number;
   epochs: number;
@@ -57,7 +57,7 @@ export function isTrainingMessage(data: unknown): data is ITrainingMessage {
     d.type === 'training' &&
     typeof d.fit_id === 'number' &&
     typeof d.epochs === 'number' &&
-    ['running', 'done', 'stopped'].includes(d.state)
+    ['running', 'done', 'stopped'].includes(d.status)
   );
 }
 
@@ -124,9 +124,9 @@ export function summarize(
   const m = state.message;
   const percent = Math.max(0, Math.min(100, (m.progress ?? 0) * 100));
   const word =
-    m.state === 'running'
+    m.status === 'running'
       ? 'Training'
-      : m.state === 'done'
+      : m.status === 'done'
         ? 'Trained'
         : 'Stopped';
   const steps = m.steps ? `step ${m.step}/${m.steps}` : `step ${m.step}`;
@@ -141,11 +141,11 @@ export function summarize(
     .filter(Boolean)
     .join(' · ');
   let eta = '';
-  if (m.state === 'running' && m.eta !== null) {
+  if (m.status === 'running' && m.eta !== null) {
     eta = `ETA ${formatEta(m.eta, now)} (in ${formatDuration(m.remaining_s)})`;
-  } else if (m.state === 'done') {
+  } else if (m.status === 'done') {
     eta = 'finished';
-  } else if (m.state === 'stopped') {
+  } else if (m.status === 'stopped') {
     eta = 'stopped before the end';
   }
   let gpu: string;

@@ -14,7 +14,7 @@ import { Signal } from '@lumino/signaling';
 function message(over: Partial<ITrainingMessage> = {}): ITrainingMessage {
   return {
     type: 'training',
-    state: 'running',
+    status: 'running',
     fit_id: 1,
     epoch: 2,
     epochs: 10,
@@ -49,7 +49,7 @@ describe('training messages', () => {
     expect(isTrainingMessage(message())).toBe(true);
     expect(isTrainingMessage({ type: 'hello', protocol: 1 })).toBe(false);
     expect(isTrainingMessage(null)).toBe(false);
-    expect(isTrainingMessage({ ...message(), state: 'weird' })).toBe(false);
+    expect(isTrainingMessage({ ...message(), status: 'weird' })).toBe(false);
   });
 
   it('writes durations and ETAs the way the kernel does', () => {
@@ -89,7 +89,7 @@ describe('training messages', () => {
       {
         key: 'k',
         label: 'k',
-        message: message({ gpus: [], device: 'cpu', state: 'done' }),
+        message: message({ gpus: [], device: 'cpu', status: 'done' }),
         receivedAt: 0
       },
       NOW
@@ -200,7 +200,7 @@ describe('TrainingConnector', () => {
     expect(model.states).toHaveLength(1);
     comm2.onClose({});
     expect(model.states).toHaveLength(0);
-    comm2.onMsg({ content: { data: message({ state: 'done' }) } });
+    comm2.onMsg({ content: { data: message({ status: 'done' }) } });
     ctx.disposed.emit(); // the notebook closed
     expect(model.states).toHaveLength(0);
     expect(conn.isDisposed).toBe(true);

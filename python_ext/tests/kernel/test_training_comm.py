@@ -69,10 +69,10 @@ def test_progress_messages_of_each_fit(iopub):
     assert all(m["content"]["comm_id"] == comm_id for m in iopub if m["msg_type"] == "comm_msg")
     assert all(d["type"] == "training" for d in data)
     first = [d for d in data if d["fit_id"] == data[0]["fit_id"]]
-    assert first[0]["state"] == "running" and first[-1]["state"] == "done"
+    assert first[0]["status"] == "running" and first[-1]["status"] == "done"
     assert first[-1]["progress"] == 1.0 and first[-1]["epochs"] == 3 and first[-1]["steps"] == 8
     assert first[-1]["batch_size"] == 32 and first[-1]["device"] == "cpu"
     # at the end of each epoch too
     assert {d["epoch"] for d in first} >= {1, 2, 3}
     second = [d for d in data if d["fit_id"] != data[0]["fit_id"]]
-    assert second and second[-1]["state"] == "done" and second[-1]["epochs"] == 1
+    assert second and second[-1]["status"] == "done" and second[-1]["epochs"] == 1

@@ -95,7 +95,7 @@ def test_starving_trace_finds_the_input_pipeline(runs):
     assert 20 <= f["data"]["util_mean_pct"] <= 45
     assert "prefetch(tf.data.AUTOTUNE)" in f["fix"]
     p = result["progress"]
-    assert p["state"] == "done" and p["progress"] == 1.0 and p["steps"] == 256 and p["epochs"] == 3
+    assert p["status"] == "done" and p["progress"] == 1.0 and p["steps"] == 256 and p["epochs"] == 3
     assert p["device"] == "gpu" and p["gpus"] == [0]
     assert p["step_time_s"] > 0 and p["samples_per_s"] == pytest.approx(8 / p["step_time_s"])
     # findings at the end of each epoch too

@@ -6,11 +6,12 @@ host or elsewhere. Outside a Jupyter kernel (a terminal IPython, a script)
 `publish` does nothing. When the frontend closes the comm (no target registered:
 an old frontend, or none), the next `fit` tries again.
 
-Messages (`data` of comm_msg): {"type": "training", "state": "running" | "done" |
+Messages (`data` of comm_msg): {"type": "training", "status": "running" | "done" |
 "stopped", "fit_id", "epoch", "epochs", "step", "steps", "progress" (0..1),
 "step_time_s", "samples_per_s", "remaining_s", "eta" (epoch seconds), "deadline",
 "device", "gpus", "gpu_util_pct", "finding" ({code, level, title, evidence, fix} or
-null), "time"}.
+null), "time"}. Never a "state" key: notebook runners (nbclient) read a comm
+message's "state" as ipywidgets state.
 """
 
 from __future__ import annotations

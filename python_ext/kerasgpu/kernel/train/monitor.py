@@ -52,7 +52,10 @@ class Progress:
     time: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "findings"}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("findings", "state")}
+        # "status", not "state": clients that run notebooks (nbclient) read a comm message's
+        # "state" as ipywidgets state
+        out["status"] = self.state
         out["type"] = "training"
         out["finding"] = self.findings[0] if self.findings else None
         out["findings"] = list(self.findings)
