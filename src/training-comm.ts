@@ -68,6 +68,22 @@ export class TrainingConnector {
     }
     this._kernel = kernel;
     kernel.registerCommTarget(COMM_TARGET, this._onCommOpen);
+    // A comm the kernel opened before this page loaded (a reload during a long fit):
+    // ask for it by target and listen under its id, as widget managers do.
+    kernel
+      .requestCommInfo({ target_name: COMM_TARGET })
+      .then(reply => {
+        const content = reply.content;
+        if (content.status !== 'ok' || this._kernel !== kernel) {
+          return;
+        }
+        for (const id of Object.keys(content.comms)) {
+          if (!kernel.hasComm(id)) {
+            this._listen(kernel.createComm(COMM_TARGET, id));
+          }
+        }
+      })
+      .catch(() => undefined);
   }
 
   private _detach(): void {
@@ -82,6 +98,10 @@ export class TrainingConnector {
     comm: Kernel.IComm,
     _msg: KernelMessage.ICommOpenMsg
   ): void => {
+    this._listen(comm);
+  };
+
+  private _listen(comm: Kernel.IComm): void {
     comm.onMsg = (msg: KernelMessage.ICommMsgMsg) => {
       const key = this.key;
       if (key !== this._lastKey) {
@@ -93,7 +113,7 @@ export class TrainingConnector {
     comm.onClose = () => {
       this._model.remove(this._lastKey);
     };
-  };
+  }
 
   private _model: TrainingModel;
   private _context: ISessionContext;

@@ -163,6 +163,25 @@ class FakeKernel {
   removeCommTarget(name: string): void {
     this.targets.delete(name);
   }
+  /** Comms the kernel opened before the page connected (comm_info_reply). */
+  existing: string[] = [];
+  created: Record<string, any> = {};
+  requestCommInfo(content: { target_name: string }): Promise<any> {
+    const comms: Record<string, any> = {};
+    if (content.target_name === 'kerasgpu') {
+      for (const id of this.existing) {
+        comms[id] = { target_name: 'kerasgpu' };
+      }
+    }
+    return Promise.resolve({ content: { status: 'ok', comms } });
+  }
+  hasComm(id: string): boolean {
+    return id in this.created;
+  }
+  createComm(target: string, id: string): any {
+    this.created[id] = { target, id };
+    return this.created[id];
+  }
   /** The kernel extension opens its comm; returns the frontend's end. */
   open(): { onMsg: (m: any) => void; onClose: (m: any) => void } {
     const comm: any = {};
@@ -204,5 +223,22 @@ describe('TrainingConnector', () => {
     ctx.disposed.emit(); // the notebook closed
     expect(model.states).toHaveLength(0);
     expect(conn.isDisposed).toBe(true);
+  });
+});
+
+describe('TrainingConnector after a page reload', () => {
+  it('listens to the comm the kernel opened before the page connected', async () => {
+    const model = new TrainingModel();
+    const ctx = new FakeContext();
+    ctx.kernel.existing = ['comm-from-before'];
+    const conn = new TrainingConnector({ model, sessionContext: ctx as any });
+    await Promise.resolve();
+    await Promise.resolve();
+    const comm = ctx.kernel.created['comm-from-before'];
+    expect(comm.target).toBe('kerasgpu');
+    comm.onMsg({ content: { data: message() } });
+    expect(model.get('work/train.ipynb')?.message.epoch).toBe(2);
+    conn.dispose();
+    expect(model.states).toHaveLength(0);
   });
 });

@@ -22,7 +22,8 @@ m.fit(x, y, epochs=1, batch_size=32, verbose=0)
 
 
 def _run(code: str, timeout: float = 240) -> list[dict]:
-    """Runs `code` in a fresh kernel; returns every iopub message until the kernel is idle again."""
+    """Runs `code` in a fresh kernel; returns every iopub message until the kernel is idle again,
+    then the kernel's comm_info_reply for the `kerasgpu` target."""
     km = jupyter_client.KernelManager(kernel_name="python3")  # ipykernel's own spec: this Python
     km.start_kernel(env=clean_env({"KERASGPU_BACKEND": "none"}))
     kc = km.client()
@@ -37,13 +38,15 @@ def _run(code: str, timeout: float = 240) -> list[dict]:
             except queue.Empty:
                 raise AssertionError("the kernel did not finish in time") from None
             msgs.append(msg)
-            parent = msg.get("parent_header", {}).get("msg_id")
-            if (
-                parent == msg_id
-                and msg["msg_type"] == "status"
-                and msg["content"]["execution_state"] == "idle"
-            ):
-                return msgs
+            mine = msg.get("parent_header", {}).get("msg_id") == msg_id
+            if mine and msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        # what a page that connects later asks for (src/training-comm.ts)
+        info_id = kc.comm_info(target_name="kerasgpu")
+        while True:
+            reply = kc.get_shell_msg(timeout=60)
+            if reply["parent_header"].get("msg_id") == info_id:
+                return [*msgs, reply]
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
@@ -76,3 +79,10 @@ def test_progress_messages_of_each_fit(iopub):
     assert {d["epoch"] for d in first} >= {1, 2, 3}
     second = [d for d in data if d["fit_id"] != data[0]["fit_id"]]
     assert second and second[-1]["status"] == "done" and second[-1]["epochs"] == 1
+
+
+def test_a_page_that_connects_later_finds_the_comm(iopub):
+    comm_id = next(m["content"]["comm_id"] for m in iopub if m["msg_type"] == "comm_open")
+    info = iopub[-1]
+    assert info["msg_type"] == "comm_info_reply"
+    assert info["content"]["comms"] == {comm_id: {"target_name": "kerasgpu"}}
