@@ -16,6 +16,7 @@ from . import errors
 from .types import DeviceInfo, GpuProcess, GpuSample, TelemetryError, finite
 
 MIB = 1024 * 1024
+MAX_GPUS = 4096
 # NVML's "no MIG instance" value for gpuInstanceId / computeInstanceId.
 NO_INSTANCE = 0xFFFFFFFF
 
@@ -99,6 +100,8 @@ class NvmlBackend:
             count = _int(n.nvmlDeviceGetCount())
             if count is None or count < 1:
                 raise errors.no_devices()
+            if count > MAX_GPUS:
+                raise errors.backend_error(f"NVML reports {count} GPUs, which no machine has")
             driver = self._optional(n.nvmlSystemGetDriverVersion)
             cuda = self._optional(n.nvmlSystemGetCudaDriverVersion_v2) or self._optional(
                 n.nvmlSystemGetCudaDriverVersion

@@ -277,11 +277,25 @@ def query_rows(
                 fields = [f for f in fields if f != bad.group(1)]
                 continue
             raise
-        lines = [line for line in out.splitlines() if line.strip()]
-        if not lines:
-            raise errors.no_devices()
-        return fields, [split_row(line, fields) for line in lines]
+        return fields, parse_rows(out, fields)
     raise errors.backend_error("nvidia-smi refused every field that was asked for")
+
+
+def parse_rows(out: str, fields: list[str]) -> list[dict[str, str]]:
+    """`--query-gpu=<fields> --format=csv,noheader,nounits` output as one {field: cell} per GPU."""
+    lines = [line for line in out.splitlines() if line.strip()]
+    if not lines:
+        raise errors.no_devices()
+    return [split_row(line, fields) for line in lines]
+
+
+def readings(
+    rows: list[dict[str, str]], cuda: str | None, timestamp: float
+) -> tuple[list[DeviceInfo], list[GpuSample]]:
+    """Static details and one reading of every GPU from `--query-gpu` rows (GPU_LOST first)."""
+    for row in rows:
+        check_lost(row)
+    return [row_to_device(row, cuda) for row in rows], [row_to_sample(row, timestamp) for row in rows]
 
 
 def cuda_driver_version(exe: str, timeout: float = DEFAULT_TIMEOUT) -> str | None:
@@ -301,10 +315,7 @@ def query_gpus(exe: str, timeout: float = DEFAULT_TIMEOUT) -> tuple[list[DeviceI
     _, rows = query_rows(exe, wanted, timeout)
     for row in rows:
         check_lost(row)
-    cuda = cuda_driver_version(exe, timeout)
-    devices = [row_to_device(row, cuda) for row in rows]
-    samples = [row_to_sample(row, now) for row in rows]
-    return devices, samples
+    return readings(rows, cuda_driver_version(exe, timeout), now)
 
 
 def query_processes(
@@ -396,9 +407,7 @@ class SmiBackend:
         _, rows = query_rows(self._exe, wanted, self.timeout, self._dropped)
         for row in rows:
             check_lost(row)
-        cuda = cuda_driver_version(self._exe, self.timeout)
-        self._devices = [row_to_device(row, cuda) for row in rows]
-        self._first = [row_to_sample(row, now) for row in rows]
+        self._devices, self._first = readings(rows, cuda_driver_version(self._exe, self.timeout), now)
         self._fields = [f for f in SAMPLE_FIELDS if f not in self._dropped]
         if self.paced:
             self._start_stream()
