@@ -1,6 +1,6 @@
 """Error of kerasgpu.estimate against the measured full run, for several models on this CPU (a benchmark).
 
-    python bench/estimate_error.py [--epochs 3]
+    python bench/estimate_error.py [--epochs 5] [--threads 1]
 
 For each model: `estimate(model, x, y, epochs=E)` (times warm steps of a copy), then the same
 model trains for real (`fit`, E epochs, the same data and batch) and the wall time is measured.
@@ -78,7 +78,15 @@ def models():
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument(
+        "--threads", type=int, default=1, help="TensorFlow CPU threads (1: least disturbed by other load)"
+    )
     args = ap.parse_args()
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     from kerasgpu.kernel.train.estimate import estimate
 
     rows = []

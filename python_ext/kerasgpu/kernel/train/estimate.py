@@ -25,8 +25,8 @@ from typing import Any
 from ..runtime import KerasGPUError
 from .timeutil import format_clock, format_duration, parse_deadline
 
-WARM_STEPS = 3  # steps of the first short fit besides the traced one
-MIN_TIMED = 10
+WARM_STEPS = 3  # steps of the first short fit besides the traced one (a slow model's steps are long)
+MIN_TIMED = 3
 MAX_TIMED = 400
 TIMED_SECONDS = 3.0  # the timed fit runs about this long (within MIN_TIMED..MAX_TIMED steps)
 
@@ -246,24 +246,23 @@ def time_device(
     try:
         with tf.device(device):
             clone = _fresh_copy(model)
-            n1 = 1 + WARM_STEPS + MIN_TIMED
+            n1 = 1 + WARM_STEPS
             kw, bs = _fit_args(x, y, batch_size, n1)
             dt.batch_size = bs
             c1 = _Clock().cb
             t0 = time.perf_counter()
             clone.fit(epochs=1, verbose=0, callbacks=[c1], **kw)
             first_wall = time.perf_counter() - t0
-            gaps = [
-                b - a for a, b in zip(c1.times[1 + WARM_STEPS : -1], c1.times[2 + WARM_STEPS :], strict=False)
-            ]
-            rough = sum(gaps) / len(gaps)
-            n2 = steps or int(min(MAX_TIMED, max(MIN_TIMED, TIMED_SECONDS / max(rough, 1e-6))))
+            # the warm steps of the first fit (step 0 traced): a rough pace to size the timed fit
+            rough = (c1.times[n1 - 1] - c1.times[1]) / (n1 - 2)
+            n2 = max(MIN_TIMED, steps or int(min(MAX_TIMED, TIMED_SECONDS / max(rough, 1e-6))))
             kw2, _ = _fit_args(x, y, batch_size, n2 + 1)
             c2 = _Clock().cb
             t0 = time.perf_counter()
             clone.fit(epochs=1, verbose=0, callbacks=[c2], **kw2)
             wall2 = time.perf_counter() - t0
-        gaps2 = [b - a for a, b in zip(c2.times[1:-1], c2.times[2:], strict=False)]
+        # step to step, after the timed fit's first step (its iterator) and before its end
+        gaps2 = [b - a for a, b in zip(c2.times[1:-2], c2.times[2:-1], strict=True)]
         step = sum(gaps2) / len(gaps2)
         dt.step_time_s = step
         dt.timed_steps = len(gaps2)
