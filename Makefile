@@ -97,18 +97,22 @@ test-package: build
 	$(PY) scripts/check_package.py
 
 # The CUDA-build tier: the real `tensorflow` and `tensorflow[and-cuda]` 2.21 wheels in two environments
-# (.venv-cuda/tf, .venv-cuda/and-cuda), built from a wheel folder outside the clone that is downloaded
-# once per machine (~3.3 GB; pip's own cache stays empty here), so a second run or a fresh clone
-# downloads nothing. The stamp lives in the folder: deleting .venv-cuda rebuilds it.
-CUDA_WHEELS ?= $(HOME)/.cache/kerasgpu/wheels
-CUDA_VENVS := .venv-cuda
+# (tf/, and-cuda/), built from a wheel folder that is downloaded once per machine (~3.3 GB; pip's own
+# cache stays empty here). Both live outside the clone, the environments keyed on their build script
+# and Python, so a second run or a fresh clone on the same machine downloads and installs nothing.
+# .venv-cuda links to them, for running the tier by hand (pytest -m cuda_build python_ext/tests/cuda).
+CUDA_CACHE ?= $(HOME)/.cache/kerasgpu
+CUDA_WHEELS ?= $(CUDA_CACHE)/wheels
+CUDA_KEY := $(shell (cat scripts/cuda_venvs.sh; $(PYTHON) -c 'import sys; print(sys.executable, sys.version)') \
+  | sha1sum | cut -c1-12)
+CUDA_VENVS := $(CUDA_CACHE)/venvs-$(CUDA_KEY)
 
-$(CUDA_VENVS)/.built: scripts/cuda_venvs.sh
-	scripts/cuda_venvs.sh $(CURDIR)/$(CUDA_VENVS) $(CUDA_WHEELS) $(PYTHON)
-	touch $@
+$(CUDA_VENVS)/.built:
+	scripts/cuda_venvs.sh $(CUDA_VENVS) $(CUDA_WHEELS) $(PYTHON)
 
 test-cuda: $(STAMPS)/python $(CUDA_VENVS)/.built
-	KERASGPU_CUDA_VENVS=$(CURDIR)/$(CUDA_VENVS) KERASGPU_WHEEL_CACHE=$(CUDA_WHEELS) \
+	ln -sfn $(CUDA_VENVS) .venv-cuda
+	KERASGPU_CUDA_VENVS=$(CUDA_VENVS) KERASGPU_WHEEL_CACHE=$(CUDA_WHEELS) \
 	  $(BIN)/pytest -q -m cuda_build python_ext/tests/cuda
 
 test-ui: build $(STAMPS)/chromium $(UI_NPM_STAMP)
