@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import threading
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Int, TraitError, Unicode, validate
@@ -92,6 +93,11 @@ class KerasGPUApp(ExtensionApp):
         self.state = setup_handlers(self.serverapp.web_app, config)
         # The stop hook does not run when the server ends by an uncaught KeyboardInterrupt
         # (SIGINT without a terminal): the nvidia-smi children must not outlive it then either.
+        # threading's exit hooks run before Python joins the executor's threads, one of which may
+        # wait on a hung nvidia-smi; atexit's run after (and stay as the fallback).
+        register = getattr(threading, "_register_atexit", None)
+        if register is not None:
+            register(self.state.shutdown)
         atexit.register(self.state.shutdown)
         self.log.info("kerasgpu: server extension loaded (backend %s)", config.resolved_backend())
 

@@ -5,6 +5,7 @@ stopped with SIGTERM or SIGINT while nvidia-smi hangs, and nothing of it is left
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -171,11 +172,26 @@ async def test_no_nvidia_smi_outlives_a_stopped_server(server, sig):
     finally:
         ws.close()
 
+    # With no client left, a REST request takes its own look: a one-shot query that hangs too,
+    # in a thread of the server's executor (which Python waits for at exit).
+    request = asyncio.ensure_future(
+        AsyncHTTPClient().fetch(
+            f"http://{host}/kerasgpu/api/v1/devices",
+            headers={"Authorization": f"token {TOKEN}"},
+            request_timeout=120,
+            raise_error=False,
+        )
+    )
+    await wait_until(lambda: len(smi_processes(fake.state_file)) >= 4, "a second hung query (the request's)")
+
     # Stop the server while nvidia-smi hangs.
     proc.send_signal(sig)
     await wait_until(lambda: proc.poll() is not None, f"the server to exit on {sig.name}", timeout=60)
     left = await wait_until_empty(fake.state_file)
     assert left == [], f"nvidia-smi left running after {sig.name}: {[p.cmdline() for p in left]}"
+    # The request ends too: answered (the killed query is a status) or cut off with the server.
+    with contextlib.suppress(HTTPClientError, OSError):
+        await request
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]
 
