@@ -88,10 +88,18 @@ def make_strategy(kind: str = "mirrored", device: str | None = None):
     return tf.distribute.OneDeviceStrategy(device)
 
 
+def strategy_devices(strategy) -> list[str]:
+    """The devices a strategy's replicas run on (the default strategy has no list: its one device)."""
+    try:
+        return list(strategy.extended.worker_devices or ())
+    except (RuntimeError, AttributeError, NotImplementedError):
+        return []
+
+
 def strategy_card(strategy, kind: str, per_replica_batch: int | None) -> Card:
     """Describes a strategy: replicas, devices, batch sizes."""
     replicas = int(strategy.num_replicas_in_sync)
-    devices = list(getattr(strategy.extended, "worker_devices", ()) or ())
+    devices = strategy_devices(strategy)
     global_batch = per_replica_batch * replicas if per_replica_batch else None
     on_gpu = any("GPU" in d.upper() for d in devices)
     sec = Section("Strategy")
@@ -244,7 +252,7 @@ def distribute_notebook(kind: str = "auto", batch: int | None = None, user_ns: d
     if not is_default:
         tf.distribute.experimental_set_strategy(strategy)
     replicas = int(strategy.num_replicas_in_sync)
-    devices = list(getattr(strategy.extended, "worker_devices", ()) or ())
+    devices = strategy_devices(strategy)
     built = _built_models(user_ns)
     if built and not reused and not is_default:
         fixes.append(

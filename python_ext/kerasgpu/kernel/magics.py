@@ -181,6 +181,8 @@ class KerasGPUMagics(Magics):
         the cells that build, compile and fit models run on it unchanged. Run it before the first model
         is built; run again, it reuses the kernel's strategy."""
         args = parse_argstring(self.gpu_distribute, _strip_comment(line))
+        with quiet_startup():  # the first TensorFlow import's chatter stays out of the cell
+            distribute.import_tensorflow()
         _run(
             "Distribution",
             args.json,
@@ -207,6 +209,8 @@ class KerasGPUMagics(Magics):
         with --per-replica-batch). The cell fails (Run All stops) when its body fails."""
         args = parse_argstring(self.distribute, line)
         try:
+            with quiet_startup():  # the first TensorFlow import's chatter stays out of the cell
+                distribute.import_tensorflow()
             if args.strategy is None:
                 strategy = distribute.notebook_strategy()
                 kind = "notebook"
@@ -226,8 +230,14 @@ class KerasGPUMagics(Magics):
             self.shell.user_ns["GLOBAL_BATCH_SIZE"] = card.data["global_batch_size"]
         if not args.quiet:
             display(card)
-        with strategy.scope():
-            result = self.shell.run_cell(cell, store_history=False)
+        # IPython already counted this cell: name the body's traceback after it (In[N], not In[N+1]).
+        count = self.shell.execution_count
+        self.shell.execution_count = max(1, count - 1)
+        try:
+            with strategy.scope():
+                result = self.shell.run_cell(cell, store_history=False)
+        finally:
+            self.shell.execution_count = count
         if not result.success:
             raise _CellFailed("%%distribute: the cell failed inside the strategy scope (traceback above).")
 

@@ -4,6 +4,8 @@ replicas without a GPU). Each test is one fresh process: TensorFlow's runtime ca
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from kerasgpu import notebook_tools
 from kgpu_testlib import run_cells
@@ -81,6 +83,9 @@ def test_percent_distribute_reuses_the_notebook_strategy_and_fails_the_cell_when
     assert "LOSS" in cells[5].stdout
     # The body's error fails the cell itself: Run All stops there.
     assert cells[6].error and "the cell failed inside the strategy scope" in cells[6].error
+    # The body's traceback names this cell (the 7th run), not the next one.
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", cells[6].stdout)
+    assert "Cell In[7], line 1" in shown, shown
 
 
 def test_the_cell_wrap_keeps_strings_magics_and_the_last_expression_and_trains():
