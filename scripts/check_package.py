@@ -83,6 +83,15 @@ def main() -> None:
         assert any(n.startswith(f"{ext}/static/remoteEntry.") for n in names), "no remoteEntry in the wheel"
         leaked = [n for n in names if "fake_nvidia_smi" in n or "/tests/" in n or n.endswith(".map")]
         assert not leaked, f"test files or source maps in the wheel: {leaked[:5]}"
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), "no LICENSE in the wheel"
+        meta = zipfile.ZipFile(wheels[0]).read(next(n for n in names if n.endswith(".dist-info/METADATA")))
+        meta = meta.decode()
+        # Never installable next to JupyterLab 3 (where it breaks the notebook toolbars).
+        assert re.search(r"^Requires-Dist: jupyterlab<5,>=4\.0\.0$", meta, re.M), meta[:2000]
+        assert "Requires-Python: >=3.10" in meta and "License-Expression: BSD-3-Clause" in meta
+        # The labextension declares the JupyterLab 4 range it supports, not the version it was built with.
+        built = json.loads(zipfile.ZipFile(wheels[0]).read(f"{ext}/package.json"))
+        assert built["dependencies"]["@jupyterlab/application"] == "^4.0.0", built["dependencies"]
 
         # Unpack that wheel alone into a prefix, as pip would install it, and ask Jupyter what
         # it sees there. (Unpacking, not `pip install --prefix`, which would uninstall the
@@ -119,7 +128,83 @@ def main() -> None:
         # The copy Jupyter loaded is the wheel's, not the source tree's.
         where = run(sys.executable, "-c", "import kerasgpu; print(kerasgpu.__file__)", env=env)
         assert where.strip().startswith(str(prefix)), where
+    check_sdist()
     print(f"package OK: one wheel ({wheels[0].name}) with the prebuilt labextension and the server extension")
+
+
+def no_node_env() -> dict:
+    """This environment with only the venv's bin and the system's basic tools on PATH: no node, no npm."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(BIN), "/usr/bin", "/bin"])
+    hidden = [d for d in env["PATH"].split(os.pathsep) if (Path(d) / "npm").exists()]
+    if hidden:  # Debian's npm lives in /usr/bin: hide it with a PATH of links to what the build needs
+        tools = Path(tempfile.mkdtemp(prefix="kerasgpu-nonode-"))
+        for tool in ("sh", "bash", "git", "tar", "gzip", "uname", "env"):
+            real = next((Path(d) / tool for d in ("/usr/bin", "/bin") if (Path(d) / tool).exists()), None)
+            if real:
+                (tools / tool).symlink_to(real)
+        env["PATH"] = os.pathsep.join([str(BIN), str(tools)])
+    return env
+
+
+def check_sdist() -> None:
+    """The sdist carries the prebuilt labextension and the LICENSE, and builds a wheel without Node.js;
+    a source tree without the built extension and without Node.js stops with a clear message."""
+    with tempfile.TemporaryDirectory(prefix="kerasgpu-sdist-") as tmp:
+        tmp = Path(tmp)
+        run(sys.executable, "-m", "hatchling", "build", "-t", "sdist", "-d", str(tmp / "dist"))
+        sdists = list((tmp / "dist").glob("*.tar.gz"))
+        assert len(sdists) == 1, sdists
+        import tarfile
+
+        with tarfile.open(sdists[0]) as tar:
+            names = tar.getnames()
+            tar.extractall(tmp / "src", filter="data")
+        top = names[0].split("/")[0]
+        assert f"{top}/LICENSE" in names, "no LICENSE in the sdist"
+        assert f"{top}/python_ext/kerasgpu/labextension/static/style.js" in names, (
+            "sdist lacks the built extension"
+        )
+        src = tmp / "src" / top
+        env = no_node_env()
+        out = run(
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(src),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp / "wheel"),
+            env=env,
+        )
+        assert list((tmp / "wheel").glob("*.whl")), out
+        # The same tree without the built extension: a source build, which needs Node.js.
+        import shutil
+
+        shutil.rmtree(src / "python_ext" / "kerasgpu" / "labextension")
+        (src / "PKG-INFO").unlink()
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                str(src),
+                "--no-deps",
+                "--no-build-isolation",
+                "-q",
+                "-w",
+                str(tmp / "wheel2"),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode != 0
+        assert "needs Node.js 20+ and npm on PATH" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
 if __name__ == "__main__":
