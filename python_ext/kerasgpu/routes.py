@@ -428,6 +428,9 @@ def setup_handlers(web_app, config: KerasGPU) -> State:
     from .handlers_notebook import notebook_routes
 
     handlers.extend(notebook_routes(base_url, state))
+    from .handlers_fleet import fleet_routes
+
+    handlers.extend(fleet_routes(base_url, state))
     handlers.append((url_path_join(base_url, API, "(.*)"), NotFoundHandler, kwargs))  # last: the rest
     web_app.add_handlers(".*$", handlers)
     web_app.settings["kerasgpu_state"] = state

@@ -53,6 +53,64 @@ class KerasGPU(Configurable):
         help="Seconds a TensorFlow probe answer is reused (default 300, or $KERASGPU_TF_PROBE_TTL).",
     ).tag(config=True)
 
+    prometheus_url = Unicode(
+        "",
+        help="Base URL of a Prometheus (e.g. http://prometheus:9090) whose HTTP API the GPU Fleet view "
+        "queries; empty turns the fleet view off. Only this URL is ever contacted.",
+    ).tag(config=True)
+
+    fleet_interval = Float(
+        15.0, help="Seconds between fleet queries to Prometheus (one per interval for all clients)."
+    ).tag(config=True)
+
+    prometheus_timeout = Float(
+        5.0, help="Seconds a Prometheus query may take before it counts as unreachable."
+    ).tag(config=True)
+
+    prometheus_username = Unicode(
+        "", help="User for HTTP basic auth to Prometheus (kept on the server)."
+    ).tag(config=True)
+
+    prometheus_password = Unicode(
+        "", help="Password for HTTP basic auth to Prometheus (kept on the server)."
+    ).tag(config=True)
+
+    prometheus_token = Unicode("", help="Bearer token sent to Prometheus (kept on the server).").tag(
+        config=True
+    )
+
+    prometheus_ca_certs = Unicode(
+        "", help="CA bundle (PEM file) to verify an https Prometheus; empty uses the system's."
+    ).tag(config=True)
+
+    @validate("prometheus_url")
+    def _check_prometheus_url(self, proposal):
+        from urllib.parse import urlsplit
+
+        value = proposal["value"].strip()
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+                raise TraitError(
+                    "KerasGPU.prometheus_url must be an http(s) URL without query, e.g. "
+                    f"http://prometheus:9090; got {value[:80]!r}"
+                )
+        return value
+
+    @validate("fleet_interval")
+    def _check_fleet_interval(self, proposal):
+        value = proposal["value"]
+        if not 1.0 <= value <= 3600.0:
+            raise TraitError(f"KerasGPU.fleet_interval must be between 1 and 3600 seconds; got {value}")
+        return value
+
+    @validate("prometheus_timeout")
+    def _check_prometheus_timeout(self, proposal):
+        value = proposal["value"]
+        if not 0.1 <= value <= 120.0:
+            raise TraitError(f"KerasGPU.prometheus_timeout must be between 0.1 and 120 seconds; got {value}")
+        return value
+
     @validate("backend")
     def _check_backend(self, proposal):
         value = proposal["value"]

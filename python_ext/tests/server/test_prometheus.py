@@ -4,19 +4,10 @@ H200 replay on PATH; the scraped values are read back through Prometheus's HTTP 
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import shutil
-import socket
-import subprocess
-import time
-import urllib.parse
-
 import pytest
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from promutil import prom_api, run_prometheus, scraped
+from tornado.httpclient import HTTPClientError
 
-PROMETHEUS = shutil.which("prometheus")
 MIB = 1024 * 1024
 
 
@@ -25,84 +16,20 @@ def jp_base_url():
     return "/user/alice/"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def prometheus(tmp_path, jp_serverapp, jp_fetch, jp_http_port, jp_base_url):
     """A Prometheus on 127.0.0.1 that scrapes the server's /kerasgpu/metrics every second with its token.
 
     (`jp_fetch` starts the server's listening socket: without it nothing answers on the port.)"""
-    if PROMETHEUS is None:
-        if os.environ.get("CI"):
-            pytest.fail("prometheus is not installed: `make test` installs Debian's prometheus package")
-        pytest.skip("prometheus is not installed (`make test` installs Debian's prometheus package)")
-    port = free_port()
     token = jp_serverapp.identity_provider.token
-    config = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-        "scrape_configs": [
-            {
-                "job_name": "kerasgpu",
-                "metrics_path": f"{jp_base_url}kerasgpu/metrics",
-                "authorization": {"type": "token", "credentials": token},
-                "static_configs": [{"targets": [f"127.0.0.1:{jp_http_port}"]}],
-            }
-        ],
+    scrape = {
+        "job_name": "kerasgpu",
+        "metrics_path": f"{jp_base_url}kerasgpu/metrics",
+        "authorization": {"type": "token", "credentials": token},
+        "static_configs": [{"targets": [f"127.0.0.1:{jp_http_port}"]}],
     }
-    (tmp_path / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
-    log = (tmp_path / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            "--log.level=warn",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_path,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}", proc, tmp_path / "prometheus.log"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-async def prom_api(url: str, path: str, **params) -> dict:
-    query = f"?{urllib.parse.urlencode(params)}" if params else ""
-    response = await AsyncHTTPClient().fetch(f"{url}/api/v1/{path}{query}", request_timeout=10)
-    data = json.loads(response.body)
-    assert data["status"] == "success", data
-    return data["data"]
-
-
-async def scraped(url: str, proc, log, query: str, count: int, timeout: float = 90.0) -> list[dict]:
-    """The result of `query` once it has `count` series (waits for Prometheus to start and scrape)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        assert proc.poll() is None, f"prometheus exited: {log.read_text()[-2000:]}"
-        try:
-            result = (await prom_api(url, "query", query=query))["result"]
-            if len(result) >= count:
-                return result
-        except (HTTPClientError, ConnectionError, OSError):
-            pass  # not listening yet
-        if time.monotonic() > deadline:
-            targets = await prom_api(url, "targets")
-            raise AssertionError(f"no scraped {query!r} within {timeout} s; targets: {targets}")
-        await asyncio.sleep(0.5)
+    with run_prometheus(tmp_path, [scrape]) as running:
+        yield running
 
 
 async def test_metrics_are_prometheus_text(fake_smi, jp_fetch):
