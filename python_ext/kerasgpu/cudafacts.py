@@ -117,9 +117,14 @@ def gather_cuda():
         if name in tf_names:
             found_tf[name] = dist
         elif name.startswith("nvidia-") and ("cu1" in name or "cuda" in name or "cudnn" in name):
+            # The libraries TensorFlow loads (not nvblas, cufftw, the profiler's host libraries, ...).
             paths = []
             for f in dist.files or []:
-                if re.match(r"nvidia/[^/]+/lib/[^/]+\.so(\.[\d.]+)?$", str(f).replace("\\", "/")):
+                if re.match(
+                    r"nvidia/[^/]+/lib/lib(cudart|cublas|cublasLt|cufft|cusolver|cusparse|cudnn\w*|nccl|cupti"
+                    r"|nvrtc|nvJitLink|curand)\.so(\.[\d.]+)?$",
+                    str(f).replace("\\", "/"),
+                ):
                     paths.append(str(dist.locate_file(f)))
             out["wheels"][name] = {
                 "version": dist.version,

@@ -228,6 +228,11 @@ async def test_the_four_tools_name_the_same_causes(env_name, driver_view, monkey
         assert cuda["cu_init"] is None and cuda["dev_nodes"] == [] and cuda["proc_driver_version"] is None
         if venv == "and-cuda":
             assert len(cuda["wheels"]) == 12 and sorted(cuda["wheels"]) == cuda["and_cuda"]
+            # Loaded with ctypes: all of them, but the cuDNN engine that links libcuda.so.1 itself.
+            assert cuda["wheels"]["nvidia-cuda-runtime-cu12"]["libs"] == {"libcudart.so.12": None}
+            failed = {lib: e for w in cuda["wheels"].values() for lib, e in w["libs"].items() if e}
+            assert list(failed) == ["libcudnn_engines_runtime_compiled.so.9"]
+            assert failed["libcudnn_engines_runtime_compiled.so.9"].startswith("libcuda.so.1: cannot open")
         else:
             assert cuda["wheels"] == {}
     assert check["runtime_initialized_after"] is False and deep["runtime_initialized_after"] is True
