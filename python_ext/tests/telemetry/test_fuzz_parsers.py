@@ -18,11 +18,11 @@ import locale
 import math
 import os
 import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
 import pynvml
 import pytest
-from conftest import FAKE_SMI_DIR
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kerasgpu.telemetry import errors, smi
@@ -37,6 +37,7 @@ FUZZ = settings(
     suppress_health_check=list(HealthCheck),
 )
 GPU_FIELDS = list(dict.fromkeys(smi.DEVICE_FIELDS + smi.SAMPLE_FIELDS))
+FAKE_SMI_DIR = Path(__file__).resolve().parents[1] / "fake_nvidia_smi"
 
 
 def real_output(args: list[str], **fake_env: str) -> str:
