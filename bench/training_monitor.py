@@ -113,6 +113,16 @@ def main() -> None:
     for b in range(n):
         mon.on_train_batch_begin(b)
     per_call = (time.perf_counter() - t) / n
+    # what happens once a second: the numbers, the card's HTML and text (what a display update sends)
+    from kerasgpu.kernel.train.monitor import ProgressCard
+
+    t = time.perf_counter()
+    for b in range(1000):
+        mon._update(b)
+        card = ProgressCard(mon.progress)
+        card._repr_html_()
+        card.to_text()
+    per_refresh = (time.perf_counter() - t) / 1000
     mon.on_train_end()
 
     print(f"load average (1 min) {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -122,14 +132,17 @@ def main() -> None:
     print(f"median step without monitor   {ps * 1000:8.3f} ms")
     print(f"median step with monitor      {ws * 1000:8.3f} ms")
     print(
-        f"step ratio with / without     {ws / ps:8.4f}  ({(ws / ps - 1) * 100:+.2f} %; per round: "
-        f"{', '.join(f'{r:.3f}' for r in pairs)})"
+        f"step ratio with / without     {ws / ps:8.4f}  ({(ws / ps - 1) * 100:+.2f} %; median of rounds "
+        f"{statistics.median(pairs):.4f}; per round: {', '.join(f'{r:.3f}' for r in pairs)})"
     )
     print(
         f"fit wall ratio                {w / p:8.4f}  (median {w:.3f} s vs {p:.3f} s; includes the sampler's "
         "start per fit and the machine's noise)"
     )
     print(f"monitor work per step         {per_call * 1e6:8.2f} us = {per_call / ps * 100:.3f} % of a step")
+    print(
+        f"refresh (once a second)       {per_refresh * 1e6:8.1f} us = {per_refresh * 100:.3f} % of a second"
+    )
 
 
 if __name__ == "__main__":

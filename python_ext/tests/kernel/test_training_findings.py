@@ -151,3 +151,12 @@ def test_parse_deadline():
         parse_deadline("tomorrowish", now)
     assert format_duration(50 * 3600) == "50 h" and format_duration(36 * 3600) == "36 h"
     assert format_duration(5400) == "1.5 h" and format_duration(150 * 3600) == "6.2 days"
+
+
+def test_public_names():
+    import kerasgpu
+
+    assert kerasgpu.training_findings is F.find
+    assert kerasgpu.estimate.__module__ == "kerasgpu.kernel.train.estimate"
+    assert kerasgpu.find_batch_size.__module__ == "kerasgpu.kernel.train.batch_size"
+    assert callable(kerasgpu.watch_on) and callable(kerasgpu.watch_off)

@@ -317,3 +317,7 @@ def deadline_finding(projected_end: float, deadline: float, now: float, rate_tex
     return Finding(
         "deadline_miss", "warning", "Training will miss the deadline", evidence, fix, {"late_s": round(late)}
     )
+
+
+# the public name (`kerasgpu.training_findings(FitStats(...))`)
+training_findings = find
