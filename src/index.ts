@@ -186,4 +186,5 @@ const DEFAULT_SHOW_STATUS = true;
 
 export { IGpuModel } from './tokens';
 import { notebookToolsPlugin } from './notebook-tools';
-export default [modelPlugin, panelPlugin, notebookToolsPlugin];
+import { fleetPlugin } from './fleet-plugin';
+export default [modelPlugin, panelPlugin, notebookToolsPlugin, fleetPlugin];
