@@ -13,7 +13,8 @@ import { gpuIcon } from './icons';
 import { GpuModel } from './model';
 import { GpuPanel } from './panel';
 import { GpuStatusItem } from './statusbar';
-import { TensorFlowCheck } from './tfcheck';
+import { ITensorFlowReply, TensorFlowCheck } from './tfcheck';
+import { requestAPI } from './request';
 import { connectTraining } from './training-comm';
 import { IGpuModel } from './tokens';
 
@@ -41,8 +42,9 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
   description:
     'A sidebar panel and status bar item showing each NVIDIA GPU live.',
   autoStart: true,
-  requires: [ILabShell, IGpuModel],
+  requires: [IGpuModel],
   optional: [
+    ILabShell,
     ICommandPalette,
     ILayoutRestorer,
     ISettingRegistry,
@@ -52,8 +54,8 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
   ],
   activate: (
     app: JupyterFrontEnd,
-    labShell: ILabShell,
     model: GpuModel,
+    labShell: ILabShell | null,
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null,
     settingRegistry: ISettingRegistry | null,
@@ -75,7 +77,8 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
     });
     panel.title.icon = gpuIcon;
     panel.title.caption = 'GPUs';
-    labShell.add(panel, 'right', { rank: 600 });
+    // JupyterLab's right sidebar, or Notebook 7's right side panel (it has no ILabShell).
+    app.shell.add(panel, 'right', { rank: 600 });
 
     // "TensorFlow sees N of M GPUs" for the current notebook's kernel, while the panel shows.
     const currentKernelId = () =>
@@ -90,6 +93,9 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
       // A new kernel, or a restart (same id: maybe after `pip install`), asks again
       // past the server's cache, for the notebook in front only.
       const recheck = () => {
+        statusItem?.refreshKernel(
+          nb.sessionContext.session?.kernel?.id ?? null
+        );
         if (nb === notebooks.currentWidget) {
           checkTensorFlow(true);
         }
@@ -105,7 +111,7 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
         }
       });
     });
-    labShell.currentChanged.connect(() => checkTensorFlow());
+    labShell?.currentChanged.connect(() => checkTensorFlow());
 
     restorer?.add(panel, 'jupyterlab-kerasgpu:panel');
 
@@ -114,7 +120,7 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
       caption: 'Show live memory and utilization of each NVIDIA GPU',
       icon: gpuIcon,
       execute: () => {
-        labShell.activateById(panel.id);
+        app.shell.activateById(panel.id);
       }
     });
     palette?.addItem({ command: CommandIDs.openPanel, category: 'GPU' });
@@ -125,7 +131,13 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
         model,
         currentKernel: () =>
           notebooks?.currentWidget?.sessionContext.session?.kernel?.id ?? null,
-        onClick: () => labShell.activateById(panel.id)
+        onClick: () => app.shell.activateById(panel.id),
+        probe: kernelId =>
+          requestAPI<ITensorFlowReply>(
+            `tensorflow?kernel_id=${encodeURIComponent(kernelId)}`,
+            {},
+            app.serviceManager.serverSettings
+          )
       });
       statusBar.registerStatusItem('jupyterlab-kerasgpu:status', {
         item: statusItem,

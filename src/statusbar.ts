@@ -2,65 +2,148 @@ import { Widget } from '@lumino/widgets';
 
 import { formatGiB, formatPercent } from './format';
 import { GpuModel } from './model';
+import { ITensorFlowReply } from './tfcheck';
+
+/** What TensorFlow in the current notebook's kernel sees (from the server's probe). */
+export interface IKernelTensorFlow {
+  /** GPUs TensorFlow sees there; null when it could not be checked. */
+  tfGpus: number | null;
+  /** Why it sees none, for the tooltip. */
+  why: string | null;
+}
+
+/** The probe's answer as the status item needs it. */
+export function kernelTensorFlow(reply: ITensorFlowReply): IKernelTensorFlow {
+  if (reply.status !== 'ok' || !reply.tensorflow) {
+    return {
+      tfGpus: reply.tensorflow ? null : 0,
+      why: reply.reason ?? 'TensorFlow is not installed in this kernel.'
+    };
+  }
+  const v = reply.verdict;
+  return {
+    tfGpus: v.tf_gpus,
+    why: v.ok ? null : (v.reason ?? v.summary ?? v.fix)
+  };
+}
+
+/** Short words for the states in which no GPU can be read (the panel says more). */
+const STATE_WORDS: Record<string, string> = {
+  smi_not_found: 'no NVIDIA driver',
+  nvml_not_found: 'no NVIDIA driver',
+  driver_not_loaded: 'driver not loaded',
+  driver_mismatch: 'driver/library mismatch',
+  no_devices: 'none found',
+  gpu_lost: 'GPU lost',
+  timeout: 'nvidia-smi not answering',
+  malformed_output: 'unreadable readings',
+  backend_error: 'error',
+  disabled: 'monitoring off'
+};
 
 /**
- * The status bar item: memory and utilization of the GPU(s) the current
- * notebook's kernel uses (all GPUs when it uses none); a click opens the panel.
+ * The status bar item: what the current notebook's kernel uses. The GPU(s) it
+ * holds memory on, that memory and the GPUs' utilization; "CPU only" and why
+ * when its TensorFlow sees no GPU or it holds no GPU memory; the real state
+ * words when GPUs can't be read. A click opens the panel.
  */
 export class GpuStatusItem extends Widget {
   constructor(options: GpuStatusItem.IOptions) {
     super({ node: document.createElement('button') });
     this.addClass('jp-kerasgpu-status');
     this.node.setAttribute('type', 'button');
-    this.node.title = 'GPU memory and utilization: click to open the GPU panel';
     this._model = options.model;
     this._currentKernel = options.currentKernel;
+    this._probe = options.probe ?? null;
     this.node.addEventListener('click', () => options.onClick());
     this._model.changed.connect(this.update, this);
     this.update();
   }
 
-  /** The text shown, for tests and screen readers. */
-  static describe(model: GpuModel, kernelId: string | null): string {
+  /** The text and tooltip shown, for tests and screen readers. */
+  static describe(
+    model: GpuModel,
+    kernelId: string | null,
+    tf: IKernelTensorFlow | null = null
+  ): { text: string; title: string } {
     const devices = model.devices;
+    if (model.state === 'loading') {
+      return { text: 'GPU: …', title: 'Reading the GPUs…' };
+    }
+    if (model.state === 'disconnected') {
+      return {
+        text: 'GPU: disconnected',
+        title: 'The connection to the Jupyter server is lost; reconnecting.'
+      };
+    }
     if (model.state !== 'ok' || devices.length === 0) {
-      return model.state === 'loading' || model.state === 'disconnected'
-        ? 'GPU: …'
-        : 'GPU: none';
+      const code = model.status?.code ?? '';
+      return {
+        text: `GPU: ${STATE_WORDS[code] ?? (devices.length ? 'error' : 'none found')}`,
+        title: model.status?.reason ?? 'No GPU can be read.'
+      };
     }
-    let indexes = devices.map(d => d.index);
-    if (kernelId) {
-      const used = model.processes
-        .filter(p => p.kernel?.id === kernelId && p.gpu_index !== null)
-        .map(p => p.gpu_index as number);
-      if (used.length > 0) {
-        indexes = [...new Set(used)].sort((a, b) => a - b);
+    const used = (indexes: number[]) => {
+      let util = 0;
+      let n = 0;
+      for (const index of indexes) {
+        const u = model.latest(index)?.utilization_gpu;
+        if (u !== null && u !== undefined) {
+          util += u;
+          n++;
+        }
+      }
+      return n ? util / n : null;
+    };
+    if (!kernelId) {
+      // No notebook in front: the machine, said as such.
+      const indexes = devices.map(d => d.index);
+      let mem = 0;
+      let total = 0;
+      for (const d of devices) {
+        const s = model.latest(d.index);
+        mem += s?.memory_used_mib ?? 0;
+        total += s?.memory_total_mib ?? d.memory_total_mib ?? 0;
+      }
+      const label = devices.length > 1 ? `${devices.length} GPUs` : 'GPU';
+      return {
+        text: `${label}: ${formatGiB(mem)} / ${formatGiB(total)} · ${formatPercent(used(indexes))}`,
+        title: 'All GPUs of this machine (no notebook is open in front).'
+      };
+    }
+    const held = new Map<number, number>();
+    for (const p of model.processes) {
+      if (p.kernel?.id === kernelId && p.gpu_index !== null) {
+        held.set(
+          p.gpu_index,
+          (held.get(p.gpu_index) ?? 0) + (p.used_memory_mib ?? 0)
+        );
       }
     }
-    let used = 0;
-    let total = 0;
-    let util = 0;
-    let n = 0;
-    for (const index of indexes) {
-      const sample = model.latest(index);
-      used += sample?.memory_used_mib ?? 0;
-      total +=
-        sample?.memory_total_mib ??
-        devices.find(d => d.index === index)?.memory_total_mib ??
-        0;
-      if (
-        sample?.utilization_gpu !== null &&
-        sample?.utilization_gpu !== undefined
-      ) {
-        util += sample.utilization_gpu;
-        n++;
-      }
+    if (held.size > 0) {
+      const indexes = [...held.keys()].sort((a, b) => a - b);
+      const mem = [...held.values()].reduce((a, b) => a + b, 0);
+      const busy = formatPercent(used(indexes));
+      return {
+        text: `GPU ${indexes.join(',')}: ${formatGiB(mem)} held · ${busy} busy`,
+        title: `This notebook's kernel holds ${formatGiB(mem)} on GPU ${indexes.join(', ')}; the GPU${indexes.length > 1 ? 's are' : ' is'} ${busy} busy (all processes on it).`
+      };
     }
-    const label =
-      indexes.length === devices.length && devices.length > 1
-        ? `${devices.length} GPUs`
-        : `GPU ${indexes.join(',')}`;
-    return `${label}: ${formatGiB(used)} / ${formatGiB(total)} · ${formatPercent(n ? util / n : null)}`;
+    if (tf && tf.tfGpus === 0) {
+      return {
+        text: 'CPU only · TensorFlow sees no GPU',
+        title:
+          `This notebook's TensorFlow sees no GPU, so it runs on the CPU. ${tf.why ?? ''}`.trim()
+      };
+    }
+    return {
+      text: 'CPU only · no GPU memory held',
+      title:
+        "This notebook's kernel holds no memory on any GPU: nothing of it runs on a GPU now" +
+        (tf?.tfGpus
+          ? ` (its TensorFlow sees ${tf.tfGpus} GPU${tf.tfGpus > 1 ? 's' : ''}).`
+          : '.')
+    };
   }
 
   /** Whether the item shows (and keeps the stream open). */
@@ -68,6 +151,7 @@ export class GpuStatusItem extends Widget {
     this._enabled = enabled;
     this._model.setViewVisible('statusbar', enabled);
     this.setHidden(!enabled);
+    this.update();
   }
 
   dispose(): void {
@@ -79,20 +163,60 @@ export class GpuStatusItem extends Widget {
     super.dispose();
   }
 
+  /** Forgets what TensorFlow saw in a kernel (after a restart) and asks again. */
+  refreshKernel(kernelId: string | null): void {
+    if (kernelId) {
+      this._tf.delete(kernelId);
+    }
+    this.update();
+  }
+
   update(): void {
-    if (!this._enabled) {
+    if (!this._enabled || this.isDisposed) {
       return;
     }
-    const text = GpuStatusItem.describe(this._model, this._currentKernel());
+    const kernelId = this._currentKernel();
+    this._askTensorFlow(kernelId);
+    const { text, title } = GpuStatusItem.describe(
+      this._model,
+      kernelId,
+      kernelId ? (this._tf.get(kernelId) ?? null) : null
+    );
     if (this.node.textContent !== text) {
       this.node.textContent = text;
       this.node.setAttribute('aria-label', `${text}. Open the GPU panel`);
     }
+    this.node.title = `${title}\nClick to open the GPU panel.`;
   }
 
+  private _askTensorFlow(kernelId: string | null): void {
+    if (!kernelId || !this._probe || this._asked.has(kernelId)) {
+      return;
+    }
+    if (this._tf.has(kernelId)) {
+      return;
+    }
+    this._asked.add(kernelId);
+    this._probe(kernelId)
+      .then(reply => {
+        this._tf.set(kernelId, kernelTensorFlow(reply));
+      })
+      .catch(() => {
+        // Not checkable (no permission, a dead kernel): say only what the readings show.
+        this._tf.set(kernelId, { tfGpus: null, why: null });
+      })
+      .finally(() => {
+        this._asked.delete(kernelId);
+        this.update();
+      });
+  }
+
+  private _asked = new Set<string>();
   private _currentKernel: () => string | null;
   private _enabled = true;
   private _model: GpuModel;
+  private _probe: ((kernelId: string) => Promise<ITensorFlowReply>) | null;
+  private _tf = new Map<string, IKernelTensorFlow>();
 }
 
 export namespace GpuStatusItem {
@@ -102,5 +226,7 @@ export namespace GpuStatusItem {
     /** The current notebook's kernel id, if any. */
     currentKernel: () => string | null;
     onClick: () => void;
+    /** Asks the server what TensorFlow sees in a kernel (GET tensorflow?kernel_id=). */
+    probe?: (kernelId: string) => Promise<ITensorFlowReply>;
   }
 }

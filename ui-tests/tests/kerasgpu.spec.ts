@@ -164,12 +164,12 @@ test('screenshots of the panel in the light and dark themes', async ({
   await page.theme.setLightTheme();
 });
 
-test('Ctrl+Shift+G opens the panel, and screen readers get labelled meters', async ({
+test('Ctrl+Shift+Y opens the panel, and screen readers get labelled meters', async ({
   page
 }) => {
   await page.goto();
   await page.locator('#jp-main-dock-panel').click();
-  await page.keyboard.press('Control+Shift+G');
+  await page.keyboard.press('Control+Shift+Y');
   const panel = page.locator('#jp-kerasgpu-panel');
   await expect(panel).toBeVisible();
   await expect(panel.locator('.jp-kerasgpu-name')).toHaveText('NVIDIA H200');
@@ -178,6 +178,52 @@ test('Ctrl+Shift+G opens the panel, and screen readers get labelled meters', asy
   await expect(
     panel.getByRole('meter', { name: 'Utilization' })
   ).toHaveAttribute('aria-valuetext', '100 %');
+});
+
+test('Ctrl+Shift+Y opens the panel from a notebook, in command mode and in edit mode', async ({
+  page
+}) => {
+  await page.goto();
+  await page.notebook.createNew();
+  const panel = page.locator('#jp-kerasgpu-panel');
+  const close = async () => {
+    await page.sidebar.close('right');
+    await expect(panel).toBeHidden();
+  };
+  // Command mode.
+  await page.notebook.selectCells(0);
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('Control+Shift+Y');
+  await expect(panel).toBeVisible();
+  await close();
+  // Edit mode: the keys open the panel and type nothing into the cell.
+  await page.notebook.enterCellEditingMode(0);
+  await page.keyboard.type('x = 1');
+  await page.keyboard.press('Control+Shift+Y');
+  await expect(panel).toBeVisible();
+  const source = await page.evaluate(() =>
+    (
+      window as any
+    ).jupyterapp.shell.currentWidget.content.model.sharedModel.cells[0].getSource()
+  );
+  expect(source).toBe('x = 1');
+});
+
+test("the status bar tells a CPU-only TensorFlow kernel's truth, not the machine's 100 %", async ({
+  page
+}) => {
+  test.setTimeout(180_000);
+  setFake({ state: 'load' });
+  await page.goto();
+  await page.notebook.createNew();
+  const item = page.locator('.jp-kerasgpu-status');
+  // The H200 is 100 % busy and holds 25 GiB, but not for this notebook: its kernel's
+  // TensorFlow is the CPU build, so the item says so instead of the machine's numbers.
+  await expect(item).toHaveText('CPU only · TensorFlow sees no GPU', {
+    timeout: 120_000
+  });
+  await expect(item).toHaveAttribute('title', /runs on the CPU/);
+  await expect(item).not.toContainText('100 %');
 });
 
 test('the palette command opens the GPU panel', async ({ page }) => {

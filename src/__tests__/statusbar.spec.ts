@@ -1,0 +1,106 @@
+import { GpuStatusItem, kernelTensorFlow } from '../statusbar';
+import { GpuModel } from '../model';
+
+/** What describe() reads of the model: state, status, devices, processes, latest readings. */
+function model(over: Record<string, unknown> = {}): GpuModel {
+  const sample = {
+    index: 0,
+    utilization_gpu: 100,
+    memory_used_mib: 25_700,
+    memory_total_mib: 143_771
+  };
+  return {
+    state: 'ok',
+    status: { state: 'ok', code: 'ok', reason: null },
+    devices: [{ index: 0, name: 'NVIDIA H200', memory_total_mib: 143_771 }],
+    processes: [
+      {
+        pid: 10,
+        gpu_index: 0,
+        used_memory_mib: 25_000,
+        kernel: { id: 'other' }
+      }
+    ],
+    latest: () => sample,
+    ...over
+  } as unknown as GpuModel;
+}
+
+describe('the status bar item tells the truth about the current notebook', () => {
+  it('says CPU only when its TensorFlow sees no GPU, not the machine 100 %', () => {
+    const { text, title } = GpuStatusItem.describe(model(), 'mine', {
+      tfGpus: 0,
+      why: 'This TensorFlow is a CPU-only build.'
+    });
+    expect(text).toBe('CPU only · TensorFlow sees no GPU');
+    expect(text).not.toContain('100');
+    expect(title).toContain('CPU-only build');
+  });
+
+  it('says CPU only when the kernel holds no GPU memory', () => {
+    const { text } = GpuStatusItem.describe(model(), 'mine', {
+      tfGpus: 1,
+      why: null
+    });
+    expect(text).toBe('CPU only · no GPU memory held');
+  });
+
+  it("shows the memory this kernel holds and its GPU's utilization", () => {
+    const m = model({
+      processes: [
+        {
+          pid: 11,
+          gpu_index: 0,
+          used_memory_mib: 10_240,
+          kernel: { id: 'mine' }
+        },
+        {
+          pid: 10,
+          gpu_index: 0,
+          used_memory_mib: 25_000,
+          kernel: { id: 'other' }
+        }
+      ]
+    });
+    expect(GpuStatusItem.describe(m, 'mine', null).text).toBe(
+      'GPU 0: 10.0 GiB held · 100 % busy'
+    );
+  });
+
+  it.each([
+    ['gpu_lost', 'GPU: GPU lost'],
+    ['timeout', 'GPU: nvidia-smi not answering'],
+    ['smi_not_found', 'GPU: no NVIDIA driver'],
+    ['driver_mismatch', 'GPU: driver/library mismatch']
+  ])('says what is wrong when GPUs cannot be read (%s)', (code, words) => {
+    const m = model({
+      state:
+        code === 'timeout' || code === 'gpu_lost' ? 'error' : 'unavailable',
+      status: { state: 'error', code, reason: 'the reason' },
+      devices: []
+    });
+    const { text, title } = GpuStatusItem.describe(m, 'mine', null);
+    expect(text).toBe(words);
+    expect(title).toBe('the reason');
+  });
+
+  it('reads the probe: no TensorFlow at all is CPU only too', () => {
+    expect(
+      kernelTensorFlow({
+        status: 'error',
+        reason: 'TensorFlow is not installed',
+        hint: null,
+        tensorflow: null,
+        kernel: null,
+        verdict: {
+          tf_gpus: null,
+          driver_gpus: 1,
+          ok: false,
+          reason: null,
+          fix: null,
+          summary: null
+        }
+      })
+    ).toEqual({ tfGpus: 0, why: 'TensorFlow is not installed' });
+  });
+});
