@@ -114,3 +114,19 @@ def test_watch_deadline_warns_during_fit(cells):
     # 10 epochs x 250 steps don't end within 1 s on any CPU: the first epoch already says so
     assert "deadline_miss" in out["epoch1"]
     assert out["end"]["deadline"] is not None
+
+
+def test_other_keras_backends_are_refused_not_mislabelled(monkeypatch):
+    import sys
+    import types
+
+    from kerasgpu.kernel.runtime import KerasGPUError
+    from kerasgpu.kernel.train.batch_size import find_batch_size
+    from kerasgpu.kernel.train.estimate import estimate
+
+    fake = types.SimpleNamespace(backend=types.SimpleNamespace(backend=lambda: "jax"))
+    monkeypatch.setitem(sys.modules, "keras", fake)
+    for call in (lambda: estimate(object(), None), lambda: find_batch_size(object(), None)):
+        with pytest.raises(KerasGPUError) as err:
+            call()
+        assert err.value.code == "backend" and "runs on jax" in err.value.problem

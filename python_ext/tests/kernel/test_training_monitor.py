@@ -132,3 +132,35 @@ def test_watch_off_puts_keras_fit_back(runs):
         "own_fit": True,
         "status": {"on": False, "options": {"display": True}},
     }
+
+
+SCRIPT = """
+import numpy as np, keras
+from kerasgpu import TrainingMonitor
+x = np.random.rand(512, 8).astype("float32"); y = np.random.rand(512, 1).astype("float32")
+m = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+m.compile("sgd", "mse")
+m.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[TrainingMonitor(batch_size=32)])
+"""
+
+
+def test_plain_text_in_a_terminal():
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        env=clean_env({"KERASGPU_BACKEND": "none"}),
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(("Training:", "Trained:"))]
+    # one line per epoch, then the end; no HTML
+    assert [ln.split("  ")[0] for ln in lines] == [
+        "Training: epoch 1/2",
+        "Training: epoch 2/2",
+        "Trained: epoch 2/2",
+    ]
+    assert "samples/s" in lines[-1] and "on CPU" in lines[-1] and "<div" not in proc.stdout

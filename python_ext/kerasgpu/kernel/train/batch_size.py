@@ -144,6 +144,9 @@ def find_batch_size(
     `device`: default the first GPU; with none visible the result says so and nothing runs.
     Returns {"status": "ok" | "no_gpu", "largest", "first_failing", "tries": [...], ...}.
     """
+    from .estimate import require_tensorflow_backend
+
+    require_tensorflow_backend("%gpu_batch_size")
     import tensorflow as tf
 
     if not getattr(model, "optimizer", None):

@@ -17,7 +17,6 @@ totals into one line.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -136,6 +135,19 @@ def what_would_change(results: list[DeviceTime], facts: dict[str, Any]) -> list[
 
 
 # ------------------------------------------------------------------ measuring
+
+
+def require_tensorflow_backend(what: str) -> None:
+    """Placing copies on each device uses tf.device: other Keras backends are refused, not mislabelled."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise KerasGPUError(
+            "backend",
+            f"{what} places copies of the model with TensorFlow; this kernel's Keras runs on {backend}.",
+            "Use KERAS_BACKEND=tensorflow for the measurement, or time a few epochs with %gpu_watch on.",
+        )
 
 
 def _fresh_copy(model):
@@ -302,10 +314,7 @@ def estimate(
     `deadline`: "36h", "2026-12-01 18:00" or epoch seconds; `steps`: warm steps to time.
     The model must be compiled; it is not changed (a copy trains).
     """
-    import keras
-
-    if keras.backend.backend() != "tensorflow" or "tensorflow" not in sys.modules:
-        import tensorflow  # noqa: F401  (the estimate places copies with tf.device)
+    require_tensorflow_backend("%gpu_estimate")
     if not getattr(model, "compiled", False) and getattr(model, "optimizer", None) is None:
         raise KerasGPUError(
             "not_compiled", "The model is not compiled yet.", "Call model.compile(...) first."
