@@ -32,13 +32,16 @@ AND_CUDA = '%pip install "tensorflow[and-cuda]==2.21.0"'
 
 # What each environment must be told, blocking causes in order (the same from all four tools).
 DRIVER, WHEELS_MISSING, CPU_BUILD = "driver_library_missing", "missing_cuda_libraries", "cpu_only_wheel"
+HIDDEN = "cuda_visible_devices"
 ENVIRONMENTS = {
-    "tensorflow+replay": ("tf", True, [DRIVER, WHEELS_MISSING]),
-    "tensorflow": ("tf", False, [DRIVER, WHEELS_MISSING]),
-    "and-cuda+replay": ("and-cuda", True, [DRIVER]),
-    "and-cuda": ("and-cuda", False, [DRIVER]),
-    "cpu+replay": (None, True, [DRIVER, CPU_BUILD]),
-    "cpu": (None, False, [DRIVER, CPU_BUILD]),
+    # name: (venv, the H200 replay on PATH, CUDA_VISIBLE_DEVICES, blocking causes)
+    "tensorflow+replay": ("tf", True, None, [DRIVER, WHEELS_MISSING]),
+    "tensorflow": ("tf", False, None, [DRIVER, WHEELS_MISSING]),
+    "and-cuda+replay": ("and-cuda", True, None, [DRIVER]),
+    "and-cuda": ("and-cuda", False, None, [DRIVER]),
+    "and-cuda+replay+hidden": ("and-cuda", True, "-1", [DRIVER, HIDDEN]),
+    "cpu+replay": (None, True, None, [DRIVER, CPU_BUILD]),
+    "cpu": (None, False, None, [DRIVER, CPU_BUILD]),
 }
 
 
@@ -48,8 +51,7 @@ def python_of(venv: str | None) -> str:
 
 def _env(**extra) -> dict[str, str]:
     """This process's environment (with the fake or no nvidia-smi) for a kernel of another venv."""
-    env = dict(os.environ)
-    env.pop("CUDA_VISIBLE_DEVICES", None)  # hide nothing: the environments are what they are
+    env = dict(os.environ)  # CUDA_VISIBLE_DEVICES as the test set it
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     env["PYTHONPATH"] = str(TESTS.parent)  # kerasgpu from the clone, nothing from this venv
     env.update(extra)
@@ -64,7 +66,7 @@ _LOGS: dict[tuple, str] = {}
 
 def tf_log(venv: str | None, vlog: int) -> str:
     """What TensorFlow prints importing itself and listing GPUs (cached per environment)."""
-    key = (venv, vlog)
+    key = (venv, vlog, os.environ.get("CUDA_VISIBLE_DEVICES"))
     if key not in _LOGS:
         proc = subprocess.run(
             [python_of(venv), "-c", LIST_GPUS],
@@ -130,9 +132,10 @@ def _fixture_text(name: str) -> str:
 
 
 @pytest.mark.parametrize("name", sorted(CAPTURED))
-def test_the_doctor_fixtures_are_what_tensorflow_2_21_prints(name):
+def test_the_doctor_fixtures_are_what_tensorflow_2_21_prints(name, monkeypatch):
     """The 2.21 fixtures of %gpu_doctor hold TensorFlow's lines as it prints them today (rewrite them
     with KERASGPU_UPDATE_FIXTURES=1)."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     path = FIXTURES / name
     if os.environ.get("KERASGPU_UPDATE_FIXTURES") == "1":
         path.write_text(_fixture_text(name), encoding="utf-8")
@@ -176,6 +179,9 @@ def check_fix(code: str, item: dict) -> None:
         assert "a driver alone is not enough" in item["fix"]
     elif code == CPU_BUILD:
         assert commands == ["%pip uninstall -y tensorflow-cpu", AND_CUDA]
+    elif code == HIDDEN:
+        assert "CUDA_VISIBLE_DEVICES='-1'" in text
+        assert "Unset it" in item["fix"] and "restart the kernel" in item["fix"]
 
 
 @pytest.fixture
@@ -186,14 +192,18 @@ def driver_view(request):
 
 @pytest.mark.parametrize(
     ("env_name", "driver_view"),
-    [(name, smi) for name, (_, smi, _) in ENVIRONMENTS.items()],
+    [(name, smi) for name, (_, smi, _, _) in ENVIRONMENTS.items()],
     ids=list(ENVIRONMENTS),
     indirect=["driver_view"],
 )
 async def test_the_four_tools_name_the_same_causes(env_name, driver_view, monkeypatch, jp_data_dir, api):
-    venv, replay, expected = ENVIRONMENTS[env_name]
+    venv, replay, cvd, expected = ENVIRONMENTS[env_name]
     python = python_of(venv)
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # the probe's child hides nothing either
+    # Set for TensorFlow's log, the kernel and (through this server's environment) the probe alike.
+    if cvd is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", cvd)
     # TensorFlow's log with TF_CPP_MAX_VLOG_LEVEL=1, given to %%gpu_doctor in a fresh kernel
     # (TensorFlow not imported there yet), then %gpu_check and %gpu_check --deep.
     log = await asyncio.to_thread(tf_log, venv, 1)
