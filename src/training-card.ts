@@ -67,7 +67,8 @@ function card(state: ITrainingState): HTMLElement {
   for (const [cls, text] of [
     ['jp-kerasgpu-training-eta', s.eta],
     ['jp-kerasgpu-training-speed', s.speed],
-    ['jp-kerasgpu-training-gpu', s.gpu]
+    ['jp-kerasgpu-training-gpu', s.gpu],
+    ['jp-kerasgpu-training-deadline', s.deadline]
   ]) {
     if (text) {
       line.appendChild(el('span', cls, text));

@@ -111,6 +111,8 @@ export interface ITrainingSummary {
   speed: string;
   eta: string;
   gpu: string;
+  /** "deadline Tue 18:00", or '' without one. */
+  deadline: string;
   /** Whether the deadline will be missed (a deadline finding came). */
   late: boolean;
   finding: ITrainingFinding | null;
@@ -163,6 +165,8 @@ export function summarize(
     speed,
     eta,
     gpu,
+    deadline:
+      m.deadline !== null ? `deadline ${formatEta(m.deadline, now)}` : '',
     late:
       m.finding?.code === 'deadline_miss' ||
       m.finding?.code === 'deadline_missed',

@@ -85,6 +85,19 @@ describe('training messages', () => {
     expect(s.eta).toBe('ETA 14:32 (in 1.5 h)');
     expect(s.gpu).toBe('GPU 0 busy 32 %');
     expect(s.finding?.code).toBe('input_starving');
+    expect(s.deadline).toBe('');
+    const withDeadline = summarize(
+      {
+        key: 'k',
+        label: 'k',
+        message: message({
+          deadline: new Date(2026, 11, 1, 18, 0).getTime() / 1000
+        }),
+        receivedAt: 0
+      },
+      NOW
+    );
+    expect(withDeadline.deadline).toBe('deadline Tue 18:00');
     const cpu = summarize(
       {
         key: 'k',
