@@ -11,7 +11,7 @@ STAMPS := .stamps
 CHROMIUM ?= /usr/bin/chromium
 export PATH := $(BIN):$(PATH)
 
-.PHONY: lab test setup build lint lint-fix test-js test-py test-cuda test-ui test-package screenshots clean help
+.PHONY: lab test setup build lint lint-fix test-js test-py test-cuda test-ui test-package test-compat screenshots clean help
 
 help:
 	@echo "make lab    set up everything and start JupyterLab with the extension (demo notebook open)"
@@ -118,11 +118,29 @@ test-cuda: $(STAMPS)/python $(CUDA_VENVS)/.built
 test-ui: build $(STAMPS)/chromium $(UI_NPM_STAMP)
 	cd ui-tests && npx playwright test
 
+# The compatibility tier: JupyterLab 4.0 (the oldest supported) and Notebook 7 in Chromium, and
+# install + import on Python 3.10, 3.12 and 3.13. Its environments live outside the clone, keyed on
+# the script that builds them, built once per machine from a wheel folder (scripts/compat_envs.sh).
+COMPAT_CACHE := $(HOME)/.cache/kerasgpu
+COMPAT_ENVS := $(COMPAT_CACHE)/compat-$(shell cat scripts/compat_envs.sh | sha1sum | cut -c1-10)
+
+$(COMPAT_ENVS)/.built:
+	bash scripts/compat_envs.sh $(COMPAT_ENVS) $(COMPAT_CACHE)/compat-wheels
+
+test-compat: build $(STAMPS)/chromium $(UI_NPM_STAMP) $(COMPAT_ENVS)/.built
+	rm -rf .compat-wheel
+	$(PY) -m pip wheel . --no-deps --no-build-isolation -q -w .compat-wheel
+	for e in lab40 nb7 py310 py312 py313; do \
+	  $(COMPAT_ENVS)/$$e/bin/python -m pip install -q --disable-pip-version-check --no-deps --force-reinstall .compat-wheel/*.whl; \
+	done
+	for e in py310 py312 py313 lab40 nb7; do $(COMPAT_ENVS)/$$e/bin/python scripts/check_installed.py; done
+	cd ui-tests && KERASGPU_COMPAT_ENVS=$(COMPAT_ENVS) npx playwright test -c compat.config.js
+
 # Rewrites the README's screenshots (docs/*.png) from the UI tests that take them.
 screenshots: build $(STAMPS)/chromium $(UI_NPM_STAMP)
 	cd ui-tests && KERASGPU_SCREENSHOTS_DIR=$(CURDIR)/docs npx playwright test -g screenshots
 
-test: build lint test-js test-py test-cuda test-package test-ui
+test: build lint test-js test-py test-cuda test-package test-ui test-compat
 	@echo "All test tiers passed."
 
 clean:

@@ -167,7 +167,7 @@ KNOWN: list[Known] = [
         "a system CUDA, a conda cudnn) put a different libcudnn first on the library path.",
         "Let TensorFlow bring its matching cuDNN and make sure no other libcudnn comes first "
         "(LD_LIBRARY_PATH, conda's cudnn, a torch that pins another nvidia-cudnn wheel).",
-        ['pip install -U "tensorflow[and-cuda]"', "pip list | grep -i cudnn", "echo $LD_LIBRARY_PATH"],
+        ['%pip install -U "tensorflow[and-cuda]"', "%pip show nvidia-cudnn-cu12", "%env LD_LIBRARY_PATH"],
         "https://www.tensorflow.org/install/pip#software_requirements",
     ),
     Known(
@@ -232,7 +232,7 @@ KNOWN: list[Known] = [
         "Install the CUDA compiler wheel (part of tensorflow[and-cuda]) or point XLA at a CUDA toolkit; "
         "or compile the model without XLA.",
         [
-            "pip install nvidia-cuda-nvcc-cu12",
+            "%pip install nvidia-cuda-nvcc-cu12",
             "%env XLA_FLAGS=--xla_gpu_cuda_data_dir=/usr/local/cuda",
             "model.compile(..., jit_compile=False)",
         ],

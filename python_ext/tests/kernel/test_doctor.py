@@ -65,7 +65,7 @@ def test_cell_magic_shows_the_diagnosis_as_card_and_json(shell):
     with capture_output() as cap:
         shell.run_cell("%%gpu_doctor\n" + log)
     data = cap.outputs[0].data
-    assert "GPU settings changed after TensorFlow started" in data["text/plain"]
+    assert "Device settings changed after TensorFlow started" in data["text/plain"]
     assert "TF_FORCE_GPU_ALLOW_GROWTH" in data["text/plain"]
     assert "kerasgpu-card" in data["text/html"]
     with capture_output() as cap:
