@@ -40,9 +40,6 @@ METRICS: dict[str, tuple[str, str, float]] = {
     "nvidia_smi_gpu_info": ("nvidia_smi", "info", 1.0),
 }
 
-# One selector for every name: one HTTP request per round, whatever the fleet's size.
-QUERY = '{__name__=~"' + "|".join(sorted(METRICS)) + '"}'
-
 HOST_LABELS = ("Hostname", "hostname", "host", "node", "nodename", "instance")
 NAME_LABELS = ("name", "modelName")
 UUID_LABELS = ("uuid", "UUID")
@@ -53,6 +50,20 @@ HOLDER_LABELS = (
     ("exported_namespace", "exported_pod", "exported_container"),
 )
 JOB_LABELS = ("hpc_job",)
+
+# One query for every name: one HTTP request per round, whatever the fleet's size. `max by`
+# keeps only the labels read here (exporters add many more: pci_bus_id, driver versions, job),
+# which halves the answer Prometheus sends and the server parses.
+KEPT_LABELS = (
+    ("__name__",)
+    + HOST_LABELS
+    + NAME_LABELS
+    + UUID_LABELS
+    + INDEX_LABELS
+    + tuple(name for names in HOLDER_LABELS for name in names)
+    + JOB_LABELS
+)
+QUERY = f'max by ({", ".join(KEPT_LABELS)}) ({{__name__=~"{"|".join(sorted(METRICS))}"}})'
 
 # A GPU is free when it computes less than this (%) and holds less than this share of memory.
 FREE_UTIL = 10.0

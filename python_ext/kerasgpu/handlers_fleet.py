@@ -34,6 +34,8 @@ OFF_REASON = (
     "in jupyter_server_config.py (and have Prometheus scrape kerasgpu's /kerasgpu/metrics, "
     "NVIDIA's DCGM exporter or the nvidia-smi exporter on each GPU host)."
 )
+_OFF_ANSWER = {"status": "off", "reason": OFF_REASON, "hosts": []}
+OFF = (_OFF_ANSWER, dumps(_OFF_ANSWER))
 
 
 def safe_url(url: str) -> str:
@@ -59,15 +61,22 @@ class FleetQuery:
             pair = f"{config.prometheus_username}:{config.prometheus_password}".encode()
             self._headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
         self._ca_certs = config.prometheus_ca_certs or None
-        self._answer: dict[str, Any] | None = None
+        self._answer: tuple[dict[str, Any], str] | None = None  # the answer and its JSON
         self._started = -float("inf")
         self._round: asyncio.Future | None = None
         self.rounds = 0  # query rounds sent so far (benchmarks and tests read it)
 
     async def get(self) -> dict[str, Any]:
         """The fleet: the cached answer while it is fresh, else the (one) round in flight."""
+        return (await self._get())[0]
+
+    async def encoded(self) -> str:
+        """`get()` as JSON, encoded once per round (not once per client)."""
+        return (await self._get())[1]
+
+    async def _get(self) -> tuple[dict[str, Any], str]:
         if not self.url:
-            return {"status": "off", "reason": OFF_REASON, "hosts": []}
+            return OFF
         if self._answer is not None and time.monotonic() - self._started < self.interval:
             return self._answer
         if self._round is None:
@@ -94,7 +103,13 @@ class FleetQuery:
             ca_certs=self._ca_certs,
         )
 
-    async def _query(self) -> dict[str, Any]:
+    async def _query(self) -> tuple[dict[str, Any], str]:
+        answer = await self._ask()
+        if answer["status"] == "ok":
+            return answer, answer.pop("encoded")
+        return answer, dumps(answer)
+
+    async def _ask(self) -> dict[str, Any]:
         self.rounds += 1
         where = safe_url(self.url)
         answer: dict[str, Any] = {
@@ -121,20 +136,29 @@ class FleetQuery:
                 "reason": f"Prometheus at {where} refused the query (HTTP {response.code}): check "
                 "c.KerasGPU.prometheus_token or prometheus_username / prometheus_password",
             }
-        body = response.body or b""
-        try:
-            # Parsing a large fleet's JSON takes milliseconds: not on the event loop.
-            hosts = await asyncio.get_running_loop().run_in_executor(None, fleet.parse_response, body)
-        except Exception as exc:  # FleetError says what Prometheus said; anything else is a bug here
-            reason = f"{exc} (HTTP {response.code} from {where})"
-            return {**answer, "status": "error", "reason": reason[:500]}
         if response.code != 200:
-            return {
-                **answer,
-                "status": "error",
-                "reason": f"Prometheus at {where} answered HTTP {response.code}",
-            }
-        return {**answer, "status": "ok", "hosts": hosts}
+            try:  # Prometheus's error JSON says why (a bad query, an overloaded server)
+                fleet.parse_response(response.body[:65536] if response.body else b"")
+                said = ""
+            except fleet.FleetError as exc:
+                said = f": {exc}"
+            reason = f"Prometheus at {where} answered HTTP {response.code}{said}"
+            return {**answer, "status": "error", "reason": reason[:500]}
+        try:
+            # Parsing and encoding a large fleet takes milliseconds: not on the event loop.
+            return await asyncio.get_running_loop().run_in_executor(
+                None, _ok_answer, answer, response.body or b""
+            )
+        except Exception as exc:  # FleetError says what Prometheus said; anything else is a bug here
+            reason = f"{exc} (from {where})"
+            return {**answer, "status": "error", "reason": reason[:500]}
+
+
+def _ok_answer(answer: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """The answer with the hosts of Prometheus's `body`, and its JSON under "encoded" (executor)."""
+    result = {**answer, "status": "ok", "hosts": fleet.parse_response(body)}
+    result["encoded"] = dumps(result)
+    return result
 
 
 class FleetHandler(BaseHandler):
@@ -147,7 +171,7 @@ class FleetHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self):
-        self.finish(dumps(await self.fleet_query.get()))
+        self.finish(await self.fleet_query.encoded())
 
 
 def fleet_routes(base_url: str, state: State) -> list[tuple]:
