@@ -122,6 +122,14 @@ def parse_log(text: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- helpers
 
 
+_GLOG = re.compile(r"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ |[\d-]+ [\d:.]+: [IWEF] )(?:\S+/)?")
+
+
+def _says(line: str | None) -> str:
+    """`TensorFlow says: "<line>"`, without the log's time stamp and thread id."""
+    return f'TensorFlow says: "{_GLOG.sub("", (line or "").strip())}"'
+
+
 def _gpus(n: int) -> str:
     return f"{n} GPU" + ("" if n == 1 else "s")
 
@@ -181,7 +189,7 @@ class _Causes:
         self.items: list[dict[str, Any]] = []
 
     def add(self, code, severity, title, why, fix, commands=(), link=None, level=None):
-        title = title.rstrip(".")
+        title, why = title.rstrip("."), _sentence(why)
         self.items.append(
             {
                 "code": code,
@@ -189,7 +197,7 @@ class _Causes:
                 "level": level or ("error" if severity == BLOCKING else "info"),
                 "title": title,
                 "why": why,
-                "problem": f"{title}. {_sentence(why)}" if why else _sentence(title),
+                "problem": f"{title}. {why}" if why else _sentence(title),
                 "fix": fix,
                 "commands": list(commands),
                 "link": link,
@@ -374,14 +382,14 @@ def diagnose(facts: dict[str, Any]) -> list[dict[str, Any]]:
             "driver_too_old",
             BLOCKING,
             "The NVIDIA driver is too old for the CUDA libraries TensorFlow loads",
-            f"TensorFlow says: {lines.get('driver_too_old')}",
+            _says(lines.get("driver_too_old")),
             "Update the NVIDIA driver (nvidia-smi shows the CUDA version it supports), or use a TensorFlow "
             "built for an older CUDA.",
             ["!nvidia-smi"],
             "https://docs.nvidia.com/deploy/cuda-compatibility/",
         )
     if log.get("driver_mismatch") and "driver_mismatch" not in c.codes():
-        _driver_mismatch(c, f"TensorFlow says: {lines.get('driver_mismatch')}")
+        _driver_mismatch(c, _says(lines.get("driver_mismatch")))
 
     # -- 7. CUDA_VISIBLE_DEVICES.
     hides_all = cvd is not None and cvd.strip() in _HIDING
@@ -491,14 +499,14 @@ def _driver_library_missing(c, cuda, log, status, driver_gpus, driver_evidence, 
     why = []
     if from_log:
         if lines.get("libcuda"):
-            why.append(f"TensorFlow says: {lines['libcuda']}")
+            why.append(_says(lines["libcuda"]))
         if lines.get("cu_init"):
             why.append(
-                f"TensorFlow says: {lines['cu_init']} (error 303 is what TensorFlow's CUDA stub answers when "
+                f"{_says(lines['cu_init'])} (error 303 is what TensorFlow's CUDA stub answers when "
                 "libcuda.so.1 did not load)"
             )
         if lines.get("no_kernel_driver"):
-            why.append(f"TensorFlow says: {lines['no_kernel_driver']}")
+            why.append(_says(lines["no_kernel_driver"]))
     else:
         why.append(f"Loading it fails: {(cuda.get('libcuda') or {}).get('error')}")
     if driver_gpus:
@@ -570,7 +578,7 @@ def _driver_mismatch(c, why: str) -> None:
 
 def _cu_init_failed(c, cu_init, cvd, cuda, log_line) -> None:
     code, name = cu_init.get("code"), cu_init.get("name") or ""
-    said = log_line and f"TensorFlow says: {log_line}" or f"cuInit(0) returned {code} ({name})"
+    said = _says(log_line) if log_line else f"cuInit(0) returned {code} ({name})"
     if code == 100 and cvd is not None and cvd.strip() in _HIDING:
         c.add(
             "cuda_visible_devices",
@@ -679,10 +687,10 @@ def _runtime_libraries(c, cuda, log, tf_version, cuda_build, libcuda) -> None:
     # Only the log to go by (a pasted log, or an old probe).
     said = [lines[k] for k in ("cudart_stub", "libraries", "dlopen_failed") if lines.get(k)]
     if said:
-        why = "TensorFlow says: " + " / ".join(said)
+        why = " ".join(_sentence(_says(line)) for line in said)
         if log.get("cudart_stub"):
             why += (
-                ". 'Could not find cuda drivers on your machine' is printed when libcudart, the CUDA runtime "
+                " 'Could not find cuda drivers on your machine' is printed when libcudart, the CUDA runtime "
                 "from the nvidia-cuda-runtime-cu12 wheel, does not load: it is not about the driver"
             )
         _missing_wheels(c, why, tf_version, {"missing_libraries": log.get("missing_libraries") or []})
