@@ -732,7 +732,7 @@ def _plan_mixed_precision(nb: Notebook, options) -> dict[str, Any]:
         )
     for t in mixed_precision_traps(nb):
         level = "warning" if t["blocking"] else "info"
-        messages.append(_msg(level, f"{_cell_no(t['cell'])}: {t['text']} Fix: {t['fix']}", code=t["code"]))
+        messages.append(_msg(level, f"Check {_cell_no(t['cell'])}: {t['fix']} {t['text']}", code=t["code"]))
     return _insert("mixed_precision", index, code, "mixed_precision", messages)
 
 
@@ -759,17 +759,18 @@ def _plan_distribute(nb: Notebook, options) -> dict[str, Any]:
     if kind not in ("", "auto", "mirrored", "multiworker", "onedevice"):
         raise PlanError("options.strategy must be auto, mirrored, multiworker or onedevice")
     index, found = config_index(nb)
-    lines = ["%load_ext kerasgpu"]
+    loaded = any(
+        VERIFY_TAG in c.tags or re.search(r"^\s*%(?:re)?load_ext\s+kerasgpu\b", c.source, re.M)
+        for c in nb.cells[:index]
+    )
+    lines = [] if loaded else ["%load_ext kerasgpu"]
     batches = find_batch_sizes(nb)
     if batches:
         b = batches[0]
+        lines.append(f"# Your batch: {b['code']} ({_cell_no(b['cell'])}). It becomes the global batch, split")
         lines.append(
-            f"# Batch size: {_cell_no(b['cell'])} uses {b['code']}. Under the strategy that is the global "
-            "batch, split across the replicas;"
-        )
-        lines.append(
-            f"# to keep {b['value']} per replica, use {b['value']} * strategy.num_replicas_in_sync there "
-            "(and consider scaling the learning rate)."
+            f"# over the replicas. For {b['value']} per replica, use {b['value']} * "
+            "tf.distribute.get_strategy().num_replicas_in_sync."
         )
     magic = "%gpu_distribute" + (f" {kind}" if kind and kind != "auto" else "")
     if batches:
@@ -785,10 +786,9 @@ def _plan_distribute(nb: Notebook, options) -> dict[str, Any]:
         messages.append(
             _msg(
                 "warning",
-                f"{_cell_no(cell)} defines the model class {name} with its own train_step but no call(): "
-                "under a strategy Keras builds the model before fit by calling it, and fails ('Unable to "
-                f"automatically build the model'). Give {name} a call() that returns its outputs, or build "
-                "it before fit by calling it on one batch.",
+                f"Give {name} ({_cell_no(cell)}) a call(): it has its own train_step but no call(), and "
+                "under a strategy Keras builds a model before fit by calling it, which fails ('Unable to "
+                f"automatically build the model'). Or build it before fit by calling it on one batch.",
                 code="model_without_call",
             )
         )
@@ -804,12 +804,11 @@ def _evaluation_warnings(nb: Notebook) -> list[dict[str, Any]]:
     return [
         _msg(
             "warning",
-            f"{_cell_no(cell)} {code}. Under a strategy each batch is split over the replicas, and Keras 3 "
-            "with TensorFlow 2.21 fails when a batch of evaluate, validation or predict does not split "
-            "evenly ('Inputs to operation AddN ... must have the same size') or has fewer samples than "
-            "replicas (predict on one image). Keep validation and test sets a multiple of the global batch "
-            "size (or batch them with drop_remainder=True), and run a single sample with "
-            "model(x, training=False) instead of predict.",
+            f"Check {_cell_no(cell)}: it {code}, and batches must split evenly over the replicas. Keras 3 "
+            "with TensorFlow 2.21 fails when a batch of evaluate, validation or predict does not ('Inputs "
+            "to operation AddN ... must have the same size') or has fewer samples than replicas (predict "
+            "on one image). Keep validation and test sets a multiple of the global batch size (or batch "
+            "them with drop_remainder=True); run one sample with model(x, training=False).",
             code="uneven_eval",
         )
     ]
@@ -858,7 +857,7 @@ def evaluation_calls(nb: Notebook) -> list[tuple[int, str]]:
             if n.func.attr == "fit":
                 for kw in n.keywords:
                     if kw.arg in ("validation_split", "validation_data"):
-                        out.append((c.index, f"validates in fit({kw.arg}={ast.unparse(kw.value)})"))
+                        out.append((c.index, f"validates in fit ({kw.arg}={ast.unparse(kw.value)})"))
             elif n.func.attr in ("evaluate", "predict"):
                 out.append((c.index, f"calls {n.func.attr}()"))
     return out
@@ -921,9 +920,9 @@ def _plan_wrap(nb: Notebook, active: int | None) -> dict[str, Any]:
             "wrap",
             _msg(
                 "warning",
-                f"This cell uses {names}, built in another cell outside the strategy: Keras would mix "
-                "strategies and fail. Distribute the whole notebook instead: one strategy for every cell, no "
-                "wrap.",
+                f"Not wrapped: this cell uses {names}, built outside the strategy. Distribute the whole "
+                "notebook instead. (Keras would mix strategies and fail: 'Mixing different "
+                "tf.distribute.Strategy objects'; one strategy for every cell needs no wrap.)",
                 "distribute-notebook",
                 code="built_elsewhere",
             ),
@@ -940,11 +939,10 @@ def _plan_wrap(nb: Notebook, active: int | None) -> dict[str, Any]:
                 "wrap",
                 _msg(
                     "warning",
-                    f"The model built here is compiled in {_cell_no(elsewhere[0])}: Keras needs build and "
-                    "compile under the same strategy, so the fit would fail ('Mixing different "
-                    "tf.distribute.Strategy objects'). Distribute the whole notebook instead: one strategy "
-                    "for "
-                    "every cell, no wrap.",
+                    f"Not wrapped: this model is compiled in {_cell_no(elsewhere[0])}. Distribute the whole "
+                    "notebook instead. (Keras needs build and compile under one strategy, or fit fails: "
+                    "'Mixing different tf.distribute.Strategy objects'; one strategy for every cell needs "
+                    "no wrap.)",
                     "distribute-notebook",
                     code="compiled_elsewhere",
                 ),

@@ -178,7 +178,7 @@ test.describe('GPU notebook tools', () => {
     const after = await sources(page);
     expect(after[0]).toBe(cells[0]);
     expect(after[1]).toContain('%gpu_distribute --batch 32');
-    expect(after[1]).toContain('cell 1 uses BATCH_SIZE = 32');
+    expect(after[1]).toContain('# Your batch: BATCH_SIZE = 32 (cell 1)');
     expect(after.slice(2)).toEqual(cells.slice(1));
 
     // The notebook toolbar has the command too; a second time it says so instead of adding.
