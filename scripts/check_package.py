@@ -167,42 +167,15 @@ def check_sdist() -> None:
         )
         src = tmp / "src" / top
         env = no_node_env()
-        out = run(
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            str(src),
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp / "wheel"),
-            env=env,
-        )
+        wheel = [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q"]
+        out = run(*wheel, "-w", str(tmp / "wheel"), env=env)
         assert list((tmp / "wheel").glob("*.whl")), out
         # The same tree without the built extension: a source build, which needs Node.js.
         import shutil
 
         shutil.rmtree(src / "python_ext" / "kerasgpu" / "labextension")
         (src / "PKG-INFO").unlink()
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                str(src),
-                "--no-deps",
-                "--no-build-isolation",
-                "-q",
-                "-w",
-                str(tmp / "wheel2"),
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+        proc = subprocess.run([*wheel, "-w", str(tmp / "wheel2")], env=env, capture_output=True, text=True)
         assert proc.returncode != 0
         assert "needs Node.js 20+ and npm on PATH" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
