@@ -100,16 +100,22 @@ def strategy_card(strategy, kind: str, per_replica_batch: int | None) -> Card:
     """Describes a strategy: replicas, devices, batch sizes."""
     replicas = int(strategy.num_replicas_in_sync)
     devices = strategy_devices(strategy)
+    default = type(strategy).__name__ == "_DefaultDistributionStrategy"
+    name = "default strategy (no distribution)" if default else type(strategy).__name__
     global_batch = per_replica_batch * replicas if per_replica_batch else None
     on_gpu = any("GPU" in d.upper() for d in devices)
     sec = Section("Strategy")
-    sec.add("strategy", type(strategy).__name__)
+    sec.add("strategy", name)
     sec.add("replicas", replicas)
-    sec.add("devices", devices, None if on_gpu else "warning")
+    if devices:
+        sec.add("devices", devices, None if on_gpu else "warning")
+    else:
+        sec.add("devices", "TensorFlow's default device (GPU:0 when it sees one, else the CPU)")
     if per_replica_batch:
         sec.add("per-replica batch", per_replica_batch)
         sec.add("GLOBAL_BATCH_SIZE", global_batch)
-    summary = f"{type(strategy).__name__} with {replicas} replica(s) on {', '.join(devices) or 'n/a'}" + (
+    where = f" on {', '.join(devices)}" if devices else ""
+    summary = f"{name[0].upper()}{name[1:]} with {replicas} replica(s){where}" + (
         f"; GLOBAL_BATCH_SIZE = {per_replica_batch} x {replicas} = {global_batch}" if global_batch else ""
     )
     data = {
