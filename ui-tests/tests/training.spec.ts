@@ -55,7 +55,12 @@ test('a watched fit shows its training card in the GPU panel', async ({
     procs: [{ pid, used_mib: 20000, name: 'python3', gpu: 0 }]
   });
   await page.sidebar.openTab('jp-kerasgpu-panel');
-  await page.notebook.addCell('code', FIT);
+  // Put the code in through the model: typing it would let the editor auto-indent it.
+  await page.evaluate(source => {
+    const shared = (window as any).jupyterapp.shell.currentWidget.content.model
+      .sharedModel;
+    shared.insertCell(1, { cell_type: 'code', source });
+  }, FIT);
   await page.notebook.runCell(1, true);
 
   // the cell's live card, updated in place to the end
@@ -80,6 +85,12 @@ test('a watched fit shows its training card in the GPU panel', async ({
   await expect(card.locator('.jp-kerasgpu-training-finding')).toContainText(
     'The GPU waits for its input'
   );
+
+  await page
+    .locator('#jp-kerasgpu-panel')
+    .screenshot({
+      path: path.resolve(__dirname, '..', 'screenshots', 'training-card.png')
+    });
 
   // the kernel stops: the card goes
   await page.evaluate(() =>
