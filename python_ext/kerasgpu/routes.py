@@ -243,14 +243,16 @@ def parse_pid(raw: str) -> int:
 class NotFoundHandler(BaseHandler):
     """Any other path under kerasgpu/api/v1: a JSON 404 (not Jupyter's HTML page) that says what exists."""
 
+    def initialize(self, state: State, endpoints: list[str]) -> None:
+        super().initialize(state)
+        self.endpoints = endpoints
+
     @tornado.web.authenticated
     @authorized
     async def get(self, path: str):
         shown = path if len(path) <= 80 else path[:80] + "..."
         raise tornado.web.HTTPError(
-            404,
-            f"No kerasgpu endpoint {shown!r}; the API has devices, history, processes, "
-            "processes/<pid>/shutdown, stream, snippets and tensorflow.",
+            404, f"No kerasgpu endpoint {shown!r}; the API has {', '.join(self.endpoints)}."
         )
 
     post = put = patch = delete = get
@@ -431,7 +433,14 @@ def setup_handlers(web_app, config: KerasGPU) -> State:
     from .handlers_fleet import fleet_routes
 
     handlers.extend(fleet_routes(base_url, state))
-    handlers.append((url_path_join(base_url, API, "(.*)"), NotFoundHandler, kwargs))  # last: the rest
+    prefix = url_path_join(base_url, API) + "/"
+    endpoints = [
+        pattern[len(prefix) :].replace("([^/]*)", "<pid>")
+        for pattern, *_ in handlers
+        if pattern.startswith(prefix)
+    ]
+    not_found = {**kwargs, "endpoints": endpoints}
+    handlers.append((url_path_join(base_url, API, "(.*)"), NotFoundHandler, not_found))  # last: the rest
     web_app.add_handlers(".*$", handlers)
     web_app.settings["kerasgpu_state"] = state
     return state
