@@ -539,8 +539,20 @@ function message(text: string, hint: string | null, kind: string): HTMLElement {
   if (hint) {
     const h = document.createElement('p');
     h.className = 'jp-kerasgpu-hint';
-    h.textContent = hint;
+    h.append(...withCode(hint));
     box.appendChild(h);
   }
   return box;
+}
+
+/** Text whose `backticked` parts are code: nodes to append (never parsed as HTML). */
+export function withCode(text: string): Node[] {
+  return text.split('`').map((part, i) => {
+    if (i % 2 === 0) {
+      return document.createTextNode(part);
+    }
+    const code = document.createElement('code');
+    code.textContent = part;
+    return code;
+  });
 }

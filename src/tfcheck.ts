@@ -33,7 +33,11 @@ export function describeTensorFlow(reply: ITensorFlowReply): {
     };
   }
   const version = reply.tensorflow.version ?? '';
-  const text = `TensorFlow ${version} sees ${v.tf_gpus ?? 0} of ${v.driver_gpus} GPU${v.driver_gpus === 1 ? '' : 's'}`;
+  // "0 of 0 GPUs" reads as a count; with no GPU on the machine say it in words.
+  const text =
+    v.driver_gpus === 0
+      ? `TensorFlow ${version} sees no GPU (the driver reports none)`
+      : `TensorFlow ${version} sees ${v.tf_gpus ?? 0} of ${v.driver_gpus} GPU${v.driver_gpus === 1 ? '' : 's'}`;
   return {
     text,
     problem: v.ok ? null : (v.reason ?? v.summary ?? v.fix),

@@ -1,3 +1,4 @@
+import { withCode } from '../panel';
 import { describeTensorFlow, ITensorFlowReply } from '../tfcheck';
 
 const base: ITensorFlowReply = {
@@ -43,6 +44,18 @@ describe('describeTensorFlow', () => {
     });
   });
 
+  it('says "no GPU" in words, not "0 of 0", on a machine without one', () => {
+    const reply = {
+      ...base,
+      verdict: { ...base.verdict, tf_gpus: 0, driver_gpus: 0, ok: false }
+    };
+    const out = describeTensorFlow(reply);
+    expect(out.text).toBe(
+      'TensorFlow 2.21.0 sees no GPU (the driver reports none)'
+    );
+    expect(out.text).not.toContain('0 of 0');
+  });
+
   it('explains a kernel without TensorFlow', () => {
     const reply = {
       ...base,
@@ -55,5 +68,21 @@ describe('describeTensorFlow', () => {
     expect(out.ok).toBe(false);
     expect(out.text).toContain('not installed');
     expect(out.problem).toContain('pip install');
+  });
+});
+
+describe('hints', () => {
+  it('show `backticked` commands as code, never as HTML', () => {
+    const box = document.createElement('p');
+    box.append(
+      ...withCode(
+        'Check that `jupyter server extension list` shows <b>kerasgpu</b>.'
+      )
+    );
+    expect(box.querySelector('code')?.textContent).toBe(
+      'jupyter server extension list'
+    );
+    expect(box.textContent).not.toContain('`');
+    expect(box.querySelector('b')).toBeNull();
   });
 });
