@@ -116,10 +116,17 @@ test('a notebook holding GPU memory is named, linked and can be shut down', asyn
   });
   await expect(tf).toHaveAttribute('data-kind', 'problem');
   await expect(tf.locator('.jp-kerasgpu-tf-problem')).not.toBeEmpty();
-  // The status bar shows the GPU this notebook uses.
+  // The status bar shows what this notebook's kernel holds on the GPU it uses.
   await expect(page.locator('.jp-kerasgpu-status')).toHaveText(
-    'GPU 0: 25.1 GiB / 140.4 GiB · 100 %'
+    'GPU 0: 24.4 GiB held · 100 % busy'
   );
+  // The shutdown button shows its words whole at the default sidebar width.
+  const shutdown = ours.getByRole('button', { name: /Shut down the kernel/ });
+  await expect(shutdown).toHaveText('Shut down kernel');
+  const clipped = await shutdown.evaluate(
+    (b: HTMLElement) => b.scrollWidth > b.clientWidth + 1
+  );
+  expect(clipped).toBe(false);
 
   await ours.getByRole('button', { name: /Shut down the kernel/ }).click();
   const dialog = page.locator('.jp-Dialog');
