@@ -17,7 +17,7 @@ from traitlets import Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from .routes import State, setup_handlers
-from .telemetry import BACKENDS, resolve_backend
+from .telemetry import BACKENDS, resolve_backend, smi
 from .telemetry.sampler import MIN_INTERVAL_MS
 
 
@@ -163,5 +163,8 @@ class KerasGPUApp(ExtensionApp):
         """Stops the sampler and kills every nvidia-smi (and its wrapper) still running."""
         if self.state is not None:
             self.state.broadcaster.close()
-            # Joining the sampler thread blocks: not on the event loop.
+            # Kill first (signals only, no waiting): executor threads stuck on a hung nvidia-smi
+            # are freed, so the executor can run the rest. Joining the sampler thread blocks:
+            # not on the event loop.
+            smi.kill_children()
             await asyncio.get_running_loop().run_in_executor(None, self.state.shutdown)
