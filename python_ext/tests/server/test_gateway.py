@@ -1,0 +1,212 @@
+"""A kernel on another host sees other GPUs than the server: a real Jupyter Enterprise Gateway.
+
+Enterprise Gateway 3.3 (in its own venv, scripts/eg_venv.sh: it pins jupyter_server<2) runs on
+127.0.0.1 with the H200 replay (under load) on its kernels' PATH; its kernels run this project's
+venv (ipykernel, kerasgpu). The Jupyter server under test has no nvidia-smi and uses the gateway
+through its gateway client. The server's own telemetry says nvidia-smi was not found, while
+kerasgpu in the gateway's kernel reads the H200 where that kernel runs. This is the ground the
+kernel-side sampler of issue 13 (readings over the `kerasgpu` comm) stands on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from promutil import free_port
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+ROOT = Path(__file__).resolve().parents[3]
+FAKE_SMI_DIR = ROOT / "python_ext" / "tests" / "fake_nvidia_smi"
+EG_VENV = Path(os.environ.get("KERASGPU_EG_VENV", Path.home() / ".cache" / "kerasgpu" / "eg-venv"))
+
+
+@pytest.fixture(scope="session")
+def eg_venv() -> Path:
+    """Enterprise Gateway's own venv, built once per machine (minutes the first time)."""
+    if not (EG_VENV / ".built").exists():
+        result = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "eg_venv.sh"), str(EG_VENV), sys.executable],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if result.returncode != 0:
+            message = (
+                f"cannot build Enterprise Gateway's venv: {result.stdout[-1500:]}{result.stderr[-1500:]}"
+            )
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+    return EG_VENV
+
+
+@pytest.fixture
+def eg_port():
+    return free_port()
+
+
+@pytest.fixture
+def jp_server_config(eg_port):
+    return {
+        "ServerApp": {"jpserver_extensions": {"kerasgpu": True}},
+        "GatewayClient": {"url": f"http://127.0.0.1:{eg_port}", "request_timeout": 120.0},
+        "KerasGPU": {"interval_ms": 200, "smi_timeout": 3.0},
+    }
+
+
+@pytest.fixture
+def gateway(eg_venv, eg_port, tmp_path, no_smi):
+    """Enterprise Gateway on 127.0.0.1; its kernels get the H200 replay (load) first on PATH."""
+    # The gateway's kernels run this project's venv (ipykernel and kerasgpu), not the gateway's.
+    spec_dir = tmp_path / "eg-data" / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (kerasgpu)",
+        "language": "python",
+        "metadata": {
+            "process_proxy": {
+                "class_name": "enterprise_gateway.services.processproxies.processproxy.LocalProcessProxy"
+            }
+        },
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    state_file = tmp_path / "fake-nvidia-smi-state.json"
+    state_file.write_text(json.dumps({"state": "load", "gpus": 1}))
+    env = dict(os.environ)
+    env.update(
+        # The fake's `#!/usr/bin/env python3` runs this venv's Python.
+        PATH=os.pathsep.join([str(FAKE_SMI_DIR), str(Path(sys.executable).parent), env["PATH"]]),
+        PYTHONPATH=str(ROOT / "python_ext"),
+        FAKE_NVIDIA_SMI_STATE_FILE=str(state_file),
+        KERASGPU_BACKEND="smi",
+        # Kernels inherit only these; root is refused kernels unless left out of this list.
+        EG_INHERITED_ENVS="PATH,PYTHONPATH,FAKE_NVIDIA_SMI_STATE_FILE,KERASGPU_BACKEND",
+        EG_UNAUTHORIZED_USERS="nobody",
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "eg-runtime"),
+        JUPYTER_DATA_DIR=str(tmp_path / "eg-data"),
+        JUPYTER_CONFIG_DIR=str(tmp_path / "eg-config"),
+        JUPYTER_PLATFORM_DIRS="1",
+    )
+    log_path = tmp_path / "gateway.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [
+            str(eg_venv / "bin" / "jupyter-enterprisegateway"),
+            "--ip=127.0.0.1",
+            f"--port={eg_port}",
+            "--port_retries=0",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield proc, log_path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+async def wait_for_gateway(port: int, proc, log: Path, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, f"Enterprise Gateway exited: {log.read_text()[-3000:]}"
+        try:
+            await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/api/kernelspecs", request_timeout=5)
+            return
+        except (HTTPClientError, OSError):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"Enterprise Gateway never answered: {log.read_text()[-3000:]}"
+                ) from None
+            await asyncio.sleep(0.5)
+
+
+async def execute(ws, code: str, timeout: float = 120.0) -> str:
+    """Runs `code` in the kernel behind the websocket; returns its stdout (raises on an error)."""
+    msg_id = uuid.uuid4().hex
+    ws.write_message(
+        json.dumps(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "msg_type": "execute_request",
+                    "username": "test",
+                    "session": uuid.uuid4().hex,
+                    "version": "5.3",
+                    "date": "",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "content": {"code": code, "silent": False, "store_history": False, "allow_stdin": False},
+                "channel": "shell",
+                "buffers": [],
+            }
+        )
+    )
+    out = []
+    deadline = time.monotonic() + timeout
+    while True:
+        raw = await asyncio.wait_for(ws.read_message(), timeout=max(0.1, deadline - time.monotonic()))
+        assert raw is not None, "the kernel's websocket closed"
+        msg = json.loads(raw)
+        if msg.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        kind = msg["header"]["msg_type"]
+        if kind == "stream":
+            out.append(msg["content"]["text"])
+        elif kind == "error":
+            raise AssertionError("\n".join(msg["content"]["traceback"]))
+        elif kind == "execute_reply":
+            return "".join(out)
+
+
+async def test_a_gateway_kernel_reads_the_gpus_of_its_own_host(gateway, eg_port, api, jp_fetch, jp_ws_fetch):
+    proc, log = gateway
+    await wait_for_gateway(eg_port, proc, log)
+
+    # The server's host has no NVIDIA driver: its own telemetry says so.
+    devices = await api("devices")
+    assert devices["status"]["state"] != "ok"
+    assert "nvidia-smi was not found" in devices["status"]["reason"]
+
+    # A kernel started through the server runs in the gateway, where the H200 is.
+    response = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
+    kernel = json.loads(response.body)
+    try:
+        ws = await jp_ws_fetch("api", "kernels", kernel["id"], "channels")
+        try:
+            out = await execute(
+                ws,
+                "import json, os, kerasgpu.telemetry as t\n"
+                "snap = t.probe('smi')\n"
+                "print(json.dumps({'pid': os.getpid(), **snap.to_json()}))\n",
+            )
+        finally:
+            ws.close()
+        seen = json.loads(out.strip().splitlines()[-1])
+        assert seen["status"]["state"] == "ok"
+        [device] = seen["devices"]
+        [sample] = seen["samples"]
+        assert device["name"] == "NVIDIA H200"
+        assert (sample["utilization_gpu"], sample["memory_used_mib"]) == (100, 25715)
+        # The kernel is the gateway's child, not the server's.
+        assert seen["pid"] != os.getpid()
+    finally:
+        await jp_fetch("api", "kernels", kernel["id"], method="DELETE")
