@@ -1,15 +1,17 @@
 """Soak: N websocket clients on a real Jupyter server for a long time, watching what the server holds
 (a benchmark, not a test).
 
-    python bench/soak.py [--clients 50] [--rate 10] [--duration 600] [--every 10] [--gpus 1]
+    python bench/soak.py [--clients 50] [--rate 10] [--duration 600] [--every 10] [--gpus 1] [--churn S]
 
 Starts a real `jupyter server` on 127.0.0.1 (a token, the kerasgpu extension, the fake nvidia-smi
 replaying the H200 load capture on PATH, c.KerasGPU.interval_ms = 1000 / rate), connects N clients
 to /kerasgpu/api/v1/stream (the server pushes each reading to every one of them), polls the REST
 endpoints (devices, history, processes, metrics) once a second as an open panel and a scraper
 would, and every `--every` seconds samples the server process: RSS, threads, open fds and child
-processes (nvidia-smi, its wrapper). Prints a row per sample, then the first sample against the
-last, what each client received, and whether anything was left running after the server stopped.
+processes (nvidia-smi, its wrapper). With `--churn S` every client also hangs up and connects
+again once per S seconds, in turn (tabs opening, reloading, closing). Prints a row per sample,
+then the first sample against the last, what each client received, and whether anything was
+left running after the server stopped.
 
 What a leak looks like: threads, fds or children that grow with time (they should be constant);
 RSS that keeps growing after the history ring buffer is full (c.KerasGPU.history_seconds, 600 s
@@ -179,6 +181,29 @@ class Client:
             self.conn.close()
 
 
+async def churn(
+    server: Server, clients: list[Client], every: float, stop: asyncio.Event, counts: dict
+) -> None:
+    """Each client in turn hangs up and connects again, so every client does once per `every` s
+    (browser tabs opening, reloading and closing)."""
+    i = 0
+    pause = every / max(1, len(clients))
+    while not stop.is_set():
+        client = clients[i % len(clients)]
+        client.close()
+        fresh = Client()
+        try:
+            await fresh.connect(server)
+            fresh.received = client.received
+            clients[i % len(clients)] = fresh
+            counts["reconnects"] += 1
+        except (OSError, HTTPClientError):
+            counts["failed"] += 1
+        i += 1
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), pause)
+
+
 async def poll_rest(server: Server, stop: asyncio.Event, counts: dict) -> None:
     """The REST traffic of an open panel and a Prometheus scraper: one round a second."""
     paths = [
@@ -219,8 +244,13 @@ async def soak(args) -> int:
             clients = [Client() for _ in range(args.clients)]
             await asyncio.gather(*(c.connect(server) for c in clients))
             stop = asyncio.Event()
-            counts = {"ok": 0, "failed": 0}
+            counts = {"ok": 0, "failed": 0, "reconnects": 0}
             rest = asyncio.ensure_future(poll_rest(server, stop, counts))
+            churning = (
+                asyncio.ensure_future(churn(server, clients, args.churn, stop, counts))
+                if args.churn
+                else None
+            )
             await asyncio.sleep(min(10.0, args.duration / 10))  # warm-up: sampler, stream, first requests
             t0 = time.monotonic()
             got0 = sum(c.received for c in clients)
@@ -234,6 +264,8 @@ async def soak(args) -> int:
             got = sum(c.received for c in clients) - got0
             stop.set()
             await rest
+            if churning is not None:
+                await churning
         finally:
             for c in clients:
                 c.close()
@@ -253,7 +285,8 @@ async def soak(args) -> int:
     dropped = sum(c.closed_by_server for c in clients)
     print(f"stream: {per_client:.2f} messages/s per client (target {args.rate:g})")
     print(f"clients the server dropped: {dropped}")
-    print(f"REST: {counts['ok']} requests answered, {counts['failed']} failed")
+    print(f"REST requests answered: {counts['ok']}; reconnects: {counts['reconnects']}")
+    print(f"failed requests or connects: {counts['failed']}")
     print(f"left running after SIGTERM: {left or 'nothing'}")
     return 0 if not left and not dropped and not counts["failed"] else 1
 
@@ -265,6 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=600.0, help="seconds to soak (default 600)")
     p.add_argument("--every", type=float, default=10.0, help="seconds between samples (default 10)")
     p.add_argument("--gpus", type=int, default=1, help="GPUs the fake nvidia-smi replays (default 1)")
+    p.add_argument(
+        "--churn",
+        type=float,
+        default=0.0,
+        help="every client reconnects once per this many seconds (default: never)",
+    )
     args = p.parse_args(argv)
     if not 1 <= args.clients <= MAX_CLIENTS:
         p.error(f"--clients must be 1 to {MAX_CLIENTS}")
@@ -274,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--duration must be 1 to {MAX_DURATION} s")
     if not 1 <= args.gpus <= 64:
         p.error("--gpus must be 1 to 64")
+    if args.churn and not 1 <= args.churn <= MAX_DURATION:
+        p.error(f"--churn must be 1 to {MAX_DURATION} s")
     return asyncio.run(soak(args))
 
 
