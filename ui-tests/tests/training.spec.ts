@@ -86,11 +86,9 @@ test('a watched fit shows its training card in the GPU panel', async ({
     'The GPU waits for its input'
   );
 
-  await page
-    .locator('#jp-kerasgpu-panel')
-    .screenshot({
-      path: path.resolve(__dirname, '..', 'screenshots', 'training-card.png')
-    });
+  await page.locator('#jp-kerasgpu-panel').screenshot({
+    path: path.resolve(__dirname, '..', 'screenshots', 'training-card.png')
+  });
 
   // the kernel stops: the card goes
   await page.evaluate(() =>
