@@ -7,6 +7,7 @@ Every backend has the same shape: `name`, `paced`, `open() -> list[DeviceInfo]`,
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from . import errors
@@ -63,23 +64,29 @@ def open_backend(
     if name == "none":
         raise _disabled()
 
-    def try_nvml():
-        b = NvmlBackend()
-        return b, b.open()
-
-    def try_smi():
-        b = SmiBackend(
-            smi_path=smi_path,
-            timeout=timeout,
-            stream=stream,
-            interval_ms=interval_ms,
-            stall_timeout=stall_timeout,
-        )
+    def opened(b):
+        """(b, devices); any failure (a bug in the bindings too) closes `b` and is a TelemetryError,
+        so "auto" still falls back to the next backend."""
         try:
             return b, b.open()
-        except TelemetryError:
-            b.close()
-            raise
+        except Exception as err:
+            with contextlib.suppress(Exception):
+                b.close()
+            raise errors.unexpected(err, b.name) from (None if isinstance(err, TelemetryError) else err)
+
+    def try_nvml():
+        return opened(NvmlBackend())
+
+    def try_smi():
+        return opened(
+            SmiBackend(
+                smi_path=smi_path,
+                timeout=timeout,
+                stream=stream,
+                interval_ms=interval_ms,
+                stall_timeout=stall_timeout,
+            )
+        )
 
     if name in ("nvml", "smi"):
         try:

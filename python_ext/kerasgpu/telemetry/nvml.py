@@ -119,7 +119,7 @@ class NvmlBackend:
         except n.NVMLError as err:
             self._shutdown()
             raise self._error(err) from None
-        except TelemetryError:
+        except Exception:  # TelemetryError, or a binding that answers what no GPU would
             self._shutdown()
             raise
         self._handles, self._devices = handles, devices
