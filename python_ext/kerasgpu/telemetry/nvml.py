@@ -231,7 +231,8 @@ class NvmlBackend:
             if fn is None:
                 continue
             try:
-                return fn(h)
+                running = fn(h)
+                return list(running) if isinstance(running, (list, tuple)) else []
             except n.NVMLError as err:
                 if err.value == n.NVML_ERROR_FUNCTION_NOT_FOUND:
                     continue

@@ -51,3 +51,23 @@ def test_the_sampler_reports_a_bug_and_recovers_by_itself(fake_smi, monkeypatch)
             time.sleep(0.05)
     finally:
         sampler.stop()
+
+
+def test_a_process_list_that_is_not_a_list_reads_as_none_running():
+    """Found by the NVML fuzz test: the newest call missing, the older one answering a number."""
+    from types import SimpleNamespace
+
+    from kerasgpu.telemetry.nvml import NvmlBackend
+
+    def missing(*args):
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_FUNCTION_NOT_FOUND)
+
+    module = SimpleNamespace(**{n: getattr(pynvml, n) for n in dir(pynvml) if n.isupper()})
+    module.NVMLError = pynvml.NVMLError
+    module.nvmlDeviceGetComputeRunningProcesses_v3 = missing
+    module.nvmlDeviceGetComputeRunningProcesses_v2 = lambda h: 1
+    backend = NvmlBackend(module=module)
+    backend._nvml = module
+    backend._handles = ["h"]
+    backend._devices = [t.DeviceInfo(0, "GPU-0", "NVIDIA H200", 143771.0, "580")]
+    assert backend.processes() == []
