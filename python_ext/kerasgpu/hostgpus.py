@@ -147,3 +147,38 @@ class HostGpus:
             return
         with contextlib.suppress(Exception):  # telemetry must never break the kernel
             self._publish(message)
+
+
+# The kernel's one HostGpus, started and stopped by the frontend with a silent execute of
+# `user_expressions` (works in any kernel where kerasgpu is importable, no %load_ext needed;
+# an ImportError tells the frontend that the package is missing from the kernel's environment).
+_instance: HostGpus | None = None
+_instance_lock = threading.Lock()
+
+
+def start(min_interval_s: float = 0.0) -> str:
+    """Streams this host's GPUs over the kernel's `kerasgpu` comm; returns "watching" or why not."""
+    global _instance
+    from .kernel.train import comm
+
+    comm.retry()  # a comm the frontend closed earlier may open again
+    if comm.get_comm() is None:
+        return "not in a Jupyter kernel"
+    with _instance_lock:
+        if _instance is None:
+            import atexit
+
+            _instance = HostGpus(comm.publish, min_interval_s=min_interval_s)
+            atexit.register(_instance.close)
+        instance = _instance
+    instance.watch()
+    return "watching"
+
+
+def stop() -> str:
+    """Stops streaming (the sampler thread stops when nothing else, such as a fit, watches)."""
+    with _instance_lock:
+        instance = _instance
+    if instance is not None:
+        instance.unwatch()
+    return "stopped"

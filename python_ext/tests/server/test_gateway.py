@@ -4,8 +4,9 @@ Enterprise Gateway 3.3 (in its own venv, scripts/eg_venv.sh: it pins jupyter_ser
 127.0.0.1 with the H200 replay (under load) on its kernels' PATH; its kernels run this project's
 venv (ipykernel, kerasgpu). The Jupyter server under test has no nvidia-smi and uses the gateway
 through its gateway client. The server's own telemetry says nvidia-smi was not found, while
-kerasgpu in the gateway's kernel reads the H200 where that kernel runs. This is the ground the
-kernel-side sampler of issue 13 (readings over the `kerasgpu` comm) stands on.
+kerasgpu in the gateway's kernel reads the H200 where that kernel runs, and, started the way the
+frontend starts it (a silent user expression, `kerasgpu.hostgpus.start()`), streams that host's
+readings over the kernel's `kerasgpu` comm through the gateway and the server's websocket.
 """
 
 from __future__ import annotations
@@ -138,43 +139,65 @@ async def wait_for_gateway(port: int, proc, log: Path, timeout: float = 120.0) -
             await asyncio.sleep(0.5)
 
 
-async def execute(ws, code: str, timeout: float = 120.0) -> str:
-    """Runs `code` in the kernel behind the websocket; returns its stdout (raises on an error)."""
+def request(code: str, user_expressions: dict | None = None) -> tuple[str, str]:
+    """An execute_request over the kernel websocket (JSON), silent when it only evaluates expressions."""
     msg_id = uuid.uuid4().hex
-    ws.write_message(
-        json.dumps(
-            {
-                "header": {
-                    "msg_id": msg_id,
-                    "msg_type": "execute_request",
-                    "username": "test",
-                    "session": uuid.uuid4().hex,
-                    "version": "5.3",
-                    "date": "",
-                },
-                "parent_header": {},
-                "metadata": {},
-                "content": {"code": code, "silent": False, "store_history": False, "allow_stdin": False},
-                "channel": "shell",
-                "buffers": [],
-            }
-        )
-    )
-    out = []
+    message = {
+        "header": {
+            "msg_id": msg_id,
+            "msg_type": "execute_request",
+            "username": "test",
+            "session": uuid.uuid4().hex,
+            "version": "5.3",
+            "date": "",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": {
+            "code": code,
+            "silent": bool(user_expressions),
+            "store_history": False,
+            "allow_stdin": False,
+            "user_expressions": user_expressions or {},
+        },
+        "channel": "shell",
+        "buffers": [],
+    }
+    return msg_id, json.dumps(message)
+
+
+async def messages(ws, timeout: float = 120.0):
+    """Every message from the kernel websocket until `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
         raw = await asyncio.wait_for(ws.read_message(), timeout=max(0.1, deadline - time.monotonic()))
         assert raw is not None, "the kernel's websocket closed"
-        msg = json.loads(raw)
+        yield json.loads(raw)
+
+
+async def execute(ws, code: str, user_expressions: dict | None = None, seen: list | None = None):
+    """Runs `code` in the kernel behind the websocket; its stdout and execute_reply content
+    (every message of the request is appended to `seen`)."""
+    msg_id, message = request(code, user_expressions)
+    ws.write_message(message)
+    out = []
+    async for msg in messages(ws):
         if msg.get("parent_header", {}).get("msg_id") != msg_id:
             continue
+        if seen is not None:
+            seen.append(msg)
         kind = msg["header"]["msg_type"]
         if kind == "stream":
             out.append(msg["content"]["text"])
         elif kind == "error":
             raise AssertionError("\n".join(msg["content"]["traceback"]))
         elif kind == "execute_reply":
-            return "".join(out)
+            return "".join(out), msg["content"]
+    raise AssertionError("unreachable")
+
+
+START = {"kerasgpu": '__import__("kerasgpu.hostgpus", fromlist=["start"]).start()'}
+STOP = {"kerasgpu": '__import__("kerasgpu.hostgpus", fromlist=["stop"]).stop()'}
 
 
 async def test_a_gateway_kernel_reads_the_gpus_of_its_own_host(gateway, eg_port, api, jp_fetch, jp_ws_fetch):
@@ -192,21 +215,44 @@ async def test_a_gateway_kernel_reads_the_gpus_of_its_own_host(gateway, eg_port,
     try:
         ws = await jp_ws_fetch("api", "kernels", kernel["id"], "channels")
         try:
-            out = await execute(
+            out, _ = await execute(
                 ws,
                 "import json, os, kerasgpu.telemetry as t\n"
                 "snap = t.probe('smi')\n"
-                "print(json.dumps({'pid': os.getpid(), **snap.to_json()}))\n",
+                "import socket\n"
+                "print(json.dumps({'pid': os.getpid(), 'host': socket.gethostname(), **snap.to_json()}))\n",
             )
+            seen = json.loads(out.strip().splitlines()[-1])
+            assert seen["status"]["state"] == "ok"
+            [device] = seen["devices"]
+            [sample] = seen["samples"]
+            assert device["name"] == "NVIDIA H200"
+            assert (sample["utilization_gpu"], sample["memory_used_mib"]) == (100, 25715)
+            # The kernel is the gateway's child, not the server's.
+            assert seen["pid"] != os.getpid()
+
+            # What the frontend does to watch the kernel's host: a silent user expression; the
+            # readings come back over the kernel's `kerasgpu` comm, through gateway and server.
+            during: list[dict] = []
+            _, reply = await execute(ws, "", START, seen=during)
+            assert reply["user_expressions"]["kerasgpu"]["data"]["text/plain"] == "'watching'"
+            [opened] = [m["content"] for m in during if m["header"]["msg_type"] == "comm_open"]
+            assert (opened["target_name"], opened["data"]["type"]) == ("kerasgpu", "hello")
+            found = {}
+            async for msg in messages(ws, timeout=60):
+                if msg["header"]["msg_type"] == "comm_msg":
+                    data = msg["content"]["data"]
+                    if data.get("type") == "gpus":
+                        found.setdefault(data["event"], data)
+                if "samples" in found and "status" in found:
+                    break
+            assert found["status"]["devices"][0]["name"] == "NVIDIA H200"
+            assert found["status"]["host"] == seen["host"]
+            [sample] = found["samples"]["samples"]
+            assert (sample["utilization_gpu"], sample["memory_used_mib"]) == (100, 25715)
+            _, reply = await execute(ws, "", STOP)
+            assert reply["user_expressions"]["kerasgpu"]["data"]["text/plain"] == "'stopped'"
         finally:
             ws.close()
-        seen = json.loads(out.strip().splitlines()[-1])
-        assert seen["status"]["state"] == "ok"
-        [device] = seen["devices"]
-        [sample] = seen["samples"]
-        assert device["name"] == "NVIDIA H200"
-        assert (sample["utilization_gpu"], sample["memory_used_mib"]) == (100, 25715)
-        # The kernel is the gateway's child, not the server's.
-        assert seen["pid"] != os.getpid()
     finally:
         await jp_fetch("api", "kernels", kernel["id"], method="DELETE")
