@@ -1,0 +1,262 @@
+import { Kernel, KernelMessage } from '@jupyterlab/services';
+import { IDisposable } from '@lumino/disposable';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { IBackendStatus, IDeviceInfo, IGpuProcess, IGpuSample } from './api';
+
+/**
+ * The GPUs of the host a notebook's kernel runs on (Enterprise Gateway, Kubernetes kernel
+ * pods: not always the server's), read by the kernel itself (kerasgpu.hostgpus) and sent over
+ * the kernel's `kerasgpu` comm as `{type: 'gpus', event: 'status' | 'samples', ...}`.
+ */
+
+/** The user expression that starts the kernel's stream (no %load_ext needed). */
+export const START_EXPRESSION =
+  '__import__("kerasgpu.hostgpus", fromlist=["start"]).start()';
+/** The user expression that stops it. */
+export const STOP_EXPRESSION =
+  '__import__("kerasgpu.hostgpus", fromlist=["stop"]).stop()';
+
+/** What to say when the kernel's environment lacks the package. */
+export const MISSING_HINT =
+  "Install jupyterlab-kerasgpu in the kernel's environment to see its GPUs " +
+  '(%pip install jupyterlab-kerasgpu in the notebook, then restart the kernel).';
+
+/** A process on the kernel's host; `this_kernel` when it is the kernel or its child. */
+export interface IHostGpuProcess extends IGpuProcess {
+  this_kernel: boolean;
+}
+
+/** A `gpus` message of the kernel's comm. */
+export interface IHostGpusMessage {
+  type: 'gpus';
+  event: 'status' | 'samples';
+  host: string;
+  status?: IBackendStatus;
+  devices?: IDeviceInfo[];
+  samples?: IGpuSample[];
+  processes?: IHostGpuProcess[];
+}
+
+/** What is known of the kernel's host. */
+export interface IHostGpusState {
+  /** watching: the kernel streams; missing: kerasgpu is not importable there. */
+  phase: 'idle' | 'starting' | 'watching' | 'missing' | 'failed';
+  host: string | null;
+  status: IBackendStatus | null;
+  devices: IDeviceInfo[];
+  samples: IGpuSample[];
+  processes: IHostGpuProcess[];
+  /** Why starting failed (the kernel's error), when phase is failed. */
+  error: string | null;
+}
+
+/** True for the kernel's `gpus` comm messages. */
+export function isHostGpusMessage(data: unknown): data is IHostGpusMessage {
+  const d = data as IHostGpusMessage | null;
+  return (
+    !!d &&
+    typeof d === 'object' &&
+    d.type === 'gpus' &&
+    (d.event === 'status' || d.event === 'samples') &&
+    typeof d.host === 'string'
+  );
+}
+
+/** The state after one message. */
+export function applyMessage(
+  state: IHostGpusState,
+  msg: IHostGpusMessage
+): IHostGpusState {
+  if (msg.event === 'status') {
+    return {
+      ...state,
+      host: msg.host,
+      status: msg.status ?? state.status,
+      devices: msg.devices ?? []
+    };
+  }
+  return {
+    ...state,
+    host: msg.host,
+    samples: msg.samples ?? state.samples,
+    processes: msg.processes ?? state.processes
+  };
+}
+
+/** The result of the start expression: watching, missing package, or an error. */
+export function startOutcome(
+  reply: KernelMessage.IExecuteReplyMsg['content'] | null
+): Pick<IHostGpusState, 'phase' | 'error'> {
+  const result = (reply as any)?.user_expressions?.kerasgpu;
+  if (!result) {
+    return {
+      phase: 'failed',
+      error: 'The kernel did not evaluate the request.'
+    };
+  }
+  if (result.status === 'ok') {
+    const text = String(result.data?.['text/plain'] ?? '');
+    return text.includes('watching')
+      ? { phase: 'watching', error: null }
+      : { phase: 'failed', error: text };
+  }
+  if (
+    result.ename === 'ModuleNotFoundError' ||
+    result.ename === 'ImportError'
+  ) {
+    return { phase: 'missing', error: null };
+  }
+  return {
+    phase: 'failed',
+    error: `${result.ename ?? 'Error'}: ${result.evalue ?? ''}`.trim()
+  };
+}
+
+/** Which GPUs the panel shows for a notebook, and how it labels them. */
+export interface IHostChoice {
+  show: 'kernel' | 'server';
+  title: string;
+  /** Something to tell the user (the package is missing in the kernel's environment). */
+  hint: string | null;
+}
+
+/**
+ * The kernel's host when it has GPUs the server does not see (another machine), the server's
+ * otherwise; a hint when the kernel cannot tell (kerasgpu missing in its environment) and the
+ * server has no GPUs of its own.
+ */
+export function chooseHost(
+  serverUuids: string[],
+  state: IHostGpusState
+): IHostChoice {
+  const server = new Set(serverUuids.map(u => u.toLowerCase()));
+  const kernelUuids = state.devices.map(d => d.uuid.toLowerCase());
+  const elsewhere =
+    state.phase === 'watching' &&
+    state.status?.state === 'ok' &&
+    kernelUuids.length > 0 &&
+    kernelUuids.some(u => !server.has(u));
+  if (elsewhere) {
+    return {
+      show: 'kernel',
+      title: `GPUs of ${state.host ?? 'the kernel'}'s host (where the kernel runs)`,
+      hint: null
+    };
+  }
+  return {
+    show: 'server',
+    title: 'GPUs of the Jupyter server',
+    hint: state.phase === 'missing' && server.size === 0 ? MISSING_HINT : null
+  };
+}
+
+const IDLE: IHostGpusState = {
+  phase: 'idle',
+  host: null,
+  status: null,
+  devices: [],
+  samples: [],
+  processes: [],
+  error: null
+};
+
+/**
+ * One kernel's host GPUs: `watch()` asks the kernel to stream (a silent user expression, so
+ * any kernel with kerasgpu installed answers, no %load_ext needed), `unwatch()` stops it; the
+ * readings arrive on the kernel's iopub as comm messages of the `kerasgpu` comm.
+ */
+export class KernelHostGpus implements IDisposable {
+  constructor(kernel: Kernel.IKernelConnection) {
+    this._kernel = kernel;
+    kernel.iopubMessage.connect(this._onIOPub, this);
+  }
+
+  /** Emitted when the state changes. */
+  get changed(): ISignal<this, IHostGpusState> {
+    return this._changed;
+  }
+
+  get state(): IHostGpusState {
+    return this._state;
+  }
+
+  get isDisposed(): boolean {
+    return this._disposed;
+  }
+
+  /** Asks the kernel to stream its host's GPUs. */
+  async watch(): Promise<void> {
+    if (this._disposed || this._state.phase === 'watching') {
+      return;
+    }
+    this._set({ ...this._state, phase: 'starting' });
+    let reply: KernelMessage.IExecuteReplyMsg['content'] | null = null;
+    try {
+      const future = this._kernel.requestExecute({
+        code: '',
+        silent: true,
+        store_history: false,
+        user_expressions: { kerasgpu: START_EXPRESSION }
+      });
+      reply = (await future.done).content;
+    } catch {
+      reply = null;
+    }
+    if (!this._disposed) {
+      this._set({ ...this._state, ...startOutcome(reply) });
+    }
+  }
+
+  /** Asks the kernel to stop (its sampler stops unless a fit still watches). */
+  async unwatch(): Promise<void> {
+    if (this._disposed || this._state.phase !== 'watching') {
+      return;
+    }
+    this._set({ ...this._state, phase: 'idle' });
+    try {
+      await this._kernel.requestExecute({
+        code: '',
+        silent: true,
+        store_history: false,
+        user_expressions: { kerasgpu: STOP_EXPRESSION }
+      }).done;
+    } catch {
+      // a kernel that went away stops by itself
+    }
+  }
+
+  dispose(): void {
+    if (this._disposed) {
+      return;
+    }
+    this._disposed = true;
+    if (!this._kernel.isDisposed) {
+      this._kernel.iopubMessage.disconnect(this._onIOPub, this);
+    }
+    Signal.clearData(this);
+  }
+
+  private _onIOPub(
+    _: Kernel.IKernelConnection,
+    msg: KernelMessage.IIOPubMessage
+  ): void {
+    if (msg.header.msg_type !== 'comm_msg') {
+      return;
+    }
+    const data = (msg as KernelMessage.ICommMsgMsg).content.data;
+    if (isHostGpusMessage(data)) {
+      this._set(applyMessage(this._state, data));
+    }
+  }
+
+  private _set(state: IHostGpusState): void {
+    this._state = state;
+    this._changed.emit(state);
+  }
+
+  private _kernel: Kernel.IKernelConnection;
+  private _state: IHostGpusState = IDLE;
+  private _disposed = false;
+  private _changed = new Signal<this, IHostGpusState>(this);
+}
