@@ -9,6 +9,7 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
+import { HostGpusSection } from './host-gpus-view';
 import { gpuIcon } from './icons';
 import { GpuModel } from './model';
 import { GpuPanel } from './panel';
@@ -67,7 +68,9 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
     // each notebook's running fit, from its kernel's `kerasgpu` comm
     const training = connectTraining(notebooks);
     const extra = document.createElement('div');
-    extra.append(tfCheck.node, training.node);
+    // the GPUs of the host where the current notebook's kernel runs, when not the server's
+    const hostGpus = new HostGpusSection({ notebooks, serverModel: model });
+    extra.append(tfCheck.node, training.node, hostGpus.node);
     const panel = new GpuPanel({
       model,
       extra,

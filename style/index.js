@@ -1,2 +1,3 @@
 import './base.css';
 import './fleet.css';
+import './host-gpus.css';

@@ -1,0 +1,183 @@
+import { INotebookTracker } from '@jupyterlab/notebook';
+import { Kernel } from '@jupyterlab/services';
+import { Widget } from '@lumino/widgets';
+
+import { formatGiB, formatPercent, percentOf } from './format';
+import { chooseHost, IHostGpusState, KernelHostGpus } from './host-gpus';
+import { GpuModel } from './model';
+
+/**
+ * A section of the GPU panel: the GPUs of the host where the current notebook's kernel runs,
+ * labelled with that host, when they are not the server's (a kernel behind Enterprise Gateway
+ * or in a Kubernetes pod); or the hint to install the package in the kernel's environment.
+ * The kernel streams only while this section is visible (the panel open) for its notebook.
+ */
+export class HostGpusSection extends Widget {
+  constructor(options: HostGpusSection.IOptions) {
+    super({ node: document.createElement('section') });
+    this.addClass('jp-kerasgpu-host');
+    this.node.setAttribute('aria-label', "GPUs of the kernel's host");
+    this._notebooks = options.notebooks;
+    this._server = options.serverModel;
+    this._notebooks?.currentChanged.connect(this._follow, this);
+    this._server.changed.connect(this._render, this);
+    if (typeof IntersectionObserver !== 'undefined') {
+      // The panel shows or hides (sidebar opened, collapsed): watch only while seen.
+      this._observer = new IntersectionObserver(entries => {
+        this.setVisible(entries.some(e => e.isIntersecting));
+      });
+      this._observer.observe(this.node);
+    }
+    this._follow();
+  }
+
+  /** Whether the section is on screen (set by an IntersectionObserver in browsers). */
+  setVisible(visible: boolean): void {
+    if (visible === this._visible) {
+      return;
+    }
+    this._visible = visible;
+    this._follow();
+  }
+
+  /** The current kernel's host GPUs model (tests read it). */
+  get current(): KernelHostGpus | null {
+    return this._current;
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this._observer?.disconnect();
+    this._notebooks?.currentChanged.disconnect(this._follow, this);
+    this._server.changed.disconnect(this._render, this);
+    this._drop();
+    super.dispose();
+  }
+
+  private _follow(): void {
+    const nb = this._notebooks?.currentWidget ?? null;
+    if (nb && nb !== this._notebook) {
+      this._notebook?.sessionContext.kernelChanged.disconnect(
+        this._follow,
+        this
+      );
+      this._notebook = nb;
+      nb.sessionContext.kernelChanged.connect(this._follow, this);
+    }
+    const kernel = nb?.sessionContext.session?.kernel ?? null;
+    if (kernel !== this._kernel) {
+      this._drop();
+      this._kernel = kernel;
+      if (kernel) {
+        this._current = new KernelHostGpus(kernel);
+        this._current.changed.connect(this._render, this);
+      }
+    }
+    if (this._current) {
+      if (this._visible) {
+        void this._current.watch();
+      } else {
+        void this._current.unwatch();
+      }
+    }
+    this._render();
+  }
+
+  private _drop(): void {
+    const current = this._current;
+    this._current = null;
+    this._kernel = null;
+    if (current) {
+      void current.unwatch().finally(() => current.dispose());
+    }
+  }
+
+  private _render(): void {
+    const state = this._current?.state ?? null;
+    this.node.replaceChildren();
+    if (!state) {
+      return;
+    }
+    const choice = chooseHost(
+      this._server.devices.map(d => d.uuid),
+      state
+    );
+    this.node.dataset.show = choice.show;
+    if (choice.hint) {
+      this.node.appendChild(el('p', 'jp-kerasgpu-host-hint', choice.hint));
+    }
+    if (choice.show === 'kernel') {
+      this.node.appendChild(el('h3', 'jp-kerasgpu-host-title', choice.title));
+      this.node.appendChild(gpuList(state));
+    }
+  }
+
+  private _notebooks: INotebookTracker | null;
+  private _server: GpuModel;
+  private _observer: IntersectionObserver | null = null;
+  private _visible = false;
+  private _notebook: INotebookTracker['currentWidget'] = null;
+  private _kernel: Kernel.IKernelConnection | null = null;
+  private _current: KernelHostGpus | null = null;
+}
+
+/** HostGpusSection's options. */
+export namespace HostGpusSection {
+  export interface IOptions {
+    notebooks: INotebookTracker | null;
+    /** The server's own GPUs (to tell whether the kernel's are elsewhere). */
+    serverModel: GpuModel;
+  }
+}
+
+function el(tag: string, className: string, text?: string): HTMLElement {
+  const e = document.createElement(tag);
+  e.className = className;
+  if (text !== undefined) {
+    e.textContent = text;
+  }
+  return e;
+}
+
+function gpuList(state: IHostGpusState): HTMLElement {
+  const list = el('ul', 'jp-kerasgpu-host-gpus');
+  for (const device of state.devices) {
+    const sample = state.samples.find(s => s.index === device.index);
+    const used = sample?.memory_used_mib ?? null;
+    const total = sample?.memory_total_mib ?? device.memory_total_mib;
+    const row = el('li', 'jp-kerasgpu-host-gpu');
+    row.appendChild(el('span', 'jp-kerasgpu-index', String(device.index)));
+    row.appendChild(el('span', 'jp-kerasgpu-name', device.name));
+    row.appendChild(
+      el(
+        'span',
+        'jp-kerasgpu-host-memory',
+        `${formatGiB(used)} / ${formatGiB(total)} (${formatPercent(percentOf(used, total))})`
+      )
+    );
+    row.appendChild(
+      el(
+        'span',
+        'jp-kerasgpu-host-util',
+        `${formatPercent(sample?.utilization_gpu ?? null)} busy`
+      )
+    );
+    const mine = state.processes.filter(
+      p => p.this_kernel && p.gpu_uuid === device.uuid
+    );
+    if (mine.length) {
+      const held = mine.reduce((sum, p) => sum + (p.used_memory_mib ?? 0), 0);
+      row.appendChild(
+        el(
+          'span',
+          'jp-kerasgpu-host-mine',
+          `this kernel holds ${formatGiB(held)}`
+        )
+      );
+    }
+    list.appendChild(row);
+  }
+  return list;
+}
