@@ -368,11 +368,13 @@ class Sampler:
         with self._lock:
             return list(self._devices) if self._status.state == "ok" else []
 
-    def processes(self) -> list[GpuProcess]:
-        """Compute processes on the GPUs (pid, gpu_uuid, used_memory_mib, name); cached `processes_ttl` s."""
+    def processes(self, max_age: float | None = None) -> list[GpuProcess]:
+        """Compute processes on the GPUs (pid, gpu_uuid, used_memory_mib, name); cached `processes_ttl` s
+        (or `max_age` s: 0 asks the GPUs now)."""
+        ttl = self.processes_ttl if max_age is None else max_age
         with self._processes_lock:
             with self._lock:
-                if time.monotonic() - self._processes_at < self.processes_ttl:
+                if time.monotonic() - self._processes_at < ttl:
                     return list(self._processes)
                 backend = self._backend
             if backend is None:

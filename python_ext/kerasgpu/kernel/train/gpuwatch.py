@@ -94,10 +94,16 @@ class GpuWatch:
         self._latest: dict[int, tuple[float | None, float | None]] = {}
         self._used: list[int] = []
         self._procs_at = -1e18
+        self._fresh = True
         self._count = 0
         self.recording = False  # False during warm-up steps: their readings are dropped
 
     def start(self) -> None:
+        # A new fit: which GPUs this process uses is read afresh, not carried over from the last one.
+        with self._lock:
+            self._used = []
+            self._procs_at = -1e18
+            self._fresh = True
         if self._unsubscribe is not None:
             return
         sampler = self._sampler or shared_sampler()
@@ -122,8 +128,10 @@ class GpuWatch:
                     self._acc.setdefault(s.index, _Acc()).add(s.utilization_gpu, s.memory_used_mib)
 
     def _refresh_processes(self) -> None:
+        fresh, self._fresh = self._fresh, False
         try:
-            procs = self._sampler.processes()
+            # The first look of a fit asks the GPUs now: the sampler's cached list may predate it.
+            procs = self._sampler.processes(max_age=0.0) if fresh else self._sampler.processes()
         except Exception:
             return
         pids = own_pids()
