@@ -411,6 +411,26 @@ class GpuCard {
     if (config.showClocks) {
       this._clock = addFact(facts, 'SM clock');
     }
+    if (!compact) {
+      // The memory bus's busy share (nvidia-smi's utilization.memory), memory clock, P-state.
+      this._memBusy = addFact(facts, 'Mem bus');
+      if (config.showClocks) {
+        this._memClock = addFact(facts, 'Mem clock');
+      }
+      this._pstate = addFact(facts, 'P-state');
+    }
+    if (!compact) {
+      const versions = [
+        device.driver_version ? `driver ${device.driver_version}` : null,
+        device.cuda_driver_version
+          ? `CUDA ${device.cuda_driver_version}`
+          : null,
+        device.compute_capability ? `CC ${device.compute_capability}` : null
+      ].filter(Boolean);
+      if (versions.length > 0) {
+        setText(addFact(facts, 'Versions'), versions.join(' · '));
+      }
+    }
     if (facts.childElementCount > 0) {
       item.appendChild(facts);
     }
@@ -446,6 +466,9 @@ class GpuCard {
       formatPower(sample?.power_draw_w, sample?.power_limit_w)
     );
     setText(this._clock, formatClock(sample?.clock_sm_mhz));
+    setText(this._memClock, formatClock(sample?.clock_mem_mhz));
+    setText(this._memBusy, formatPercent(sample?.utilization_memory));
+    setText(this._pstate, sample?.pstate ?? '–');
     this.chart?.update(series, window);
   }
 
@@ -454,7 +477,10 @@ class GpuCard {
   }
 
   private _clock: HTMLElement | null = null;
+  private _memBusy: HTMLElement | null = null;
+  private _memClock: HTMLElement | null = null;
   private _memory: Meter;
+  private _pstate: HTMLElement | null = null;
   private _power: HTMLElement | null = null;
   private _temp: HTMLElement | null = null;
   private _util: Meter;

@@ -71,6 +71,12 @@ test('the GPU panel shows the H200 under load', async ({ page }) => {
     'aria-valuenow',
     '18'
   );
+  // Memory bus, memory clock, P-state and the versions are on screen, not in a tooltip only.
+  const facts = card.locator('.jp-kerasgpu-facts');
+  await expect(facts).toContainText('Mem bus24 %');
+  await expect(facts).toContainText('Mem clock3201 MHz');
+  await expect(facts).toContainText('P-stateP0');
+  await expect(facts).toContainText('driver 580.159.04');
 });
 
 test('a notebook holding GPU memory is named, linked and can be shut down', async ({
