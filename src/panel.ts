@@ -381,10 +381,31 @@ class GpuCard {
       .join('\n');
     title.append(index, name);
     item.appendChild(title);
+    this._compact = compact;
+    if (compact) {
+      // Many GPUs: one dense row each; the title opens the details of that GPU.
+      item.classList.add('jp-kerasgpu-row');
+      const toggle = document.createElement('button');
+      toggle.type = 'button';
+      toggle.className = 'jp-kerasgpu-row-toggle';
+      toggle.setAttribute('aria-expanded', 'false');
+      toggle.setAttribute('aria-label', `Details of GPU ${device.index}`);
+      toggle.textContent = 'Details';
+      toggle.addEventListener('click', () => {
+        const open = !item.classList.contains('jp-mod-expanded');
+        item.classList.toggle('jp-mod-expanded', open);
+        toggle.setAttribute('aria-expanded', `${open}`);
+        toggle.textContent = open ? 'Less' : 'Details';
+      });
+      title.appendChild(toggle);
+    }
 
     this._memory = new Meter('Memory', 'memory');
     this._util = new Meter('Utilization', 'util');
-    item.append(this._memory.node, this._util.node);
+    const meters = document.createElement('div');
+    meters.className = 'jp-kerasgpu-meters';
+    meters.append(this._memory.node, this._util.node);
+    item.append(meters);
 
     if (config.showChart) {
       const host = document.createElement('div');
@@ -396,7 +417,7 @@ class GpuCard {
       );
       item.appendChild(host);
       this.chart = new HistoryChart(host, {
-        height: compact ? 36 : 64,
+        height: compact ? 16 : 64,
         axis: !compact
       });
     }
@@ -411,15 +432,13 @@ class GpuCard {
     if (config.showClocks) {
       this._clock = addFact(facts, 'SM clock');
     }
-    if (!compact) {
-      // The memory bus's busy share (nvidia-smi's utilization.memory), memory clock, P-state.
-      this._memBusy = addFact(facts, 'Mem bus');
-      if (config.showClocks) {
-        this._memClock = addFact(facts, 'Mem clock');
-      }
-      this._pstate = addFact(facts, 'P-state');
+    // The memory bus's busy share (nvidia-smi's utilization.memory), memory clock, P-state.
+    this._memBusy = addFact(facts, 'Mem bus');
+    if (config.showClocks) {
+      this._memClock = addFact(facts, 'Mem clock');
     }
-    if (!compact) {
+    this._pstate = addFact(facts, 'P-state');
+    {
       const versions = [
         device.driver_version ? `driver ${device.driver_version}` : null,
         device.cuda_driver_version
@@ -453,7 +472,9 @@ class GpuCard {
     this._memory.set(
       used === null
         ? `${formatGiB(total)} total`
-        : `${formatGiB(used)} / ${formatGiB(total)} (${formatPercent(memPct)})`,
+        : this._compact
+          ? `${formatGiB(used)} (${formatPercent(memPct)})`
+          : `${formatGiB(used)} / ${formatGiB(total)} (${formatPercent(memPct)})`,
       memPct
     );
     this._util.set(
@@ -477,6 +498,7 @@ class GpuCard {
   }
 
   private _clock: HTMLElement | null = null;
+  private _compact = false;
   private _memBusy: HTMLElement | null = null;
   private _memClock: HTMLElement | null = null;
   private _memory: Meter;

@@ -79,6 +79,40 @@ test('the GPU panel shows the H200 under load', async ({ page }) => {
   await expect(facts).toContainText('driver 580.159.04');
 });
 
+test('eight GPUs fit a 1280x800 screen as dense rows, each with its details on demand', async ({
+  page
+}) => {
+  await page.setViewportSize({ width: 1280, height: 800 });
+  setFake({ state: 'load', gpus: 8 });
+  await page.goto();
+  await page.sidebar.openTab('jp-kerasgpu-panel');
+  const panel = page.locator('#jp-kerasgpu-panel');
+  const rows = panel.locator('.jp-kerasgpu-card');
+  await expect(rows).toHaveCount(8);
+  await expect(rows.nth(7).locator('.jp-kerasgpu-meter-util')).toContainText(
+    '%'
+  );
+  // Every row is on screen without scrolling the panel.
+  for (let i = 0; i < 8; i++) {
+    const box = await rows.nth(i).boundingBox();
+    expect(box, `row ${i}`).not.toBeNull();
+    expect(box!.y + box!.height, `row ${i} bottom`).toBeLessThanOrEqual(800);
+  }
+  // Details open for one GPU only.
+  await expect(rows.nth(3).locator('.jp-kerasgpu-facts')).toBeHidden();
+  await rows.nth(3).getByRole('button', { name: 'Details of GPU 3' }).click();
+  await expect(rows.nth(3).locator('.jp-kerasgpu-facts')).toBeVisible();
+  await expect(rows.nth(3).locator('.jp-kerasgpu-facts')).toContainText(
+    'P-state'
+  );
+  await expect(rows.nth(2).locator('.jp-kerasgpu-facts')).toBeHidden();
+  await rows.nth(3).getByRole('button', { name: 'Details of GPU 3' }).click();
+  await expect(rows.nth(3).locator('.jp-kerasgpu-facts')).toBeHidden();
+  await panel.screenshot({
+    path: path.resolve(__dirname, '..', 'screenshots', 'panel-8gpus.png')
+  });
+});
+
 test('a notebook holding GPU memory is named, linked and can be shut down', async ({
   page
 }) => {
