@@ -80,6 +80,10 @@ export interface IProcessRow extends IGpuProcess {
   sessions: { path: string; name: string; type: string }[];
   /** Whether this server may shut the holding kernel down. */
   can_shutdown: boolean;
+  /** Who runs it, since when (epoch seconds), with what command; null where this host can't see. */
+  user?: string | null;
+  started?: number | null;
+  cmdline?: string | null;
 }
 
 /** GET /kerasgpu/api/v1/processes. */

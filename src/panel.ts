@@ -237,16 +237,13 @@ export class GpuPanel extends Widget {
     heading.textContent = 'Processes';
     const list = document.createElement('ul');
     list.className = 'jp-kerasgpu-process-list';
-    const sorted = [...rows].sort(
-      (a, b) => (b.used_memory_mib ?? 0) - (a.used_memory_mib ?? 0)
-    );
-    for (const row of sorted) {
+    for (const row of groupProcesses(rows)) {
       list.appendChild(this._processRow(row));
     }
     this._procs.append(heading, list);
   }
 
-  private _processRow(row: IProcessRow): HTMLElement {
+  private _processRow(row: IProcessGroup): HTMLElement {
     const item = document.createElement('li');
     item.className = 'jp-kerasgpu-process';
     item.dataset.pid = `${row.pid}`;
@@ -273,12 +270,26 @@ export class GpuPanel extends Widget {
     }
     const detail = document.createElement('span');
     detail.className = 'jp-kerasgpu-process-detail';
-    const gpu = row.gpu_index === null ? '' : `GPU ${row.gpu_index} · `;
+    const gpus = row.gpus.length
+      ? `GPU ${row.gpus.join(',')} · `
+      : row.gpu_index === null
+        ? ''
+        : `GPU ${row.gpu_index} · `;
     const who = row.kernel
       ? `${row.name ?? 'kernel'} · pid ${row.pid}`
       : `pid ${row.pid} · not this server's`;
-    detail.textContent = `${gpu}${formatGiB(row.used_memory_mib)} · ${who}`;
+    const since =
+      typeof row.started === 'number' ? ` · ${formatElapsed(row.started)}` : '';
+    const user = row.user ? ` · ${row.user}` : '';
+    detail.textContent = `${gpus}${formatGiB(row.used_memory_mib)} · ${who}${user}${since}`;
     item.append(what, detail);
+    if (row.cmdline) {
+      const cmd = document.createElement('code');
+      cmd.className = 'jp-kerasgpu-process-cmd';
+      cmd.textContent = row.cmdline;
+      cmd.title = row.cmdline;
+      item.append(cmd);
+    }
     if (row.can_shutdown && row.kernel) {
       const button = document.createElement('button');
       button.className = 'jp-mod-styled jp-mod-warn jp-kerasgpu-shutdown';
@@ -591,6 +602,59 @@ function message(text: string, hint: string | null, kind: string): HTMLElement {
     box.appendChild(h);
   }
   return box;
+}
+
+/** One process with every GPU it holds memory on (NVML lists it once per GPU). */
+export interface IProcessGroup extends IProcessRow {
+  gpus: number[];
+}
+
+/** One row per process: its GPUs listed, its memory summed; largest first. */
+export function groupProcesses(rows: readonly IProcessRow[]): IProcessGroup[] {
+  const byPid = new Map<number, IProcessGroup>();
+  for (const row of rows) {
+    const seen = byPid.get(row.pid);
+    if (!seen) {
+      byPid.set(row.pid, {
+        ...row,
+        gpus: row.gpu_index === null ? [] : [row.gpu_index]
+      });
+      continue;
+    }
+    if (row.gpu_index !== null && !seen.gpus.includes(row.gpu_index)) {
+      seen.gpus.push(row.gpu_index);
+    }
+    seen.used_memory_mib =
+      seen.used_memory_mib === null && row.used_memory_mib === null
+        ? null
+        : (seen.used_memory_mib ?? 0) + (row.used_memory_mib ?? 0);
+  }
+  const out = [...byPid.values()];
+  for (const g of out) {
+    g.gpus.sort((a, b) => a - b);
+  }
+  return out.sort(
+    (a, b) => (b.used_memory_mib ?? 0) - (a.used_memory_mib ?? 0)
+  );
+}
+
+/** How long ago a process started: "for 3 min", "for 2 h 5 min". */
+export function formatElapsed(
+  startedEpochS: number,
+  nowMs = Date.now()
+): string {
+  const s = Math.max(0, Math.round(nowMs / 1000 - startedEpochS));
+  if (s < 60) {
+    return `for ${s} s`;
+  }
+  const min = Math.floor(s / 60);
+  if (min < 60) {
+    return `for ${min} min`;
+  }
+  const h = Math.floor(min / 60);
+  return h < 48
+    ? `for ${h} h ${min % 60} min`
+    : `for ${Math.floor(h / 24)} days`;
 }
 
 /** Text whose `backticked` parts are code: nodes to append (never parsed as HTML). */

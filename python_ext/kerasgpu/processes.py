@@ -9,6 +9,7 @@ and can't be acted on.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import psutil
@@ -58,11 +59,41 @@ def kernel_owners(kernel_manager: Any, pids: list[int]) -> dict[int, str]:
     return owners
 
 
+# A command line longer than this is cut (with an ellipsis): a row, not a log.
+CMDLINE_MAX = 300
+
+
+def process_details(pids: list[int]) -> dict[int, dict[str, Any]]:
+    """User, start time (epoch seconds) and command line of each pid this host can see, as nvitop
+    shows them; pids of other containers or hidden by permissions are left out. Reads /proc:
+    call it from an executor."""
+    out: dict[int, dict[str, Any]] = {}
+    for pid in set(pids):
+        try:
+            p = psutil.Process(pid)
+            with p.oneshot():
+                info: dict[str, Any] = {"user": None, "started": None, "cmdline": None}
+                # (KeyError: a uid with no name in this container)
+                with contextlib.suppress(KeyError, psutil.AccessDenied):
+                    info["user"] = p.username()
+                info["started"] = p.create_time()
+                try:
+                    cmd = " ".join(p.cmdline())
+                    info["cmdline"] = cmd if len(cmd) <= CMDLINE_MAX else cmd[: CMDLINE_MAX - 1] + "…"
+                except psutil.AccessDenied:
+                    pass
+            out[pid] = info
+        except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+            continue
+    return out
+
+
 def attribute(
     processes: list[GpuProcess],
     owners: dict[int, str],
     kernels: dict[str, dict[str, Any]],
     sessions: dict[str, list[dict[str, Any]]],
+    details: dict[int, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """GPU processes as the API shows them: with their kernel and notebooks when they are ours.
 
@@ -72,6 +103,7 @@ def attribute(
     rows = []
     for proc in processes:
         row = proc.to_json()
+        row.update((details or {}).get(proc.pid) or {"user": None, "started": None, "cmdline": None})
         kernel_id = owners.get(proc.pid)
         if kernel_id is None:
             row.update(kernel=None, sessions=[], can_shutdown=False)

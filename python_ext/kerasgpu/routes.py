@@ -264,7 +264,10 @@ async def attributed_processes(handler: JupyterHandler) -> list[dict[str, Any]]:
     gpu_procs, devices = await asyncio.gather(
         state.run(state.sampler.processes), state.run(state.sampler.devices)
     )
-    owners = await state.run(procs.kernel_owners, handler.kernel_manager, [p.pid for p in gpu_procs])
+    pids = [p.pid for p in gpu_procs]
+    owners, details = await asyncio.gather(
+        state.run(procs.kernel_owners, handler.kernel_manager, pids), state.run(procs.process_details, pids)
+    )
     kernels = {}
     for kernel_id in set(owners.values()):
         try:
@@ -279,7 +282,7 @@ async def attributed_processes(handler: JupyterHandler) -> list[dict[str, Any]]:
     for proc in gpu_procs:
         if proc.gpu_index is None:
             proc.gpu_index = index_of.get(proc.gpu_uuid)
-    return procs.attribute(gpu_procs, owners, kernels, sessions)
+    return procs.attribute(gpu_procs, owners, kernels, sessions, details)
 
 
 class MetricsHandler(BaseHandler):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 
 import pytest
 from streamutil import next_message
@@ -134,6 +135,18 @@ async def test_processes_are_matched_to_notebooks_and_can_be_shut_down(fake_smi,
     assert ours["gpu_index"] == 0
     assert ours["can_shutdown"] is True
     assert theirs["kernel"] is None and theirs["can_shutdown"] is False
+    # As nvitop shows: who runs it, since when, with what command (the real kernel process here).
+    import getpass
+    import time
+
+    assert ours["user"] == getpass.getuser()
+    assert 0 < time.time() - ours["started"] < 600
+    assert "ipykernel" in ours["cmdline"] and ours["cmdline"].startswith(sys.executable.rsplit("/", 1)[0])
+    # A pid this host can't see (another container's) has no details, and no error.
+    import psutil
+
+    if not psutil.pid_exists(4242):
+        assert theirs["user"] is None and theirs["cmdline"] is None
 
     # Another user's process can't be touched...
     with pytest.raises(HTTPClientError) as err:
