@@ -55,7 +55,19 @@ def eg_port():
 
 
 @pytest.fixture
-def jp_server_config(eg_port):
+def fresh_gateway_client():
+    """GatewayClient is a process-wide singleton: an earlier test's server made one without a
+    gateway URL, which this server would reuse (and start kernels locally). A new one for this
+    test, and none left behind for the next tests."""
+    from jupyter_server.gateway.gateway_client import GatewayClient
+
+    GatewayClient.clear_instance()
+    yield
+    GatewayClient.clear_instance()
+
+
+@pytest.fixture
+def jp_server_config(eg_port, fresh_gateway_client):
     return {
         "ServerApp": {"jpserver_extensions": {"kerasgpu": True}},
         "GatewayClient": {"url": f"http://127.0.0.1:{eg_port}", "request_timeout": 120.0},
@@ -223,7 +235,7 @@ async def test_a_gateway_kernel_reads_the_gpus_of_its_own_host(gateway, eg_port,
                 "print(json.dumps({'pid': os.getpid(), 'host': socket.gethostname(), **snap.to_json()}))\n",
             )
             seen = json.loads(out.strip().splitlines()[-1])
-            assert seen["status"]["state"] == "ok"
+            assert seen["status"]["state"] == "ok", seen["status"]
             [device] = seen["devices"]
             [sample] = seen["samples"]
             assert device["name"] == "NVIDIA H200"
