@@ -10,6 +10,7 @@ const fakeBin = path.resolve(__dirname, '.fake-bin');
 
 module.exports = {
   ...baseConfig,
+  testDir: './tests',
   retries: process.env.CI ? 1 : 0,
   workers: 1,
   timeout: 120_000,

@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[3]
 FAKE_SMI_DIR = ROOT / "python_ext" / "tests" / "fake_nvidia_smi"
 EG_VENV = Path(os.environ.get("KERASGPU_EG_VENV", Path.home() / ".cache" / "kerasgpu" / "eg-venv"))
 
+pytestmark = pytest.mark.gateway
+
 
 @pytest.fixture(scope="session")
 def eg_venv() -> Path:
