@@ -299,10 +299,18 @@ _TF_IMPORT = re.compile(
 )
 
 
+_STARTS_RUNTIME = re.compile(r"^\s*%%?(?:gpu_distribute|distribute)\b", re.M)
+
+
 def first_tensorflow_cell(cells: list[Cell]) -> int:
-    """The first code cell that imports TensorFlow or Keras; -1 when none does."""
+    """The first code cell that imports TensorFlow or Keras, or starts TensorFlow's runtime through
+    our magics (`%gpu_distribute`, `%%distribute` make a strategy); -1 when none does."""
     for c in cells:
-        if c.code and _TF_IMPORT.search(mask_ipython(c.source)):
+        if not c.code:
+            continue
+        if c.snippet == DISTRIBUTE_ID or _STARTS_RUNTIME.search(c.source):
+            return c.index
+        if _TF_IMPORT.search(mask_ipython(c.source)):
             return c.index
     return -1
 
@@ -318,8 +326,7 @@ def top_index(cells: list[Cell]) -> int:
     else at the top, below a leading verification cell either way."""
     first = first_tensorflow_cell(cells)
     if first >= 0:
-        # Stay below the verification cell when it is the TF cell's only predecessor of ours.
-        return first if not (cells[first].snippet or VERIFY_TAG in cells[first].tags) else first + 1
+        return first
     return 1 if cells and VERIFY_TAG in cells[0].tags else 0
 
 
