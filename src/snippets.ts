@@ -38,9 +38,6 @@ export interface ICellInfo {
   snippetId?: string;
 }
 
-/** The marker that ends the line a `wrap` snippet replaces with the cell's code. */
-export const WRAP_MARKER = '# {cell}';
-
 /** The tag of the notebook's GPU verification cell. */
 export const VERIFY_TAG = 'kerasgpu-verify';
 
@@ -94,19 +91,6 @@ export function importsTensorFlow(source: string): boolean {
   return Private.touchesTensorFlow(source, new Set());
 }
 
-/**
- * Where a `top` snippet goes: above the first TensorFlow cell, else at the top
- * of the notebook; below a verification cell that leads the notebook either way
- * (it does not start TensorFlow).
- */
-export function topInsertIndex(cells: readonly ICellInfo[]): number {
-  const first = firstTensorFlowCell(cells);
-  if (first >= 0) {
-    return first;
-  }
-  return cells.length > 0 && isVerificationCell(cells[0]) ? 1 : 0;
-}
-
 /** Whether a cell is the notebook's GPU verification cell (by its tag). */
 export function isVerificationCell(cell: ICellInfo): boolean {
   return (cell.tags ?? []).includes(VERIFY_TAG);
@@ -115,24 +99,6 @@ export function isVerificationCell(cell: ICellInfo): boolean {
 /** Index of the notebook's verification cell, -1 when it has none. */
 export function findVerificationCell(cells: readonly ICellInfo[]): number {
   return cells.findIndex(isVerificationCell);
-}
-
-/** Index of the cell inserted from a snippet (by its metadata or identical code), -1 when none. */
-export function findSnippetCell(
-  cells: readonly ICellInfo[],
-  snippet: Pick<ISnippet, 'id' | 'code'>
-): number {
-  const source = cellSourceOf(snippet);
-  return cells.findIndex(
-    cell =>
-      cell.cellType === 'code' &&
-      (cell.snippetId === snippet.id || cell.source.trim() === source.trim())
-  );
-}
-
-/** A snippet's code as a cell's source (without the final newline). */
-export function cellSourceOf(snippet: Pick<ISnippet, 'code'>): string {
-  return snippet.code.replace(/\n+$/, '');
 }
 
 /** The shared model of a notebook, the object that insertions change. */
@@ -150,30 +116,6 @@ export function cellInfos(shared: SharedNotebook): ICellInfo[] {
       snippetId: typeof own?.snippet === 'string' ? own.snippet : undefined
     };
   });
-}
-
-/**
- * Inserts a snippet as a new code cell at `index`, as ONE undo step of the
- * notebook (`notebook:undo-cell-action`); returns the index.
- */
-export function insertSnippetCell(
-  shared: SharedNotebook,
-  index: number,
-  snippet: Pick<ISnippet, 'id' | 'code'>,
-  undoable = true
-): number {
-  Private.oneStep(
-    shared,
-    () => {
-      shared.insertCell(index, {
-        cell_type: 'code',
-        source: cellSourceOf(snippet),
-        metadata: { kerasgpu: { snippet: snippet.id } }
-      });
-    },
-    undoable
-  );
-  return index;
 }
 
 /** The notebook tools the server plans (`POST notebook-tools/plan`). */

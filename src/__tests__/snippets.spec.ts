@@ -1,47 +1,16 @@
-import * as fs from 'fs';
-import * as path from 'path';
-
 import { NotebookModel } from '@jupyterlab/notebook';
 
 import {
   applyPlan,
   cellInfos,
-  findSnippetCell,
   findVerificationCell,
   firstTensorFlowCell,
   ICellInfo,
   importsTensorFlow,
-  insertSnippetCell,
   isEmptyNotebook,
-  ISnippet,
-  topInsertIndex,
   upsertVerificationCell,
   VERIFY_TAG
 } from '../snippets';
-
-const SNIPPETS = path.resolve(
-  __dirname,
-  '..',
-  '..',
-  'python_ext',
-  'kerasgpu',
-  'snippets'
-);
-
-/** A snippet as the server serves it: the real file, its comment header dropped. */
-function snippet(id: string, placement: ISnippet['placement']): ISnippet {
-  const text = fs.readFileSync(path.join(SNIPPETS, `${id}.py`), 'utf-8');
-  const code = text.slice(text.search(/\n\s*\n/)).replace(/^\s+/, '');
-  return {
-    id,
-    title: id,
-    description: id,
-    placement,
-    order: 0,
-    code,
-    marker: placement === 'wrap' ? '# {cell}' : undefined
-  };
-}
 
 const code = (source: string): ICellInfo => ({ source, cellType: 'code' });
 const markdown = (source: string): ICellInfo => ({
@@ -101,20 +70,6 @@ describe('finding the first cell that touches TensorFlow', () => {
     // Without that import, `tf` is just a name.
     expect(firstTensorFlowCell(cells.slice(0, 2))).toBe(-1);
   });
-
-  it('puts a top snippet above the import, else at the top below the verification cell', () => {
-    expect(
-      topInsertIndex([code('import os'), code('import tensorflow as tf')])
-    ).toBe(1);
-    expect(topInsertIndex([code('import os')])).toBe(0);
-    expect(
-      topInsertIndex([
-        { source: '%gpu_check', cellType: 'code', tags: [VERIFY_TAG] },
-        code('import os')
-      ])
-    ).toBe(1);
-    expect(topInsertIndex([])).toBe(0);
-  });
 });
 
 describe('the verification cell and snippet cells', () => {
@@ -125,18 +80,6 @@ describe('the verification cell and snippet cells', () => {
     ];
     expect(findVerificationCell(cells)).toBe(1);
     expect(findVerificationCell([code('%gpu_check')])).toBe(-1);
-  });
-
-  it('finds a snippet cell by its metadata or its code', () => {
-    const growth = snippet('memory_growth', 'top');
-    expect(
-      findSnippetCell(
-        [code('import os'), { ...code('edited'), snippetId: 'memory_growth' }],
-        growth
-      )
-    ).toBe(1);
-    expect(findSnippetCell([code(growth.code)], growth)).toBe(0);
-    expect(findSnippetCell([code('import os')], growth)).toBe(-1);
   });
 
   it('calls a notebook with one empty cell empty', () => {
@@ -160,33 +103,6 @@ describe('insertions in a real notebook model are one undo step each', () => {
 
   const sources = (model: NotebookModel) =>
     model.sharedModel.cells.map(cell => cell.getSource());
-
-  it('puts memory growth above the import; one notebook undo removes it', () => {
-    const model = notebook(
-      'import os',
-      'import tensorflow as tf',
-      'tf.ones(1)'
-    );
-    const growth = snippet('memory_growth', 'top');
-    const shared = model.sharedModel;
-    const index = insertSnippetCell(
-      shared,
-      topInsertIndex(cellInfos(shared)),
-      growth
-    );
-    expect(index).toBe(1);
-    expect(sources(model)[1]).toContain('set_memory_growth(gpu, True)');
-    expect(sources(model)[2]).toBe('import tensorflow as tf');
-    expect(cellInfos(shared)[1].snippetId).toBe('memory_growth');
-
-    expect(shared.undo()).toBe(true);
-    expect(sources(model)).toEqual([
-      'import os',
-      'import tensorflow as tf',
-      'tf.ones(1)'
-    ]);
-    model.dispose();
-  });
 
   it("applies a server plan's wrap; one undo of that cell (Ctrl+Z) restores it", () => {
     const model = notebook('import tensorflow as tf', 'model = build()');
