@@ -25,7 +25,7 @@ class NotebookToolPlanHandler(BaseHandler):
 
     @tornado.web.authenticated
     @authorized
-    def post(self):
+    async def post(self):
         if len(self.request.body) > MAX_BODY:
             raise tornado.web.HTTPError(413, "The notebook is too large to plan on (over 16 MiB).")
         try:
@@ -41,7 +41,10 @@ class NotebookToolPlanHandler(BaseHandler):
         if not isinstance(options, dict):
             raise tornado.web.HTTPError(400, "'options' must be an object.")
         try:
-            result = notebook_tools.plan(str(body.get("tool")), cells, body.get("active"), options)
+            # Parsing every cell of a large notebook takes a while: not on the event loop.
+            result = await self.state.run(
+                notebook_tools.plan, str(body.get("tool")), cells, body.get("active"), options
+            )
         except notebook_tools.PlanError as exc:
             raise tornado.web.HTTPError(400, str(exc)) from exc
         self.finish(json.dumps(result))
