@@ -186,7 +186,10 @@ export class GpuStatusItem extends Widget {
       this.node.textContent = text;
       this.node.setAttribute('aria-label', `${text}. Open the GPU panel`);
     }
-    this.node.title = `${title}\nClick to open the GPU panel.`;
+    const tooltip = `${title}\nClick to open the GPU panel.`;
+    if (this.node.title !== tooltip) {
+      this.node.title = tooltip; // readings arrive every second: write the DOM only on change
+    }
   }
 
   private _askTensorFlow(kernelId: string | null): void {
