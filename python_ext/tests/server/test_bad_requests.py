@@ -97,3 +97,11 @@ async def test_other_bad_requests_get_json_with_the_reason(fake_smi, raw, method
     assert code == status
     assert words in data["message"]
     assert len(data["message"]) < 300
+
+
+async def test_the_404_lists_every_endpoint(fake_smi, raw):
+    code, data = await raw("GET", "nothing-here")
+    assert code == 404
+    listed = data["message"].split("the API has ", 1)[1].rstrip(".").split(", ")
+    for endpoint in ("devices", "history", "processes", "stream", "snippets", "tensorflow", "fleet"):
+        assert endpoint in listed, data["message"]
