@@ -71,8 +71,12 @@ def fresh_gateway_client():
 @pytest.fixture
 def jp_server_config(eg_port, fresh_gateway_client):
     return {
-        "ServerApp": {"jpserver_extensions": {"kerasgpu": True}},
         "GatewayClient": {"url": f"http://127.0.0.1:{eg_port}", "request_timeout": 120.0},
+        # The relay that closes an upstream socket opened after the browser left (see below).
+        "ServerApp": {
+            "jpserver_extensions": {"kerasgpu": True},
+            "kernel_websocket_connection_class": "kerasgpu.gateway_ws.GatewayWebSocketConnection",
+        },
         "KerasGPU": {"interval_ms": 200, "smi_timeout": 3.0},
     }
 
@@ -268,5 +272,35 @@ async def test_a_gateway_kernel_reads_the_gpus_of_its_own_host(gateway, eg_port,
             assert reply["user_expressions"]["kerasgpu"]["data"]["text/plain"] == "'stopped'"
         finally:
             ws.close()
+    finally:
+        await jp_fetch("api", "kernels", kernel["id"], method="DELETE")
+
+
+async def test_a_kernel_socket_dropped_while_it_connects_does_not_stall_the_next(
+    gateway, eg_port, jp_fetch, jp_ws_fetch
+):
+    """Chromium drops the first socket of every gateway kernel (no subprotocol in the answer) and
+    JupyterLab reconnects with the same session id at once. jupyter_server's own relay leaks the
+    upstream socket of the dropped one and Enterprise Gateway holds the reconnect until that
+    "stale connection" times out (~95 s); kerasgpu.gateway_ws closes it, so the kernel answers."""
+    proc, log = gateway
+    await wait_for_gateway(eg_port, proc, log)
+    response = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
+    kernel = json.loads(response.body)
+    session = uuid.uuid4().hex
+    try:
+        channels = ("api", "kernels", kernel["id"], "channels")
+        dropped = await jp_ws_fetch(*channels, params={"session_id": session})
+        dropped.close()  # while the server's own handshake with the gateway is under way
+        ws = await jp_ws_fetch(*channels, params={"session_id": session})
+        try:
+            try:
+                _, reply = await asyncio.wait_for(execute(ws, "print('answered')"), timeout=30)
+            except asyncio.TimeoutError:
+                raise AssertionError("the gateway held the reconnect (a leaked stale connection)") from None
+            assert reply["status"] == "ok"
+        finally:
+            ws.close()
+        assert "Replacing stale connection" in log.read_text()  # the case this test is about
     finally:
         await jp_fetch("api", "kernels", kernel["id"], method="DELETE")
