@@ -23,6 +23,9 @@ export interface IDeviceInfo {
   cuda_driver_version: string | null;
   compute_capability: string | null;
   mig_mode: string | null;
+  /** Why PCIe / NVLink throughput is not measured (absent or null: it is). */
+  pcie_throughput_reason?: string | null;
+  nvlink_throughput_reason?: string | null;
 }
 
 /** One reading of one GPU; a value the GPU does not report is null. */
@@ -41,6 +44,11 @@ export interface IGpuSample {
   clock_sm_mhz: number | null;
   clock_mem_mhz: number | null;
   pstate: string | null;
+  /** PCIe / NVLink traffic, MiB/s (NVML counters only). */
+  pcie_tx_mib_s?: number | null;
+  pcie_rx_mib_s?: number | null;
+  nvlink_tx_mib_s?: number | null;
+  nvlink_rx_mib_s?: number | null;
 }
 
 /** A compute process holding GPU memory. */

@@ -1,6 +1,7 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
+import { formatGiB, formatPercent } from './format';
 import { ISeries } from './model';
 
 /**
@@ -41,23 +42,78 @@ export function decimate(series: ISeries, width: number): uPlot.AlignedData {
   return [t, util, mem];
 }
 
+/** Seconds between time-axis ticks: the first of these that leaves ~70 px per label. */
+const TICK_STEPS = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200];
+
+/** Ticks at "now" and whole steps before it, so labels read "-2 min", "-1 min", "now". */
+export function timeTicks(min: number, max: number, widthPx: number): number[] {
+  const span = max - min;
+  if (!(span > 0) || !(widthPx > 0)) {
+    return [max];
+  }
+  const fit = Math.max(1, Math.floor(widthPx / 70));
+  const step =
+    TICK_STEPS.find(s => span / s <= fit) ?? TICK_STEPS[TICK_STEPS.length - 1];
+  const ticks: number[] = [];
+  for (let t = max; t >= min - 1e-9; t -= step) {
+    ticks.unshift(t);
+  }
+  return ticks;
+}
+
+/** A tick's label, relative to the newest reading: "now", "-30 s", "-5 min", "-1 h". */
+export function relativeLabel(secondsBefore: number): string {
+  const s = Math.round(secondsBefore);
+  if (s <= 0) {
+    return 'now';
+  }
+  if (s < 60) {
+    return `-${s} s`;
+  }
+  if (s < 3600) {
+    const min = s / 60;
+    return `-${Number.isInteger(min) ? min : min.toFixed(1)} min`;
+  }
+  const h = s / 3600;
+  return `-${Number.isInteger(h) ? h : h.toFixed(1)} h`;
+}
+
+/** The chart's height for a width: grows with the panel, within bounds. */
+export function chartHeight(width: number, min = 72, max = 200): number {
+  return Math.round(Math.min(max, Math.max(min, width * 0.3)));
+}
+
 /** Reads a --jp-* CSS variable where the chart lives (canvas can't use var()). */
 function cssVar(node: HTMLElement, name: string, fallback: string): string {
   return getComputedStyle(node).getPropertyValue(name).trim() || fallback;
 }
 
 /**
- * A small utilization / memory history chart (uPlot, canvas).
+ * A utilization / memory history chart (uPlot, canvas).
  *
- * Created lazily: nothing is drawn while the host has no width (hidden panel),
- * and data are handed to uPlot as-is, without copying.
+ * Full size: its height follows its width (taller in a wide sidebar or the
+ * dashboard), a time axis counts back from "now", and a legend under it gives
+ * the values at the pointer (the newest ones otherwise). Sparkline: 16 px, no
+ * axis, no legend. Created lazily: nothing is drawn while the host has no width
+ * (hidden panel), and data are handed to uPlot without copying.
  */
 export class HistoryChart {
   constructor(host: HTMLElement, options: HistoryChart.IOptions = {}) {
     this._host = host;
-    this._height = options.height ?? 64;
-    this._axis = options.axis ?? true;
+    this._sparkline = options.sparkline ?? false;
+    this._fixedHeight = options.height ?? null;
+    this._minHeight = options.minHeight ?? 72;
+    this._plotHost = document.createElement('div');
+    this._plotHost.className = 'jp-kerasgpu-chart-plot';
+    host.appendChild(this._plotHost);
+    if (!this._sparkline) {
+      this._legend = new Legend();
+      host.appendChild(this._legend.node);
+    }
   }
+
+  /** GPU memory in MiB (the legend shows the memory line in GiB too). */
+  memoryTotalMib: number | null = null;
 
   /** Shows `series` over the last `windowSeconds`. */
   update(series: ISeries, windowSeconds: number): void {
@@ -66,18 +122,22 @@ export class HistoryChart {
     // The width is read only when unknown (first draw, or after being hidden) and on
     // resize: reading it on every update would force a layout per chart per reading.
     if (this._width <= 0) {
-      this._width = this._host.clientWidth;
+      this._width = this._plotHost.clientWidth;
       if (this._width <= 0) {
         return;
       }
     }
     const data = decimate(series, this._width);
+    this._data = data;
     if (!this._plot) {
-      this._plot = new uPlot(this._options(this._width), data, this._host);
-      return;
+      this._plot = new uPlot(this._options(this._width), data, this._plotHost);
+    } else {
+      this._plot.setData(data, false);
+      this._setWindow();
     }
-    this._plot.setData(data, false);
-    this._setWindow();
+    if (this._hover === null) {
+      this._showLatest();
+    }
   }
 
   /** Re-reads the theme's colors (after a theme change). */
@@ -91,13 +151,13 @@ export class HistoryChart {
 
   /** Follows the host's new width (0 while hidden: drawn again once shown). */
   resize(): void {
-    const width = this._host.clientWidth;
+    const width = this._plotHost.clientWidth;
     if (width === this._width) {
       return;
     }
     this._width = width;
     if (width > 0) {
-      this._plot?.setSize({ width, height: this._height });
+      this._plot?.setSize({ width, height: this._heightFor(width) });
     }
     if (this._series) {
       this.update(this._series, this._window);
@@ -109,6 +169,15 @@ export class HistoryChart {
     this._plot = null;
   }
 
+  private _heightFor(width: number): number {
+    if (this._fixedHeight !== null) {
+      return this._fixedHeight;
+    }
+    return this._sparkline
+      ? 16
+      : chartHeight(width, this._minHeight, Math.max(200, this._minHeight));
+  }
+
   private _setWindow(): void {
     const t = this._series?.t;
     if (!this._plot || !t || t.length === 0) {
@@ -118,6 +187,37 @@ export class HistoryChart {
     this._plot.setScale('x', { min: max - this._window, max });
   }
 
+  /** The legend at the pointer (index into the drawn data), or the newest values. */
+  private _showAt(idx: number | null): void {
+    this._hover = idx;
+    if (idx === null) {
+      this._showLatest();
+      return;
+    }
+    const [t, util, mem] = this._data;
+    const when = new Date((t[idx] as number) * 1000).toLocaleTimeString();
+    this._legend?.set(
+      when,
+      util[idx] ?? null,
+      mem[idx] ?? null,
+      this.memoryTotalMib
+    );
+  }
+
+  private _showLatest(): void {
+    const s = this._series;
+    if (!this._legend || !s) {
+      return;
+    }
+    const n = s.t.length;
+    this._legend.set(
+      'now',
+      n ? s.util[n - 1] : null,
+      n ? s.mem[n - 1] : null,
+      this.memoryTotalMib
+    );
+  }
+
   private _options(width: number): uPlot.Options {
     const host = this._host;
     const util = cssVar(host, '--jp-success-color1', '#388e3c');
@@ -125,27 +225,49 @@ export class HistoryChart {
     const grid = cssVar(host, '--jp-border-color2', '#e0e0e0');
     const text = cssVar(host, '--jp-ui-font-color2', '#616161');
     const font = `10px ${cssVar(host, '--jp-ui-font-family', 'sans-serif')}`;
+    const full = !this._sparkline;
     return {
       width,
-      height: this._height,
+      height: this._heightFor(width),
       legend: { show: false },
-      cursor: { show: false },
+      cursor: full
+        ? {
+            show: true,
+            x: true,
+            y: false,
+            points: { show: true, size: 6 },
+            drag: { x: false, y: false, setScale: false }
+          }
+        : { show: false },
       select: { show: false, left: 0, top: 0, width: 0, height: 0 },
       scales: {
-        x: { time: true },
+        x: { time: false },
         y: { range: [0, 100] }
       },
       axes: [
-        { show: false },
         {
-          show: this._axis,
-          size: 34,
+          show: full,
+          size: 18,
+          font,
+          stroke: text,
+          grid: { show: false },
+          ticks: { show: true, stroke: grid, size: 3 },
+          splits: (u, _i, min, max) =>
+            timeTicks(min, max, u.bbox.width / devicePixelRatio),
+          values: (u, splits) => {
+            const max = u.scales.x.max ?? 0;
+            return splits.map(v => relativeLabel(max - v));
+          }
+        },
+        {
+          show: full,
+          size: 38,
           font,
           stroke: text,
           grid: { stroke: grid, width: 1 },
           ticks: { show: false },
           splits: () => [0, 50, 100],
-          values: (_u, splits) => splits.map(v => `${v}%`)
+          values: (_u, splits) => splits.map(v => `${v} %`)
         }
       ],
       series: [
@@ -154,16 +276,22 @@ export class HistoryChart {
         { label: 'Memory', stroke: mem, width: 1.5 }
       ],
       hooks: {
-        ready: [() => this._setWindow()]
+        ready: [() => this._setWindow()],
+        setCursor: [u => this._showAt(u.cursor.idx ?? null)]
       }
     };
   }
 
-  private _axis: boolean;
-  private _height: number;
+  private _data: uPlot.AlignedData = [[], [], []];
+  private _fixedHeight: number | null;
   private _host: HTMLElement;
+  private _hover: number | null = null;
+  private _legend: Legend | null = null;
+  private _minHeight: number;
   private _plot: uPlot | null = null;
+  private _plotHost: HTMLElement;
   private _series: ISeries | null = null;
+  private _sparkline: boolean;
   private _width = 0;
   private _window = 300;
 }
@@ -171,9 +299,65 @@ export class HistoryChart {
 export namespace HistoryChart {
   /** Options of a history chart. */
   export interface IOptions {
-    /** Height in CSS pixels (default 64). */
+    /** A 16 px line without axes or legend (dense rows). */
+    sparkline?: boolean;
+    /** A fixed height in CSS pixels (default: follows the width). */
     height?: number;
-    /** Draw the 0–100 % axis (default true; compact cards leave it out). */
-    axis?: boolean;
+    /** The least height when it follows the width (default 72 px). */
+    minHeight?: number;
+  }
+}
+
+/** What the lines mean, and their values at the pointer or now. */
+class Legend {
+  constructor() {
+    const node = (this.node = document.createElement('div'));
+    node.className = 'jp-kerasgpu-legend';
+    this._when = document.createElement('span');
+    this._when.className = 'jp-kerasgpu-legend-when';
+    this._util = item('Utilization', 'util');
+    this._mem = item('Memory', 'mem');
+    node.append(this._util.node, this._mem.node, this._when);
+  }
+
+  readonly node: HTMLElement;
+
+  set(
+    when: string,
+    util: number | null,
+    mem: number | null,
+    totalMib: number | null
+  ): void {
+    setText(this._when, when);
+    setText(this._util.value, formatPercent(util));
+    const gib =
+      mem !== null && totalMib ? ` · ${formatGiB((mem / 100) * totalMib)}` : '';
+    setText(this._mem.value, `${formatPercent(mem)}${gib}`);
+  }
+
+  private _mem: { node: HTMLElement; value: HTMLElement };
+  private _util: { node: HTMLElement; value: HTMLElement };
+  private _when: HTMLElement;
+}
+
+function item(
+  label: string,
+  kind: string
+): { node: HTMLElement; value: HTMLElement } {
+  const node = document.createElement('span');
+  node.className = `jp-kerasgpu-legend-item jp-kerasgpu-legend-${kind}`;
+  const swatch = document.createElement('span');
+  swatch.className = 'jp-kerasgpu-legend-swatch';
+  const name = document.createElement('span');
+  name.textContent = `${label} `;
+  const value = document.createElement('span');
+  value.className = 'jp-kerasgpu-legend-value';
+  node.append(swatch, name, value);
+  return { node, value };
+}
+
+function setText(node: HTMLElement, text: string): void {
+  if (node.textContent !== text) {
+    node.textContent = text;
   }
 }

@@ -64,3 +64,25 @@ export function formatClock(value: number | null | undefined): string {
   }
   return `${Math.round(value)} MHz`;
 }
+
+/** "1.2 GiB/s" / "320 MiB/s" / "0 MiB/s" from MiB/s; "–" when unknown. */
+export function formatRate(mibPerS: number | null | undefined): string {
+  if (mibPerS === null || mibPerS === undefined || !Number.isFinite(mibPerS)) {
+    return '–';
+  }
+  if (mibPerS >= 1024) {
+    return `${(mibPerS / 1024).toFixed(1)} GiB/s`;
+  }
+  return `${mibPerS >= 10 ? Math.round(mibPerS) : mibPerS.toFixed(1)} MiB/s`;
+}
+
+/** "RX 1.2 GiB/s · TX 320 MiB/s" (received and sent by the GPU); "–" when neither is known. */
+export function formatThroughput(
+  rx: number | null | undefined,
+  tx: number | null | undefined
+): string {
+  if ((rx ?? null) === null && (tx ?? null) === null) {
+    return '–';
+  }
+  return `RX ${formatRate(rx)} · TX ${formatRate(tx)}`;
+}

@@ -4,7 +4,12 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette, IThemeManager } from '@jupyterlab/apputils';
+import {
+  ICommandPalette,
+  IThemeManager,
+  MainAreaWidget,
+  WidgetTracker
+} from '@jupyterlab/apputils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
@@ -12,7 +17,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 import { HostGpusSection } from './host-gpus-view';
 import { gpuIcon } from './icons';
 import { GpuModel } from './model';
-import { GpuPanel } from './panel';
+import { GpuPanel, IPanelConfig } from './panel';
 import { GpuStatusItem } from './statusbar';
 import { ITensorFlowReply, TensorFlowCheck } from './tfcheck';
 import { requestAPI } from './request';
@@ -22,6 +27,7 @@ import { IGpuModel } from './tokens';
 /** Command ids. */
 export namespace CommandIDs {
   export const openPanel = 'kerasgpu:open-panel';
+  export const openDashboard = 'kerasgpu:open-dashboard';
   export const toggleStatusItem = 'kerasgpu:toggle-status-item';
 }
 
@@ -71,12 +77,18 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
     // the GPUs of the host where the current notebook's kernel runs, when not the server's
     const hostGpus = new HostGpusSection({ notebooks, serverModel: model });
     extra.append(tfCheck.node, training.node, hostGpus.node);
+    const openPath = (path: string) =>
+      void app.commands.execute('docmanager:open', { path });
     const panel = new GpuPanel({
       model,
       extra,
       onShow: () => checkTensorFlow(),
-      openPath: path => void app.commands.execute('docmanager:open', { path }),
-      themeChanged: themes?.themeChanged ?? null
+      openPath,
+      themeChanged: themes?.themeChanged ?? null,
+      // JupyterLab's main area takes a dashboard tab; Notebook 7's holds one document.
+      openDashboard: labShell
+        ? () => void app.commands.execute(CommandIDs.openDashboard)
+        : undefined
     });
     panel.title.icon = gpuIcon;
     panel.title.caption = 'GPUs';
@@ -128,6 +140,50 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
     });
     palette?.addItem({ command: CommandIDs.openPanel, category: 'GPU' });
 
+    // The same GPUs as a main-area tab (a big screen, like nvdashboard's): full cards in a grid.
+    const dashboards = new WidgetTracker<MainAreaWidget<GpuPanel>>({
+      namespace: 'kerasgpu-dashboard'
+    });
+    let dashboardConfig: IPanelConfig | null = null;
+    app.commands.addCommand(CommandIDs.openDashboard, {
+      label: 'Open the GPU Dashboard',
+      caption: 'Every GPU with large history charts, in a main-area tab',
+      icon: gpuIcon,
+      isEnabled: () => labShell !== null,
+      execute: () => {
+        const open = dashboards.currentWidget;
+        if (open && !open.isDisposed) {
+          app.shell.activateById(open.id);
+          return;
+        }
+        const content = new GpuPanel({
+          model,
+          id: 'jp-kerasgpu-dashboard-content',
+          layout: 'dashboard',
+          openPath,
+          themeChanged: themes?.themeChanged ?? null
+        });
+        if (dashboardConfig) {
+          content.config = dashboardConfig;
+        }
+        const widget = new MainAreaWidget({ content });
+        widget.id = 'jp-kerasgpu-dashboard';
+        widget.title.label = 'GPU Dashboard';
+        widget.title.icon = gpuIcon;
+        widget.title.closable = true;
+        app.shell.add(widget, 'main');
+        void dashboards.add(widget);
+        app.shell.activateById(widget.id);
+      }
+    });
+    palette?.addItem({ command: CommandIDs.openDashboard, category: 'GPU' });
+    if (restorer && labShell) {
+      void restorer.restore(dashboards, {
+        command: CommandIDs.openDashboard,
+        name: () => 'dashboard'
+      });
+    }
+
     let statusItem: GpuStatusItem | null = null;
     if (statusBar) {
       statusItem = new GpuStatusItem({
@@ -177,13 +233,15 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
             const c = loaded.composite as Record<string, any>;
             model.processesInterval = c.refreshInterval;
             model.historySeconds = c.historyMinutes * 60;
-            panel.config = {
+            dashboardConfig = {
               showChart: c.showChart,
               showTemperature: c.showTemperature,
               showPower: c.showPower,
               showClocks: c.showClocks,
               compactThreshold: c.compactThreshold
             };
+            panel.config = dashboardConfig;
+            dashboards.forEach(w => (w.content.config = dashboardConfig!));
             statusItem?.setEnabled(c.showStatusItem);
             app.commands.notifyCommandChanged(CommandIDs.toggleStatusItem);
           };

@@ -6,6 +6,7 @@ import { IDeviceInfo, IGpuSample, IProcessRow } from './api';
 import { HistoryChart } from './chart';
 import {
   formatClock,
+  formatThroughput,
   formatGiB,
   formatPercent,
   formatPower,
@@ -46,10 +47,15 @@ export const DEFAULT_PANEL_CONFIG: IPanelConfig = {
 export class GpuPanel extends Widget {
   constructor(options: GpuPanel.IOptions) {
     super();
-    this.id = PANEL_ID;
+    this._dashboard = options.layout === 'dashboard';
+    this.id = options.id ?? PANEL_ID;
     this.addClass('jp-kerasgpu-panel');
+    this.toggleClass('jp-kerasgpu-dashboard', this._dashboard);
     this.node.setAttribute('role', 'region');
-    this.node.setAttribute('aria-label', 'GPU monitor');
+    this.node.setAttribute(
+      'aria-label',
+      this._dashboard ? 'GPU dashboard' : 'GPU monitor'
+    );
     this._model = options.model;
     this._openPath = options.openPath ?? null;
     this._onShow = options.onShow ?? null;
@@ -59,6 +65,17 @@ export class GpuPanel extends Widget {
     const title = document.createElement('h2');
     title.textContent = 'GPUs';
     header.appendChild(title);
+    if (options.openDashboard) {
+      const open = document.createElement('button');
+      open.type = 'button';
+      open.className = 'jp-kerasgpu-open-dashboard';
+      open.textContent = 'Dashboard';
+      open.title = 'Open the GPUs in a main-area tab (for a big screen)';
+      open.setAttribute('aria-label', 'Open the GPU dashboard');
+      const openDashboard = options.openDashboard;
+      open.addEventListener('click', () => openDashboard());
+      header.appendChild(open);
+    }
     this._message = document.createElement('div');
     this._message.className = 'jp-kerasgpu-state';
     this._message.setAttribute('aria-live', 'polite');
@@ -197,10 +214,17 @@ export class GpuPanel extends Widget {
       }
       this._cardViews.clear();
       this._cards.replaceChildren();
-      const compact = devices.length >= this._config.compactThreshold;
+      // The dashboard has room for full cards (in a grid); the sidebar goes dense from N GPUs.
+      const compact =
+        !this._dashboard && devices.length >= this._config.compactThreshold;
       this._cards.classList.toggle('jp-kerasgpu-compact', compact);
       for (const device of devices) {
-        const card = new GpuCard(device, this._config, compact);
+        const card = new GpuCard(
+          device,
+          this._config,
+          compact,
+          this._dashboard
+        );
         this._cardViews.set(device.index, card);
         this._cards.appendChild(card.node);
       }
@@ -331,6 +355,7 @@ export class GpuPanel extends Widget {
   private _cardViews = new Map<number, GpuCard>();
   private _cards: HTMLElement;
   private _config: IPanelConfig = { ...DEFAULT_PANEL_CONFIG };
+  private _dashboard: boolean;
   private _deviceKey = '';
   private _message: HTMLElement;
   private _model: GpuModel;
@@ -359,12 +384,23 @@ export namespace GpuPanel {
     extra?: HTMLElement;
     /** Called each time the panel is shown. */
     onShow?: () => void;
+    /** The widget id (default: the sidebar panel's). */
+    id?: string;
+    /** "sidebar" (default) or "dashboard": full cards in a grid, for a main-area tab. */
+    layout?: 'sidebar' | 'dashboard';
+    /** Opens the dashboard (a button in the sidebar's header). */
+    openDashboard?: () => void;
   }
 }
 
 /** One GPU's card, built once and updated in place. */
 class GpuCard {
-  constructor(device: IDeviceInfo, config: IPanelConfig, compact: boolean) {
+  constructor(
+    device: IDeviceInfo,
+    config: IPanelConfig,
+    compact: boolean,
+    dashboard = false
+  ) {
     this.device = device;
     const item = (this.node = document.createElement('li'));
     item.className = 'jp-kerasgpu-card';
@@ -428,9 +464,10 @@ class GpuCard {
       );
       item.appendChild(host);
       this.chart = new HistoryChart(host, {
-        height: compact ? 16 : 64,
-        axis: !compact
+        sparkline: compact,
+        minHeight: dashboard ? 140 : 72
       });
+      this.chart.memoryTotalMib = device.memory_total_mib;
     }
     const facts = document.createElement('dl');
     facts.className = 'jp-kerasgpu-facts';
@@ -449,6 +486,18 @@ class GpuCard {
       this._memClock = addFact(facts, 'Mem clock');
     }
     this._pstate = addFact(facts, 'P-state');
+    // PCIe / NVLink traffic from NVML's counters; where not measured, the reason is said.
+    this._pcie = addFact(facts, 'PCIe');
+    this._nvlink = addFact(facts, 'NVLink');
+    for (const [node, reason] of [
+      [this._pcie, device.pcie_throughput_reason],
+      [this._nvlink, device.nvlink_throughput_reason]
+    ] as const) {
+      if (reason) {
+        node.title = reason;
+        node.classList.add('jp-kerasgpu-unmeasured');
+      }
+    }
     {
       const versions = [
         device.driver_version ? `driver ${device.driver_version}` : null,
@@ -501,6 +550,18 @@ class GpuCard {
     setText(this._memClock, formatClock(sample?.clock_mem_mhz));
     setText(this._memBusy, formatPercent(sample?.utilization_memory));
     setText(this._pstate, sample?.pstate ?? '–');
+    setText(
+      this._pcie,
+      this.device.pcie_throughput_reason
+        ? notMeasured(this.device.pcie_throughput_reason)
+        : formatThroughput(sample?.pcie_rx_mib_s, sample?.pcie_tx_mib_s)
+    );
+    setText(
+      this._nvlink,
+      this.device.nvlink_throughput_reason
+        ? notMeasured(this.device.nvlink_throughput_reason)
+        : formatThroughput(sample?.nvlink_rx_mib_s, sample?.nvlink_tx_mib_s)
+    );
     this.chart?.update(series, window);
   }
 
@@ -513,6 +574,8 @@ class GpuCard {
   private _memBusy: HTMLElement | null = null;
   private _memClock: HTMLElement | null = null;
   private _memory: Meter;
+  private _nvlink: HTMLElement;
+  private _pcie: HTMLElement;
   private _pstate: HTMLElement | null = null;
   private _power: HTMLElement | null = null;
   private _temp: HTMLElement | null = null;
@@ -566,6 +629,15 @@ class Meter {
   private _percent: number | null = -1;
   private _text = '';
   private _value: HTMLElement;
+}
+
+/** A short word for a throughput that is not measured (the reason is in the tooltip). */
+export function notMeasured(reason: string): string {
+  return reason.startsWith('nvidia-smi')
+    ? 'needs NVML'
+    : reason.includes('NVLink')
+      ? 'none'
+      : 'not counted by this driver';
 }
 
 function basename(path: string): string {

@@ -1,4 +1,4 @@
-import { decimate } from '../chart';
+import { chartHeight, decimate, relativeLabel, timeTicks } from '../chart';
 
 describe('decimate', () => {
   const series = {
@@ -23,5 +23,40 @@ describe('decimate', () => {
     const [t, util] = decimate(short, 212);
     expect(t).toBe(short.t);
     expect(util).toEqual([5, null, 7]);
+  });
+});
+
+describe('the time axis', () => {
+  it('counts back from now in whole steps that leave room for each label', () => {
+    // 5 minutes in a narrow sidebar (280 px: room for 4 labels): every 2 minutes.
+    const ticks = timeTicks(1000, 1300, 280);
+    expect(ticks.map(t => relativeLabel(1300 - t))).toEqual([
+      '-4 min',
+      '-2 min',
+      'now'
+    ]);
+  });
+
+  it('puts more labels on a wider chart', () => {
+    expect(timeTicks(0, 300, 900).length).toBeGreaterThan(
+      timeTicks(0, 300, 280).length
+    );
+  });
+
+  it('labels seconds, minutes and hours the way people say them', () => {
+    expect(relativeLabel(0)).toBe('now');
+    expect(relativeLabel(30)).toBe('-30 s');
+    expect(relativeLabel(120)).toBe('-2 min');
+    expect(relativeLabel(90)).toBe('-1.5 min');
+    expect(relativeLabel(7200)).toBe('-2 h');
+  });
+});
+
+describe('the chart height', () => {
+  it('grows with the width, within bounds', () => {
+    expect(chartHeight(200)).toBe(72);
+    expect(chartHeight(548)).toBeGreaterThan(150);
+    expect(chartHeight(5000)).toBe(200);
+    expect(chartHeight(320, 140)).toBe(140);
   });
 });

@@ -1,5 +1,7 @@
 import {
   formatClock,
+  formatRate,
+  formatThroughput,
   formatGiB,
   formatPercent,
   formatPower,
@@ -34,5 +36,18 @@ describe('format', () => {
     expect(percentOf(10, 0)).toBeNull();
     expect(percentOf(200, 100)).toBe(100);
     expect(formatPercent(17.87)).toBe('18 %');
+  });
+});
+
+describe('PCIe / NVLink throughput', () => {
+  it('reads as received and sent, in binary units', () => {
+    expect(formatThroughput(1536, 320)).toBe('RX 1.5 GiB/s · TX 320 MiB/s');
+    expect(formatRate(2.25)).toBe('2.3 MiB/s');
+    expect(formatRate(0)).toBe('0.0 MiB/s');
+  });
+
+  it('is a dash when nothing was measured yet (the first reading has no rate)', () => {
+    expect(formatThroughput(null, undefined)).toBe('–');
+    expect(formatThroughput(12, null)).toBe('RX 12 MiB/s · TX –');
   });
 });

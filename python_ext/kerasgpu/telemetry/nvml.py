@@ -1,7 +1,9 @@
 """The NVML backend, through the `pynvml` module of nvidia-ml-py.
 
 A full reading of one GPU costs ~0.015 ms. Nothing slow runs here: PCIe
-throughput (which blocks ~20 ms per call) is never read. Memory comes from the
+throughput comes from NVML's byte counters (one `nvmlDeviceGetFieldValues`
+call per GPU, see counters.py), never from `nvmlDeviceGetPcieThroughput`,
+which blocks ~20 ms per call. Memory comes from the
 v2 call where the driver has it, so "used" agrees with nvidia-smi.
 """
 
@@ -12,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from . import errors
+from . import counters, errors
 from .types import DeviceInfo, GpuProcess, GpuSample, TelemetryError, finite
 
 MIB = 1024 * 1024
@@ -39,6 +41,8 @@ class NvmlBackend:
         self._devices: list[DeviceInfo] = []
         self._memory_v2: bool | None = None  # None: not tried yet
         self._lock = threading.Lock()
+        self._rates: list[counters.Rates] = []
+        self._counters: list[bool] = []  # per GPU: has PCIe or NVLink counters worth asking for
 
     # ------------------------------------------------------------ errors
 
@@ -123,6 +127,10 @@ class NvmlBackend:
             self._shutdown()
             raise
         self._handles, self._devices = handles, devices
+        self._rates = [counters.Rates() for _ in handles]
+        self._counters = [
+            d.pcie_throughput_reason is None or d.nvlink_throughput_reason is None for d in devices
+        ]
         return list(devices)
 
     def _device(self, index: int, h: Any, driver: Any, cuda: str | None) -> DeviceInfo:
@@ -134,6 +142,7 @@ class NvmlBackend:
         bus = getattr(pci, "busId", None) if pci is not None else None
         cc = tuple(_int(v) for v in cc[:2]) if isinstance(cc, (tuple, list)) and len(cc) >= 2 else None
         current_mig = mig[0] if isinstance(mig, (tuple, list)) and mig else None
+        pcie_reason, nvlink_reason = counters.reasons(self._counter_readings(h))
         return DeviceInfo(
             index=index,
             uuid=_text(self._optional(n.nvmlDeviceGetUUID, h) or ""),
@@ -144,7 +153,18 @@ class NvmlBackend:
             cuda_driver_version=cuda,
             compute_capability=f"{cc[0]}.{cc[1]}" if cc and None not in cc else None,
             mig_mode=("Enabled" if current_mig else "Disabled") if current_mig is not None else None,
+            pcie_throughput_reason=pcie_reason,
+            nvlink_throughput_reason=nvlink_reason,
         )
+
+    def _counter_readings(self, h: Any) -> dict[str, counters.Reading | None] | None:
+        """PCIe / NVLink byte counters of one GPU (None: the driver has no field values at all)."""
+        n = self._nvml
+        fn = getattr(n, "nvmlDeviceGetFieldValues", None)
+        if fn is None:
+            return None
+        values = self._optional(fn, h, counters.request(n))
+        return None if values is None else counters.parse(n, values)
 
     def _shutdown(self) -> None:
         with contextlib.suppress(Exception):  # already gone: nothing to release
@@ -189,7 +209,7 @@ class NvmlBackend:
         now = time.time()
         out = []
         with self._lock:
-            for dev, h in zip(self._devices, self._handles, strict=False):
+            for i, (dev, h) in enumerate(zip(self._devices, self._handles, strict=False)):
                 util = self._optional(n.nvmlDeviceGetUtilizationRates, h)
                 total, used, reserved = self._memory(h)
                 power = self._optional(n.nvmlDeviceGetPowerUsage, h)
@@ -198,6 +218,10 @@ class NvmlBackend:
                 if limit is None:
                     limit = self._optional(n.nvmlDeviceGetPowerManagementLimit, h)
                 pstate = self._optional(n.nvmlDeviceGetPerformanceState, h)
+                rates: dict[str, float | None] = {}
+                if self._counters[i]:
+                    readings = self._counter_readings(h)
+                    rates = self._rates[i].update(readings or {})
                 out.append(
                     GpuSample(
                         index=dev.index,
@@ -216,6 +240,10 @@ class NvmlBackend:
                         clock_sm_mhz=_num(self._optional(n.nvmlDeviceGetClockInfo, h, n.NVML_CLOCK_SM)),
                         clock_mem_mhz=_num(self._optional(n.nvmlDeviceGetClockInfo, h, n.NVML_CLOCK_MEM)),
                         pstate=f"P{pstate}" if isinstance(pstate, int) and 0 <= pstate < 32 else None,
+                        pcie_tx_mib_s=rates.get("pcie_tx"),
+                        pcie_rx_mib_s=rates.get("pcie_rx"),
+                        nvlink_tx_mib_s=rates.get("nvlink_tx"),
+                        nvlink_rx_mib_s=rates.get("nvlink_rx"),
                     )
                 )
         return out

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 
-from . import errors
+from . import counters, errors
 from .types import DeviceInfo, GpuProcess, GpuSample, TelemetryError, finite
 
 DEFAULT_TIMEOUT = 10.0
@@ -258,6 +258,8 @@ def row_to_device(row: dict[str, str], cuda_driver_version: str | None = None) -
         cuda_driver_version=cuda_driver_version,
         compute_capability=text("compute_cap"),
         mig_mode=text("mig.mode.current"),
+        pcie_throughput_reason=counters.SMI_REASON,
+        nvlink_throughput_reason=counters.SMI_REASON,
     )
 
 

@@ -90,6 +90,9 @@ class DeviceInfo:
     cuda_driver_version: str | None = None
     compute_capability: str | None = None
     mig_mode: str | None = None
+    # Why PCIe / NVLink throughput is not measured for this GPU (None: it is).
+    pcie_throughput_reason: str | None = None
+    nvlink_throughput_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return json_safe(asdict(self))
@@ -113,6 +116,11 @@ class GpuSample:
     clock_sm_mhz: float | None = None
     clock_mem_mhz: float | None = None
     pstate: str | None = None
+    # PCIe / NVLink traffic since the previous reading (NVML counters only; NVLink summed over links).
+    pcie_tx_mib_s: float | None = None
+    pcie_rx_mib_s: float | None = None
+    nvlink_tx_mib_s: float | None = None
+    nvlink_rx_mib_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return json_safe(asdict(self))

@@ -126,3 +126,45 @@ def test_sampler_on_nvml():
     assert sampler.status().backend == "nvml" and not sampler.running
     stamps = [r[0].timestamp for r in got]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+
+
+# A child that copies 1 GiB to the GPU 8 times over PCIe (host to device), then waits.
+CUDA_COPY_CHILD = r"""
+import ctypes, sys
+cuda = ctypes.CDLL("libcuda.so.1")
+assert cuda.cuInit(0) == 0
+dev = ctypes.c_int(); assert cuda.cuDeviceGet(ctypes.byref(dev), 0) == 0
+ctx = ctypes.c_void_p(); assert cuda.cuCtxCreate_v2(ctypes.byref(ctx), 0, dev) == 0
+n = 1 << 30
+ptr = ctypes.c_void_p(); assert cuda.cuMemAlloc_v2(ctypes.byref(ptr), ctypes.c_size_t(n)) == 0
+host = ctypes.create_string_buffer(n)
+print("ready", flush=True)
+sys.stdin.readline()
+for _ in range(8):
+    assert cuda.cuMemcpyHtoD_v2(ptr, host, ctypes.c_size_t(n)) == 0
+print("copied", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_pcie_throughput_comes_from_the_counters_and_sees_a_copy(nvml):
+    """NVML's PCIe byte counters (field values, no 20 ms throughput call) show an 8 GiB upload."""
+    dev = nvml.devices()[0]
+    if dev.pcie_throughput_reason is not None:
+        pytest.skip(f"GPU 0: {dev.pcie_throughput_reason}")
+    child = subprocess.Popen(
+        [sys.executable, "-c", CUDA_COPY_CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        nvml.sample()  # first reading: no rate yet
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "copied"
+        s = nvml.sample()[0]
+        # 8 GiB went to the GPU since the previous reading: received by the GPU (rx), > 100 MiB/s.
+        assert s.pcie_rx_mib_s is not None and s.pcie_rx_mib_s > 100, s
+        assert s.pcie_tx_mib_s is not None and s.pcie_tx_mib_s >= 0
+    finally:
+        child.kill()
+        child.wait()
