@@ -3,13 +3,20 @@ import { Kernel } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
 import { formatGiB, formatPercent, percentOf } from './format';
-import { chooseHost, IHostGpusState, KernelHostGpus } from './host-gpus';
+import {
+  chooseHost,
+  hostProcessRows,
+  IHostGpusState,
+  KernelHostGpus
+} from './host-gpus';
 import { GpuModel } from './model';
 
 /**
  * A section of the GPU panel: the GPUs of the host where the current notebook's kernel runs,
- * labelled with that host, when they are not the server's (a kernel behind Enterprise Gateway
- * or in a Kubernetes pod); or the hint to install the package in the kernel's environment.
+ * labelled with that host, and that host's GPU processes (this notebook's kernel named), when
+ * they are not the server's (a kernel behind Enterprise Gateway or in a Kubernetes pod); they
+ * then take the place of the server's cards and process list (`data-show="kernel"`, see
+ * style/host-gpus.css). Or the hint to install the package in the kernel's environment.
  * The kernel streams only while this section is visible (the panel open) for its notebook.
  */
 export class HostGpusSection extends Widget {
@@ -98,6 +105,7 @@ export class HostGpusSection extends Widget {
     const state = this._current?.state ?? null;
     this.node.replaceChildren();
     if (!state) {
+      this.node.dataset.show = 'server';
       return;
     }
     const choice = chooseHost(
@@ -110,7 +118,16 @@ export class HostGpusSection extends Widget {
     }
     if (choice.show === 'kernel') {
       this.node.appendChild(el('h3', 'jp-kerasgpu-host-title', choice.title));
+      if (choice.note) {
+        this.node.appendChild(el('p', 'jp-kerasgpu-host-note', choice.note));
+      }
       this.node.appendChild(gpuList(state));
+      const path = this._notebook?.context?.path ?? null;
+      const notebook = path ? path.split('/').pop() || path : null;
+      const rows = hostProcessRows(state.processes, notebook);
+      if (rows.length) {
+        this.node.appendChild(processList(state.host, rows));
+      }
     }
   }
 
@@ -180,4 +197,27 @@ function gpuList(state: IHostGpusState): HTMLElement {
     list.appendChild(row);
   }
   return list;
+}
+
+function processList(
+  host: string | null,
+  rows: ReturnType<typeof hostProcessRows>
+): HTMLElement {
+  const section = el('section', 'jp-kerasgpu-host-processes');
+  const where = host
+    ? `Processes on ${host}`
+    : "Processes on the kernel's host";
+  section.setAttribute('aria-label', where);
+  section.appendChild(el('h4', 'jp-kerasgpu-host-processes-title', where));
+  const list = el('ul', 'jp-kerasgpu-host-process-list');
+  for (const row of rows) {
+    const item = el('li', 'jp-kerasgpu-host-process');
+    item.dataset.pid = String(row.pid);
+    item.classList.toggle('jp-mod-this-kernel', row.thisKernel);
+    item.appendChild(el('span', 'jp-kerasgpu-host-process-what', row.label));
+    item.appendChild(el('span', 'jp-kerasgpu-host-process-detail', row.detail));
+    list.appendChild(item);
+  }
+  section.appendChild(list);
+  return section;
 }

@@ -3,6 +3,7 @@ import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { IBackendStatus, IDeviceInfo, IGpuProcess, IGpuSample } from './api';
+import { formatGiB } from './format';
 
 /**
  * The GPUs of the host a notebook's kernel runs on (Enterprise Gateway, Kubernetes kernel
@@ -117,6 +118,8 @@ export function startOutcome(
 export interface IHostChoice {
   show: 'kernel' | 'server';
   title: string;
+  /** Why the server's own GPUs are not shown (the kernel runs elsewhere). */
+  note: string | null;
   /** Something to tell the user (the package is missing in the kernel's environment). */
   hint: string | null;
 }
@@ -124,7 +127,8 @@ export interface IHostChoice {
 /**
  * The kernel's host when it has GPUs the server does not see (another machine), the server's
  * otherwise; a hint when the kernel cannot tell (kerasgpu missing in its environment) and the
- * server has no GPUs of its own.
+ * server has no GPUs of its own. While the stream pauses or restarts (panel hidden, shown
+ * again) the last known GPUs stand, so the server's cards do not flash in between.
  */
 export function chooseHost(
   serverUuids: string[],
@@ -132,23 +136,91 @@ export function chooseHost(
 ): IHostChoice {
   const server = new Set(serverUuids.map(u => u.toLowerCase()));
   const kernelUuids = state.devices.map(d => d.uuid.toLowerCase());
+  const live =
+    state.phase === 'watching' ||
+    state.phase === 'starting' ||
+    state.phase === 'idle';
   const elsewhere =
-    state.phase === 'watching' &&
+    live &&
     state.status?.state === 'ok' &&
     kernelUuids.length > 0 &&
     kernelUuids.some(u => !server.has(u));
   if (elsewhere) {
+    const host = state.host ?? 'another host';
     return {
       show: 'kernel',
-      title: `GPUs of ${state.host ?? 'the kernel'}'s host (where the kernel runs)`,
+      title: `GPUs of ${host}, where this notebook's kernel runs`,
+      note:
+        server.size > 0
+          ? `The Jupyter server's own ${server.size === 1 ? 'GPU is' : `${server.size} GPUs are`} not shown: this notebook's kernel runs on ${host}.`
+          : null,
       hint: null
     };
   }
   return {
     show: 'server',
     title: 'GPUs of the Jupyter server',
+    note: null,
     hint: state.phase === 'missing' && server.size === 0 ? MISSING_HINT : null
   };
+}
+
+/** A process on the kernel's host, for people: one row per pid, its GPUs and memory summed. */
+export interface IHostProcessRow {
+  pid: number;
+  gpus: number[];
+  usedMib: number | null;
+  thisKernel: boolean;
+  /** The notebook for this kernel's processes, else the process name or pid. */
+  label: string;
+  detail: string;
+}
+
+/**
+ * The kernel host's GPU processes, this notebook's kernel (and its children) first, named
+ * after `notebook`; the rest are other processes on that host, never the server's.
+ */
+export function hostProcessRows(
+  processes: readonly IHostGpuProcess[],
+  notebook: string | null
+): IHostProcessRow[] {
+  const byPid = new Map<number, IHostProcessRow>();
+  for (const p of processes) {
+    let row = byPid.get(p.pid);
+    if (!row) {
+      row = {
+        pid: p.pid,
+        gpus: [],
+        usedMib: null,
+        thisKernel: p.this_kernel,
+        label: p.this_kernel
+          ? (notebook ?? "This notebook's kernel")
+          : (p.name ?? `pid ${p.pid}`),
+        detail: ''
+      };
+      byPid.set(p.pid, row);
+    }
+    if (p.gpu_index !== null && !row.gpus.includes(p.gpu_index)) {
+      row.gpus.push(p.gpu_index);
+    }
+    if (p.used_memory_mib !== null) {
+      row.usedMib = (row.usedMib ?? 0) + p.used_memory_mib;
+    }
+  }
+  const rows = [...byPid.values()];
+  for (const row of rows) {
+    row.gpus.sort((a, b) => a - b);
+    const gpus = row.gpus.length ? `GPU ${row.gpus.join(',')} · ` : '';
+    const who = row.thisKernel
+      ? `this notebook's kernel, pid ${row.pid}`
+      : `pid ${row.pid} · not this notebook's`;
+    row.detail = `${gpus}${formatGiB(row.usedMib)} · ${who}`;
+  }
+  return rows.sort(
+    (a, b) =>
+      Number(b.thisKernel) - Number(a.thisKernel) ||
+      (b.usedMib ?? 0) - (a.usedMib ?? 0)
+  );
 }
 
 const IDLE: IHostGpusState = {

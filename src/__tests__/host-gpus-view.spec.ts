@@ -37,6 +37,7 @@ function setUp(answer: any, serverDevices: any[] = []) {
     }
   };
   const notebook = {
+    context: { path: 'work/train.ipynb' },
     sessionContext: {
       session: { kernel },
       kernelChanged: new Signal<any, any>({})
@@ -118,6 +119,14 @@ describe('HostGpusSection', () => {
     expect(text).toContain('25.1 GiB / 140.4 GiB');
     expect(text).toContain('100 % busy');
     expect(text).toContain('this kernel holds 25.1 GiB');
+    // It takes the place of the server's cards (style/host-gpus.css reads data-show).
+    expect(section.node.dataset.show).toBe('kernel');
+    // The kernel host's processes, this notebook's kernel named after the notebook.
+    const procs = section.node.querySelector('.jp-kerasgpu-host-processes')!;
+    expect(procs.getAttribute('aria-label')).toBe('Processes on gpu-node-7');
+    expect(procs.textContent).toContain(
+      "train.ipynbGPU 0 · 25.1 GiB · this notebook's kernel, pid 440"
+    );
 
     section.setVisible(false);
     await flush();
@@ -167,6 +176,7 @@ describe('HostGpusSection', () => {
       devices: [H200]
     });
     expect(section.node.textContent).toBe('');
+    expect(section.node.dataset.show).toBe('server');
     section.dispose();
   });
 });

@@ -4,6 +4,7 @@ import { Signal } from '@lumino/signaling';
 import {
   applyMessage,
   chooseHost,
+  hostProcessRows,
   IHostGpusState,
   isHostGpusMessage,
   KernelHostGpus,
@@ -103,6 +104,49 @@ describe('kernel host GPUs', () => {
     // Same GPUs as the server: the kernel runs on the server's host.
     expect(chooseHost([H200.uuid.toUpperCase()], watching()).show).toBe(
       'server'
+    );
+  });
+
+  it("says why the server's own GPUs are not shown, and keeps the kernel's while its stream restarts", () => {
+    const other = { ...H200, uuid: 'GPU-11111111-2222-3333-4444-555555555555' };
+    const remote = chooseHost([other.uuid], watching());
+    expect(remote.show).toBe('kernel');
+    expect(remote.note).toBe(
+      "The Jupyter server's own GPU is not shown: this notebook's kernel runs on gpu-node-7."
+    );
+    expect(chooseHost([], watching()).note).toBeNull();
+    // The panel hid and shows again: the same kernel's GPUs stand while the stream restarts.
+    expect(chooseHost([other.uuid], watching({ phase: 'starting' })).show).toBe(
+      'kernel'
+    );
+    expect(chooseHost([other.uuid], watching({ phase: 'failed' })).show).toBe(
+      'server'
+    );
+  });
+
+  it("names this notebook's kernel among the processes of its host", () => {
+    const proc = (pid: number, gpu: number, mib: number, mine: boolean) => ({
+      pid,
+      gpu_uuid: `GPU-${gpu}`,
+      gpu_index: gpu,
+      used_memory_mib: mib,
+      name: 'python3',
+      this_kernel: mine
+    });
+    const rows = hostProcessRows(
+      [
+        proc(4242, 0, 40960, false),
+        proc(440, 0, 25706, true),
+        proc(440, 1, 1024, true)
+      ],
+      'train.ipynb'
+    );
+    expect(rows.map(r => [r.label, r.detail])).toEqual([
+      ['train.ipynb', "GPU 0,1 · 26.1 GiB · this notebook's kernel, pid 440"],
+      ['python3', "GPU 0 · 40.0 GiB · pid 4242 · not this notebook's"]
+    ]);
+    expect(hostProcessRows([proc(7, 0, 1, true)], null)[0].label).toBe(
+      "This notebook's kernel"
     );
   });
 
