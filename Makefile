@@ -140,8 +140,9 @@ test-compat: build $(STAMPS)/chromium $(UI_NPM_STAMP) $(COMPAT_ENVS)/.built
 	cd ui-tests && KERASGPU_COMPAT_ENVS=$(COMPAT_ENVS) npx playwright test -c compat.config.js
 
 # Rewrites the README's screenshots (docs/*.png) from the UI tests that take them.
+# Rewrites the README's pictures in docs/ (a normal test run writes them to ui-tests/screenshots/).
 screenshots: build $(STAMPS)/chromium $(UI_NPM_STAMP)
-	cd ui-tests && KERASGPU_SCREENSHOTS_DIR=$(CURDIR)/docs npx playwright test -g screenshots
+	cd ui-tests && KERASGPU_SCREENSHOTS_DIR=$(CURDIR)/docs npx playwright test
 
 test: build lint test-js test-py test-cuda test-package test-ui test-compat
 	@echo "All test tiers passed."

@@ -2,7 +2,10 @@
 /**
  * Render cost of one GPU panel update in Chromium (a benchmark, not a test).
  *
- *     node bench/frontend.mjs [--updates 200] [--gpus 8] [--history 600]
+ *     node bench/frontend.mjs [--updates 200] [--gpus 8] [--history 600] [--dashboard]
+ *
+ * --dashboard: the main-area dashboard (every GPU a full card with a tall chart) instead of
+ * the sidebar panel (dense rows with sparklines from 8 GPUs).
  *
  * Starts a real `jupyter lab` (the .venv's, with the fake nvidia-smi replaying the H200 load
  * capture for --gpus GPUs, KERASGPU_BACKEND=smi, no token: galata's test configuration on a free
@@ -42,6 +45,8 @@ function arg(name, fallback) {
 const UPDATES = arg('updates', 200);
 const GPUS = arg('gpus', 8);
 const HISTORY = arg('history', 600);
+const DASHBOARD = process.argv.includes('--dashboard');
+const VIEW = DASHBOARD ? '#jp-kerasgpu-dashboard' : '#jp-kerasgpu-panel';
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -143,15 +148,20 @@ async function main() {
     await page.evaluate(() =>
       window.jupyterapp.commands.execute('kerasgpu:open-panel')
     );
+    if (DASHBOARD) {
+      await page.evaluate(() =>
+        window.jupyterapp.commands.execute('kerasgpu:open-dashboard')
+      );
+    }
     await page.waitForFunction(
-      n =>
-        document.querySelectorAll('#jp-kerasgpu-panel .jp-kerasgpu-card canvas')
-          .length >= n,
-      GPUS,
+      ([n, view]) =>
+        document.querySelectorAll(`${view} .jp-kerasgpu-card canvas`).length >=
+        n,
+      [GPUS, VIEW],
       { timeout: 60_000 }
     );
     const result = await page.evaluate(
-      async ({ updates, history }) => {
+      async ({ updates, history, dashboard }) => {
         const app = window.jupyterapp;
         const registry = app.pluginRegistry ?? app;
         const model = registry._plugins.get(
@@ -163,6 +173,11 @@ async function main() {
         }
         for (const w of app.shell.widgets('left')) {
           if (w.id === 'jp-kerasgpu-panel') panel = w;
+        }
+        if (dashboard) {
+          for (const w of app.shell.widgets('main')) {
+            if (w.id === 'jp-kerasgpu-dashboard') panel = w.content;
+          }
         }
         if (!model || !panel) throw new Error('GPU model or panel not found');
         const stream = model._stream;
@@ -239,7 +254,7 @@ async function main() {
           resolution: performance.now() % 1 !== 0
         };
       },
-      { updates: UPDATES, history: HISTORY }
+      { updates: UPDATES, history: HISTORY, dashboard: DASHBOARD }
     );
     const version = browser.version();
     const f = stats(result.full);
@@ -247,7 +262,8 @@ async function main() {
     const diff = result.full.map((v, i) => v - result.baseline[i]);
     const d = stats(diff);
     console.log(
-      `Chromium ${version} headless, ${cpus().length} CPUs; ${result.gpus} GPUs (${result.cards} cards` +
+      `Chromium ${version} headless, ${cpus().length} CPUs; ${DASHBOARD ? 'dashboard' : 'sidebar'}: ` +
+        `${result.gpus} GPUs (${result.cards} cards` +
         `${result.compact ? ', compact' : ''}, charts ${result.chartWidth} px wide), ` +
         `${result.points} points of history per GPU; ${UPDATES} updates each, interleaved`
     );

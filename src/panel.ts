@@ -507,7 +507,9 @@ class GpuCard {
         device.compute_capability ? `CC ${device.compute_capability}` : null
       ].filter(Boolean);
       if (versions.length > 0) {
-        setText(addFact(facts, 'Versions'), versions.join(' · '));
+        const dd = addFact(facts, 'Versions');
+        dd.classList.add('jp-kerasgpu-fact-wide');
+        setText(dd, versions.join(' · '));
       }
     }
     if (facts.childElementCount > 0) {

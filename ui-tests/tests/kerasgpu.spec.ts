@@ -109,7 +109,11 @@ test('eight GPUs fit a 1280x800 screen as dense rows, each with its details on d
   await rows.nth(3).getByRole('button', { name: 'Details of GPU 3' }).click();
   await expect(rows.nth(3).locator('.jp-kerasgpu-facts')).toBeHidden();
   await panel.screenshot({
-    path: path.resolve(__dirname, '..', 'screenshots', 'panel-8gpus.png')
+    path: path.join(
+      process.env.KERASGPU_SCREENSHOTS_DIR ??
+        path.resolve(__dirname, '..', 'screenshots'),
+      'panel-8gpus.png'
+    )
   });
 });
 

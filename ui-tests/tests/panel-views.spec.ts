@@ -57,9 +57,10 @@ test('the history chart grows with the panel, has a legend, and gives values und
   page
 }) => {
   await page.setViewportSize({ width: 1440, height: 900 });
-  setFake({ state: 'trace' });
+  // The input-starved phase of the trace: a busy line that comes and goes.
+  setFake({ state: 'trace:starving' });
   await page.goto();
-  await shortHistory(page, 30);
+  await shortHistory(page, 20);
   await page.sidebar.openTab('jp-kerasgpu-panel');
   const panel = page.locator('#jp-kerasgpu-panel');
   const legend = panel.locator('.jp-kerasgpu-legend');
@@ -76,7 +77,7 @@ test('the history chart grows with the panel, has a legend, and gives values und
     'title',
     /nvidia-smi does not report PCIe/
   );
-  await page.waitForTimeout(8000);
+  await page.waitForTimeout(12000);
   const narrow = await canvasHeight(page);
   await panel.screenshot({ path: path.join(shots, 'panel-1gpu-narrow.png') });
 
@@ -102,7 +103,7 @@ test('four GPUs as full cards, narrow and wide, in the light and dark themes', a
   await page.setViewportSize({ width: 1440, height: 1400 });
   setFake({ state: 'trace', gpus: 4 });
   await page.goto();
-  await shortHistory(page, 30);
+  await shortHistory(page, 20);
   await page.sidebar.openTab('jp-kerasgpu-panel');
   const panel = page.locator('#jp-kerasgpu-panel');
   await expect(panel.locator('.jp-kerasgpu-card')).toHaveCount(4);
@@ -132,7 +133,7 @@ test('the dashboard opens in the main area, with every GPU as a full card in a g
   await page.setViewportSize({ width: 1600, height: 1000 });
   setFake({ state: 'trace', gpus: 8 });
   await page.goto();
-  await shortHistory(page, 30);
+  await shortHistory(page, 20);
   await page.sidebar.openTab('jp-kerasgpu-panel');
   const sidebar = page.locator('#jp-kerasgpu-panel');
   // Eight GPUs are dense rows in the sidebar; the dashboard has room for full cards.

@@ -87,7 +87,11 @@ test('a watched fit shows its training card in the GPU panel', async ({
   );
 
   await page.locator('#jp-kerasgpu-panel').screenshot({
-    path: path.resolve(__dirname, '..', 'screenshots', 'training-card.png')
+    path: path.join(
+      process.env.KERASGPU_SCREENSHOTS_DIR ??
+        path.resolve(__dirname, '..', 'screenshots'),
+      'training-card.png'
+    )
   });
 
   // the kernel stops: the card goes
