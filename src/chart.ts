@@ -109,6 +109,12 @@ export class HistoryChart {
     if (!this._sparkline) {
       this._legend = new Legend();
       host.appendChild(this._legend.node);
+      // Keyboard: focus the chart, then arrows step through the readings (Shift: 10 at a
+      // time), Home / End jump to the oldest / newest; the legend gives the values.
+      this._plotHost.tabIndex = 0;
+      this._plotHost.title = 'Arrow keys: step through the readings';
+      this._plotHost.addEventListener('keydown', this._onKey);
+      this._plotHost.addEventListener('blur', () => this._moveCursor(null));
     }
   }
 
@@ -167,6 +173,47 @@ export class HistoryChart {
   dispose(): void {
     this._plot?.destroy();
     this._plot = null;
+  }
+
+  private _onKey = (event: KeyboardEvent): void => {
+    const n = this._data[0].length;
+    if (!this._plot || n === 0) {
+      return;
+    }
+    const last = n - 1;
+    const at = this._hover ?? last;
+    const step = event.shiftKey ? 10 : 1;
+    const moves: Record<string, number> = {
+      ArrowLeft: at - step,
+      ArrowRight: at + step,
+      Home: 0,
+      End: last
+    };
+    if (event.key === 'Escape') {
+      this._moveCursor(null);
+      return;
+    }
+    if (!(event.key in moves)) {
+      return;
+    }
+    event.preventDefault();
+    this._moveCursor(Math.min(last, Math.max(0, moves[event.key])));
+  };
+
+  /** Puts uPlot's cursor on reading `idx` (null: off the chart, the legend shows now). */
+  private _moveCursor(idx: number | null): void {
+    const u = this._plot;
+    if (!u) {
+      return;
+    }
+    if (idx === null) {
+      u.setCursor({ left: -10, top: -10 });
+      this._showAt(null);
+      return;
+    }
+    const left = u.valToPos(this._data[0][idx] as number, 'x');
+    u.setCursor({ left, top: u.over.clientHeight / 2 });
+    this._showAt(idx);
   }
 
   private _heightFor(width: number): number {

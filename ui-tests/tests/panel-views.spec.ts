@@ -92,6 +92,16 @@ test('the history chart grows with the panel, has a legend, and gives values und
   );
   await expect(legend).toContainText(/Utilization \d+ %/);
   await panel.screenshot({ path: path.join(shots, 'panel-1gpu-wide.png') });
+  // Keyboard: the chart takes focus, arrows step through the readings.
+  await page.mouse.move(box.x + box.width / 2, box.y - 200);
+  await expect(legend.locator('.jp-kerasgpu-legend-when')).toHaveText('now');
+  await panel.locator('.jp-kerasgpu-chart-plot').first().focus();
+  await page.keyboard.press('Shift+ArrowLeft');
+  await expect(legend.locator('.jp-kerasgpu-legend-when')).toHaveText(
+    /\d{1,2}:\d{2}:\d{2}/
+  );
+  await page.keyboard.press('Escape');
+  await expect(legend.locator('.jp-kerasgpu-legend-when')).toHaveText('now');
   // Pointer gone: back to the newest values.
   await page.mouse.move(box.x + box.width / 2, box.y - 200);
   await expect(legend.locator('.jp-kerasgpu-legend-when')).toHaveText('now');
