@@ -18,6 +18,9 @@ from .routes import API, BaseHandler, State
 
 log = logging.getLogger(__name__)
 
+# The kernel runs in a Jupyter gateway (another host): the server has no interpreter to probe.
+REMOTE_KERNEL = "remote_kernel"
+
 
 class SnippetsHandler(BaseHandler):
     """GET /kerasgpu/api/v1/snippets: the snippet catalog the cell toolbar and palette insert."""
@@ -65,10 +68,12 @@ class TensorFlowHandler(BaseHandler):
                 )
             kernel = self.kernel_manager.get_kernel(kernel_id)
             kernel_name = kernel.kernel_name
-        try:
-            spec = await ensure_async(self.kernel_spec_manager.get_kernel_spec(kernel_name))
-        except NoSuchKernel:
-            raise tornado.web.HTTPError(404, f"There is no kernelspec named {kernel_name!r}.") from None
+        spec = None  # a gateway's kernel (Enterprise Gateway, a Kubernetes pod): its Python is not here
+        if not _uses_gateway(self.settings):
+            try:
+                spec = await ensure_async(self.kernel_spec_manager.get_kernel_spec(kernel_name))
+            except NoSuchKernel:
+                raise tornado.web.HTTPError(404, f"There is no kernelspec named {kernel_name!r}.") from None
         answer = await self._answer(kernel_id, kernel_name, spec, refresh)
         self.finish(json.dumps(answer))
 
@@ -87,7 +92,15 @@ class TensorFlowHandler(BaseHandler):
         }
         result: tfprobe.ProbeResult | None = None
         cached = False
-        if language.lower() != "python":
+        if spec is None:
+            status = REMOTE_KERNEL
+            reason = (
+                "This notebook's kernel runs in a Jupyter gateway, not on this server: "
+                "its TensorFlow can't be probed from here."
+            )
+            hint = "Run %load_ext kerasgpu, then %gpu_check, in the notebook: it checks there."
+            driver = await self._driver()
+        elif language.lower() != "python":
             status = tfprobe.NOT_PYTHON
             reason = (
                 f"The kernel {kernel['display_name']!r} runs {language or 'an unknown language'}, "
@@ -150,6 +163,12 @@ class TensorFlowHandler(BaseHandler):
         except Exception as exc:  # a broken backend must not hide the TensorFlow answer
             self.log.warning("kerasgpu: driver probe failed: %s", exc)
             return {"status": {"state": "error", "code": "backend_error", "reason": str(exc)}, "devices": []}
+
+
+def _uses_gateway(settings: dict) -> bool:
+    """Whether the server's kernels run in a Jupyter gateway (`--gateway-url`)."""
+    config = getattr(settings.get("serverapp"), "gateway_config", None)
+    return bool(getattr(config, "gateway_enabled", False))
 
 
 def _environment(result: tfprobe.ProbeResult | None) -> dict[str, Any] | None:

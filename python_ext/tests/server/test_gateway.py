@@ -231,6 +231,11 @@ async def test_a_gateway_kernel_reads_the_gpus_of_its_own_host(gateway, eg_port,
     response = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
     kernel = json.loads(response.body)
     try:
+        # Its Python is not on the server's host: the TensorFlow probe says so, it does not guess.
+        tf = await api("tensorflow", params={"kernel_id": kernel["id"]})
+        assert tf["status"] == "remote_kernel"
+        assert tf["reason"].startswith("This notebook's kernel runs in a Jupyter gateway")
+        assert "%gpu_check" in tf["hint"]
         ws = await jp_ws_fetch("api", "kernels", kernel["id"], "channels")
         try:
             out, _ = await execute(
