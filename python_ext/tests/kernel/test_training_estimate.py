@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from kerasgpu.kernel.train.estimate import DeviceTime, project, verdict
+from kerasgpu.kernel.train.estimate import DeviceTime, pace, project, verdict
 from kgpu_testlib import clean_env, run_cells
 
 H = 3600.0
@@ -20,6 +20,48 @@ def dev(label: str, total: float, device: str = "/CPU:0") -> DeviceTime:
 def test_project_is_startup_plus_overhead_plus_epochs_times_steps():
     # 50 epochs x 1800 steps at 2 s a step, 30 s of tracing, 2 s of fit set-up: 50 h
     assert project(2.0, 1800, 50, fit_overhead_s=2.0, startup_s=30.0) == pytest.approx(50 * H + 32)
+    # each epoch after the first costs 3 s more (its end, a new iterator): 49 x 3 s
+    total = project(2.0, 1800, 50, fit_overhead_s=2.0, startup_s=30.0, epoch_overhead_s=3.0)
+    assert total == pytest.approx(50 * H + 32 + 49 * 3)
+    assert project(2.0, 1800, 1, epoch_overhead_s=3.0) == pytest.approx(3600)  # one epoch: no boundary
+
+
+def epoch_clock(epochs: int, steps: int, step: float, first_extra: float, boundary: float, slow=()):
+    """Batch-begin times of `epochs` epochs: each epoch's first gap `first_extra` longer (its new
+    iterator), `boundary` seconds between one epoch's last step and the next epoch's first,
+    and the gaps listed in `slow` (epoch, index) 10 steps long."""
+    out, t = [], 100.0
+    for e in range(epochs):
+        times = [t]
+        for k in range(1, steps):
+            gap = step + (first_extra if k == 1 else 0.0) + (9 * step if (e, k) in slow else 0.0)
+            times.append(times[-1] + gap)
+        out.append(times)
+        t = times[-1] + step + boundary
+    return out
+
+
+def test_pace_splits_the_warm_step_from_each_epochs_overhead():
+    step, over, gaps = pace(epoch_clock(3, 10, 0.01, first_extra=0.02, boundary=0.2))
+    assert step == pytest.approx(0.01)  # each epoch's first gap (the iterator) left out
+    assert over == pytest.approx(0.22)  # the boundary plus the new iterator's first batch
+    assert gaps == 3 * 8
+
+
+def test_pace_takes_the_mean_step_so_slow_steps_count():
+    # one step in 24 is 10x slower: the full run pays for such steps, so the mean, not the median
+    clock = epoch_clock(3, 10, 0.01, 0.02, 0.2, slow={(1, 5)})
+    step, over, _ = pace(clock)
+    assert step == pytest.approx(0.01 + 0.09 / 24)
+    # nothing lost or counted twice: 2 boundaries and 20 steps span the second batches of epoch 0 and 2
+    assert 2 * over + 20 * step == pytest.approx(clock[2][1] - clock[0][1])
+    with pytest.raises(ValueError):
+        pace([[0.0, 0.1], [0.3, 0.4]])  # no step-to-step gap after the iterator's first
+
+
+def test_one_timed_epoch_has_no_boundary_to_measure():
+    step, over, _ = pace(epoch_clock(1, 10, 0.01, 0.02, 0.2))
+    assert step == pytest.approx(0.01) and over == 0.0
 
 
 def test_only_the_gpu_meets_a_36_hour_deadline():
@@ -64,6 +106,20 @@ iters = int(model.optimizer.iterations.numpy())
 ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(50)
 """
 
+# a dataset whose every iterator starts 80 ms late (each epoch makes one, as with a file to open)
+SLOW_START = """
+import time, kerasgpu
+def batches():
+    time.sleep(0.08)
+    for i in range(0, 400, 20):
+        yield x[i:i + 20], y[i:i + 20]
+spec = (tf.TensorSpec((None, 16), tf.float32), tf.TensorSpec((None,), tf.int64))
+slow = tf.data.Dataset.from_generator(batches, output_signature=spec).apply(
+    tf.data.experimental.assert_cardinality(20))
+res = kerasgpu.estimate(model, slow, epochs=4, devices_=["/CPU:0"])
+print(json.dumps(res["devices"][0]))
+"""
+
 
 @pytest.fixture(scope="module")
 def cells():
@@ -81,6 +137,8 @@ def cells():
             "m = watch.last_monitor()\n"
             "first = [f['code'] for f in m.epoch_findings[0]]\n"
             "print(json.dumps({'epoch1': first, 'end': m.progress.to_json()}))",
+            "%gpu_watch off",
+            SLOW_START,
         ],
         env=clean_env({"KERASGPU_BACKEND": "none"}),
         timeout=600,
@@ -102,7 +160,22 @@ def test_gpu_estimate_json_on_a_dataset_and_a_deadline_it_misses(cells):
     assert res["meets"] == [] and "none meets" in res["line"]
     d = res["devices"][0]
     assert d["device"] == "/CPU:0" and d["error"] is None and d["step_time_s"] > 0
-    assert d["total_s"] == pytest.approx(d["startup_s"] + d["fit_overhead_s"] + 3000 * 20 * d["step_time_s"])
+    assert d["timed_epochs"] >= 2 and d["epoch_overhead_s"] >= 0
+    fixed = d["startup_s"] + d["fit_overhead_s"]
+    assert d["total_s"] == pytest.approx(fixed + 2999 * d["epoch_overhead_s"] + 3000 * 20 * d["step_time_s"])
+
+
+def test_estimate_counts_what_each_epoch_costs_besides_its_steps(cells):
+    d = json.loads(cells[7].stdout)
+    assert d["error"] is None and d["timed_epochs"] >= 2
+    # each timed epoch's new iterator sleeps 80 ms before its first batch: that is per-epoch cost,
+    # not step time (the steps of a 16-32-3 MLP take well under a millisecond)
+    assert d["epoch_overhead_s"] >= 0.07
+    assert d["step_time_s"] < 0.02
+    steps = 4 * 20 * d["step_time_s"]
+    assert d["total_s"] == pytest.approx(
+        d["startup_s"] + d["fit_overhead_s"] + 3 * d["epoch_overhead_s"] + steps
+    )
 
 
 def test_estimate_leaves_the_users_model_untouched(cells):

@@ -4,14 +4,20 @@ Times warm training steps of the user's model on each device this kernel can use
 (the CPU, each GPU TensorFlow sees) on a copy: `keras.models.clone_model` plus the
 same compile config (a fresh optimizer), so the user's weights and optimizer state
 are untouched. Two short `fit`s of the copy, through the same input path as the
-user's `fit` (arrays stay arrays): the first traces and warms up, the second is
-timed step by step. The full run is projected as
+user's `fit` (arrays stay arrays): the first traces and warms up, the second runs
+2-5 short epochs (about `TIMED_SECONDS` in all) and is timed step by step. The full
+run is projected as
 
-    total = startup (tracing: first fit minus its steps) + fit overhead (second fit minus its steps)
-            + epochs x steps x warm step time
+    total = startup (tracing: first fit minus its steps) + fit overhead (once per fit)
+            + (epochs - 1) x epoch overhead + epochs x steps x warm step time
 
-(a short last batch traces once more). `verdict()` (pure) turns the per-device
-totals into one line.
+(a short last batch traces once more). The epoch overhead is what each further epoch
+costs besides its steps: the epoch's end (metrics, callbacks), the input iterator's
+teardown and a new one (Keras makes one per epoch; on TensorFlow 2.21 the teardown
+sometimes blocks for 0.1-1 s on tf.data's autotuning thread), the new iterator's first
+batch. It is measured between the timed epochs, because runs of short epochs pay it
+often: leaving it out made the estimate 10-25 % low for epochs of about a second.
+`verdict()` (pure) turns the per-device totals into one line.
 """
 
 from __future__ import annotations
@@ -25,9 +31,11 @@ from ..runtime import KerasGPUError
 from .timeutil import format_clock, format_duration, parse_deadline
 
 WARM_STEPS = 3  # steps of the first short fit besides the traced one (a slow model's steps are long)
-MIN_TIMED = 3
-MAX_TIMED = 400
-TIMED_SECONDS = 3.0  # the timed fit runs about this long (within MIN_TIMED..MAX_TIMED steps)
+MIN_TIMED = 3  # steps of each timed epoch, at least (one step-to-step gap after the iterator's first)
+MAX_TIMED = 2000  # ... at most: the arrays are sliced, copied only where the data has fewer batches
+TIMED_SECONDS = 3.0  # the timed fit runs about this long
+MIN_TIMED_EPOCHS = 2  # at least one epoch boundary to time
+MAX_TIMED_EPOCHS = 5  # more boundaries where epochs are short (where their cost matters most)
 
 
 @dataclass
@@ -37,7 +45,7 @@ class DeviceTime:
     device: str  # TensorFlow's name: /CPU:0, /GPU:0
     label: str  # CPU, GPU 0 (NVIDIA H200)
     step_time_s: float
-    fit_overhead_s: float  # once per fit: data adapter, callbacks, iterator
+    fit_overhead_s: float  # once per fit: data adapter, callbacks, the first iterator, the end
     startup_s: float
     steps_per_epoch: int
     epochs: int
@@ -46,16 +54,44 @@ class DeviceTime:
     samples_per_s: float | None = None
     timed_steps: int = 0
     error: str | None = None
+    epoch_overhead_s: float = 0.0  # each further epoch besides its steps: epoch end, a new iterator
+    timed_epochs: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def project(
-    step_time_s: float, steps_per_epoch: int, epochs: int, fit_overhead_s=0.0, startup_s=0.0
+    step_time_s: float,
+    steps_per_epoch: int,
+    epochs: int,
+    fit_overhead_s=0.0,
+    startup_s=0.0,
+    epoch_overhead_s=0.0,
 ) -> float:
-    """Seconds the whole run takes at the measured pace."""
-    return startup_s + fit_overhead_s + epochs * steps_per_epoch * step_time_s
+    """Seconds the whole run takes at the measured pace (the first epoch's overhead is the fit's)."""
+    return (
+        startup_s
+        + fit_overhead_s
+        + max(epochs - 1, 0) * epoch_overhead_s
+        + epochs * steps_per_epoch * step_time_s
+    )
+
+
+def pace(epochs: list[list[float]]) -> tuple[float, float, int]:
+    """(warm step, epoch overhead, gaps used) from the batch-begin times of each timed epoch (pure).
+
+    The step is the mean step-to-step gap inside the epochs, each epoch's first gap left out (it
+    pulls the new iterator's first batch): the mean, not the median, because the full run pays its
+    slow steps too. The epoch overhead is the time from one epoch's second batch to the next's,
+    less that epoch's steps at the warm pace, averaged over the boundaries."""
+    gaps = [b - a for times in epochs for a, b in zip(times[1:-1], times[2:], strict=True)]
+    if not gaps:
+        raise ValueError("each timed epoch needs 3 steps")
+    step = sum(gaps) / len(gaps)
+    bounds = [nxt[1] - cur[1] - len(cur) * step for cur, nxt in zip(epochs[:-1], epochs[1:], strict=True)]
+    over = max(0.0, sum(bounds) / len(bounds)) if bounds else 0.0
+    return step, over, len(gaps)
 
 
 @dataclass
@@ -164,17 +200,22 @@ def _fresh_copy(model):
 
 
 def _fit_args(x, y, batch_size: int | None, n_steps: int) -> tuple[dict[str, Any], int | None]:
-    """`fit` arguments for `n_steps` batches of the user's data, through the same input path as the
-    user's own `fit` (arrays stay arrays: Keras' array adapter shuffles and batches them the same way)."""
+    """`fit` arguments for epochs of `n_steps` batches of the user's data, through the same input
+    path as the user's own `fit`: arrays stay arrays (Keras' array adapter shuffles and batches
+    them, with a new iterator each epoch), sliced where they hold enough batches and repeated
+    only where they don't; a finite dataset is cut to `n_steps` batches (a new iterator each
+    epoch, as in the user's `fit`), an infinite one runs `steps_per_epoch` (one iterator, as
+    there)."""
     import tensorflow as tf
 
     if hasattr(x, "element_spec"):
         n = int(x.cardinality().numpy())
-        ds = x if n >= 0 and n >= n_steps else x.repeat()
-        return {"x": ds, "steps_per_epoch": n_steps}, batch_size
+        if n == tf.data.INFINITE_CARDINALITY:
+            return {"x": x, "steps_per_epoch": n_steps}, batch_size
+        return {"x": (x if n >= n_steps else x.repeat()).take(n_steps)}, batch_size
     bs = int(batch_size or 32)
     need = bs * n_steps
-    have = len(tf.nest.flatten(x)[0])
+    have = _n_samples(x)
     reps = math.ceil(need / have)
 
     def cut(a):
@@ -186,6 +227,14 @@ def _fit_args(x, y, batch_size: int | None, n_steps: int) -> tuple[dict[str, Any
     xs = tf.nest.map_structure(cut, x)
     ys = None if y is None else tf.nest.map_structure(cut, y)
     return {"x": xs, "y": ys, "batch_size": bs}, bs
+
+
+def _batches_available(x, batch_size: int | None) -> int | None:
+    """Full batches the user's data holds (None: an infinite or unknown dataset)."""
+    if hasattr(x, "element_spec"):
+        n = int(x.cardinality().numpy())
+        return n if n >= 0 else None
+    return _n_samples(x) // int(batch_size or 32)
 
 
 def _steps_per_epoch(x, batch_size: int | None, steps_per_epoch: int | None) -> int:
@@ -228,7 +277,7 @@ def _device_label(device: str) -> str:
 
 
 class _Clock:
-    """Times of each batch begin (the same measure as the monitor)."""
+    """Times of each batch begin, epoch by epoch (the same measure as the monitor)."""
 
     def __init__(self):
         import keras
@@ -236,13 +285,13 @@ class _Clock:
         class Cb(keras.callbacks.Callback):
             def __init__(cb):
                 super().__init__()
-                cb.times = []
+                cb.epochs = []
+
+            def on_epoch_begin(cb, epoch, logs=None):
+                cb.epochs.append([])
 
             def on_train_batch_begin(cb, batch, logs=None):
-                cb.times.append(time.perf_counter())
-
-            def on_train_end(cb, logs=None):
-                cb.times.append(time.perf_counter())
+                cb.epochs[-1].append(time.perf_counter())
 
         self.cb = Cb()
 
@@ -250,7 +299,8 @@ class _Clock:
 def time_device(
     model, device: str, x, y, batch_size, steps_per_epoch, epochs, steps=None, partial_last_batch=False
 ) -> DeviceTime:
-    """Measures warm steps of a fresh copy of `model` on `device` and projects the full run."""
+    """Measures warm steps and epoch boundaries of a fresh copy of `model` on `device` and projects
+    the full run. `steps`: steps of each timed epoch (default: about TIMED_SECONDS in all)."""
     import tensorflow as tf
 
     label = _device_label(device)
@@ -266,22 +316,27 @@ def time_device(
             clone.fit(epochs=1, verbose=0, callbacks=[c1], **kw)
             first_wall = time.perf_counter() - t0
             # the warm steps of the first fit (step 0 traced): a rough pace to size the timed fit
-            rough = (c1.times[n1 - 1] - c1.times[1]) / (n1 - 2)
-            n2 = max(MIN_TIMED, steps or int(min(MAX_TIMED, TIMED_SECONDS / max(rough, 1e-6))))
-            kw2, _ = _fit_args(x, y, batch_size, n2 + 1)
+            first = c1.epochs[0]
+            rough = max((first[-1] - first[1]) / (len(first) - 2), 1e-6)
+            n2 = steps or int(min(MAX_TIMED, TIMED_SECONDS / MIN_TIMED_EPOCHS / rough))
+            have = _batches_available(x, batch_size)
+            if not steps and have is not None and have >= MIN_TIMED:
+                n2 = min(n2, have)  # the user's own epochs are no longer; no copy of the arrays
+            n2 = max(MIN_TIMED, n2)
+            e2 = int(min(MAX_TIMED_EPOCHS, max(MIN_TIMED_EPOCHS, TIMED_SECONDS / (n2 * rough))))
+            kw2, _ = _fit_args(x, y, batch_size, n2)
             c2 = _Clock().cb
             t0 = time.perf_counter()
-            clone.fit(epochs=1, verbose=0, callbacks=[c2], **kw2)
+            clone.fit(epochs=e2, verbose=0, callbacks=[c2], **kw2)
             wall2 = time.perf_counter() - t0
-        # step to step, after the timed fit's first step (its iterator) and before its end
-        gaps2 = [b - a for a, b in zip(c2.times[1:-2], c2.times[2:-1], strict=True)]
-        step = sum(gaps2) / len(gaps2)
+        step, dt.epoch_overhead_s, dt.timed_steps = pace(c2.epochs)
         dt.step_time_s = step
-        dt.timed_steps = len(gaps2)
-        dt.fit_overhead_s = max(0.0, wall2 - (n2 + 1) * step)
+        dt.timed_epochs = len(c2.epochs)
+        n_timed = sum(len(e) for e in c2.epochs)
+        dt.fit_overhead_s = max(0.0, wall2 - n_timed * step - (len(c2.epochs) - 1) * dt.epoch_overhead_s)
         dt.startup_s = max(0.0, first_wall - n1 * step - dt.fit_overhead_s)
         startup = dt.startup_s * (2 if partial_last_batch else 1)  # a short last batch traces again
-        dt.total_s = project(step, steps_per_epoch, epochs, dt.fit_overhead_s, startup)
+        dt.total_s = project(step, steps_per_epoch, epochs, dt.fit_overhead_s, startup, dt.epoch_overhead_s)
         if bs:
             dt.samples_per_s = bs / step
     except Exception as err:  # e.g. out of memory on a small GPU: say so for this device
@@ -367,9 +422,14 @@ def estimate_card(model, x, y=None, **kwargs):
             sec.add(d["label"], d["error"], "warning")
             continue
         sps = f", {d['samples_per_s']:,.0f} samples/s" if d["samples_per_s"] else ""
+        over = d["epoch_overhead_s"]
+        per_epoch = ""
+        if res["epochs"] > 1 and over >= 0.001:
+            per_epoch = f"+ {over * 1000:.0f} ms an epoch " if over < 1 else f"+ {over:.1f} s an epoch "
         sec.add(
             d["label"],
             f"{d['step_time_s'] * 1000:.1f} ms/step{sps}; {res['epochs']} x {d['steps_per_epoch']} steps "
+            f"{per_epoch}"
             f"-> {format_duration(d['total_s'])}, ends {format_clock(now + d['total_s'], now)}",
         )
     change = Section("What would change it")
