@@ -1,21 +1,26 @@
 """Cost of kerasgpu.TrainingMonitor per training step, side by side in one process (a benchmark, not a test).
 
-    python bench/training_monitor.py [--step-ms 10] [--steps 300] [--rounds 5] [--smi fake|none]
+    python bench/training_monitor.py [--step-ms 10] [--steps 200] [--rounds 20] [--smi fake|none]
 
 Builds one Keras model whose warm step takes about --step-ms on this machine (an MLP, width
-calibrated first), then alternates `fit` without and with the monitor (display off, GPU
-watch on: the telemetry sampler thread runs; `--smi fake` replays the H200 trace through the
-test nvidia-smi so that thread really reads and parses lines), `--rounds` times each.
-Prints the median wall time of both and their ratio, and the monitor's own cost per step
-(its `on_train_batch_begin`, timed alone) as a share of the step.
+calibrated first), then runs `--rounds` pairs of short `fit`s of it, without and with the
+monitor (display off, GPU watch on: the telemetry sampler thread runs; `--smi fake` replays the
+H200 trace through the test nvidia-smi so that thread really reads and parses lines), in ABBA
+order (pair 1 without first, pair 2 with first, ...) so that a load that rises or falls steadily
+favours neither arm. For each pair, the ratio with / without of the median step, the mean step,
+this process's CPU time per step and the fit's wall time; prints for each the median ratio, a
+95 % confidence interval of that median (distribution-free, from the order statistics), the
+quartiles and the range, and whether the interval supports "under 1 %". Then the monitor's own
+per-step work (its `on_train_batch_begin`, timed alone) as a share of the step.
 
-Measured 2026-11-29 on the 2-core CPU dev machine (shared, TF 2.21 CPU, Keras 3.15):
-see README "Training insight".
+Measured on the 2-core CPU dev machine (shared, TF 2.21 CPU, Keras 3.15): see README
+"Training insight".
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -27,11 +32,27 @@ sys.path.insert(0, str(ROOT / "python_ext"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+def median_ci(values: list[float], conf: float = 0.95) -> tuple[float, float]:
+    """Distribution-free confidence interval for the median of `values` (binomial order statistics)."""
+    v = sorted(values)
+    n = len(v)
+    # the largest k with P(Binomial(n, 1/2) < k) <= (1 - conf) / 2: [v[k-1], v[n-k]] covers the median
+    k, tail = 0, 0.0
+    while k < n:
+        nxt = tail + math.comb(n, k) / 2**n
+        if nxt > (1 - conf) / 2:
+            break
+        tail, k = nxt, k + 1
+    if k == 0:  # too few values for this confidence: the whole range
+        return v[0], v[-1]
+    return v[k - 1], v[n - k]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--step-ms", type=float, default=10.0)
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=20, help="pairs of fits, without and with")
     ap.add_argument("--smi", choices=["fake", "none"], default="fake")
     args = ap.parse_args()
     if args.smi == "fake":
@@ -62,7 +83,7 @@ def main() -> None:
         return m
 
     class Probe(keras.callbacks.Callback):
-        """The same bare step clock in both arms: the median step is robust to a busy machine."""
+        """The same bare step clock in both arms."""
 
         def on_train_begin(self, logs=None):
             self.t = []
@@ -70,16 +91,25 @@ def main() -> None:
         def on_train_batch_begin(self, batch, logs=None):
             self.t.append(time.perf_counter())
 
-        def median_step(self):
-            gaps = sorted(b - a for a, b in zip(self.t[5:], self.t[6:], strict=False))
-            return gaps[len(gaps) // 2]
+        def gaps(self):
+            return [b - a for a, b in zip(self.t[5:], self.t[6:], strict=False)]
 
     def fit(m, callbacks, steps=None):
-        n = batch * (steps or args.steps)
+        """(fit wall s, median step s, mean step s, this process's CPU s per step)."""
+        k = steps or args.steps
         probe = Probe()
-        t = time.perf_counter()
-        m.fit(x[:n], y[:n], batch_size=batch, epochs=1, verbose=0, callbacks=[probe, *callbacks])
-        return time.perf_counter() - t, probe.median_step()
+        c, t = time.process_time(), time.perf_counter()
+        m.fit(
+            x[: batch * k],
+            y[: batch * k],
+            batch_size=batch,
+            epochs=1,
+            verbose=0,
+            callbacks=[probe, *callbacks],
+        )
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        gaps = probe.gaps()
+        return wall, statistics.median(gaps), statistics.mean(gaps), cpu / k
 
     # calibrate the width so that a warm step takes about --step-ms
     width = 256
@@ -92,15 +122,13 @@ def main() -> None:
         width = max(32, int(width * (args.step_ms / 1000 / step) ** 0.5))
     m = model(width)
     fit(m, [], 20)  # trace
+    load_before = os.getloadavg()
     plain, watched = [], []
-    for _ in range(args.rounds):
-        plain.append(fit(m, []))
-        watched.append(fit(m, [TrainingMonitor(batch_size=batch, display=False)]))
-    p = statistics.median(w for w, _ in plain)
-    w = statistics.median(w for w, _ in watched)
-    ps = statistics.median(s for _, s in plain)
-    ws = statistics.median(s for _, s in watched)
-    pairs = sorted(b[1] / a[1] for a, b in zip(plain, watched, strict=True))
+    for i in range(args.rounds):  # ABBA: a load that rises or falls steadily favours neither arm
+        arms = [(plain, []), (watched, [TrainingMonitor(batch_size=batch, display=False)])]
+        for out, callbacks in arms if i % 2 == 0 else arms[::-1]:
+            out.append(fit(m, callbacks))
+    load_after = os.getloadavg()
 
     # the monitor's per-step work alone
     mon = TrainingMonitor(batch_size=batch, display=False, gpu=False, publish=False)
@@ -125,20 +153,44 @@ def main() -> None:
     per_refresh = (time.perf_counter() - t) / 1000
     mon.on_train_end()
 
-    print(f"load average (1 min) {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(
-        f"model: MLP 3x{width}, batch {batch}, {args.steps} steps a fit, {args.rounds} rounds, smi={args.smi}"
-    )
-    print(f"median step without monitor   {ps * 1000:8.3f} ms")
-    print(f"median step with monitor      {ws * 1000:8.3f} ms")
-    print(
-        f"step ratio with / without     {ws / ps:8.4f}  ({(ws / ps - 1) * 100:+.2f} %; median of rounds "
-        f"{statistics.median(pairs):.4f}; per round: {', '.join(f'{r:.3f}' for r in pairs)})"
+        f"load average (1, 5, 15 min) before {' '.join(f'{v:.2f}' for v in load_before)}, "
+        f"after {' '.join(f'{v:.2f}' for v in load_after)} on {os.cpu_count()} CPUs"
     )
     print(
-        f"fit wall ratio                {w / p:8.4f}  (median {w:.3f} s vs {p:.3f} s; includes the sampler's "
-        "start per fit and the machine's noise)"
+        f"model: MLP 3x{width}, batch {batch}, {args.steps} steps a fit, {args.rounds} pairs "
+        f"(ABBA order), smi={args.smi}"
     )
+    print(
+        f"median step without / with monitor  {statistics.median(r[1] for r in plain) * 1000:.3f} / "
+        f"{statistics.median(r[1] for r in watched) * 1000:.3f} ms"
+    )
+    print("ratio with / without, per pair:    median [95 % CI of the median]  quartiles  min..max")
+    verdicts = []
+    for i, what in [
+        (1, "median step (wall)"),
+        (2, "mean step (wall)"),
+        (3, "CPU per step (process)"),
+        (0, "fit wall"),
+    ]:
+        r = sorted(b[i] / a[i] for a, b in zip(plain, watched, strict=True))
+        lo, hi = median_ci(r)
+        q = statistics.quantiles(r, n=4)
+        print(
+            f"  {what:24s} {statistics.median(r):.4f} [{lo:.4f}, {hi:.4f}]  {q[0]:.3f}-{q[2]:.3f}  "
+            f"{r[0]:.3f}..{r[-1]:.3f}"
+        )
+        if i:
+            verdicts.append((what, lo, hi))
+    for what, lo, hi in verdicts:
+        if hi < 1.01:
+            say = "under 1 % (the whole interval is below 1.01)"
+        elif lo > 1.01:
+            say = "OVER 1 % (the whole interval is above 1.01)"
+        else:
+            say = f"not resolved: the interval spans {(lo - 1) * 100:+.1f} % to {(hi - 1) * 100:+.1f} %"
+        print(f"  {what:24s} {say}")
+    ps = statistics.median(r[1] for r in plain)
     print(f"monitor work per step         {per_call * 1e6:8.2f} us = {per_call / ps * 100:.3f} % of a step")
     print(
         f"refresh (once a second)       {per_refresh * 1e6:8.1f} us = {per_refresh * 100:.3f} % of a second"
