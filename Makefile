@@ -118,8 +118,16 @@ test-cuda: $(STAMPS)/python $(CUDA_VENVS)/.built
 	KERASGPU_CUDA_VENVS=$(CUDA_VENVS) KERASGPU_WHEEL_CACHE=$(CUDA_WHEELS) \
 	  $(BIN)/pytest -q -m cuda_build python_ext/tests/cuda
 
-test-ui: build $(STAMPS)/chromium $(UI_NPM_STAMP)
+# Enterprise Gateway's own venv (it pins jupyter_server<2), outside the clone: the gateway tests' kernels.
+EG_VENV ?= $(HOME)/.cache/kerasgpu/eg-venv
+$(EG_VENV)/.built:
+	bash scripts/eg_venv.sh $(EG_VENV) $(PYTHON)
+
+# The second run has a server of its own: a real Enterprise Gateway on loopback runs its kernels
+# (ui-tests/start-gateway.sh starts and stops both).
+test-ui: build $(STAMPS)/chromium $(UI_NPM_STAMP) $(EG_VENV)/.built
 	cd ui-tests && npx playwright test
+	cd ui-tests && KERASGPU_EG_VENV=$(EG_VENV) npx playwright test -c gateway.config.js
 
 # The compatibility tier: JupyterLab 4.0 (the oldest supported) and Notebook 7 in Chromium, and
 # install + import on Python 3.10, 3.12 and 3.13. Its environments live outside the clone, keyed on
@@ -141,8 +149,9 @@ test-compat: build $(STAMPS)/chromium $(UI_NPM_STAMP) $(COMPAT_ENVS)/.built
 
 # Rewrites the README's screenshots (docs/*.png) from the UI tests that take them.
 # Rewrites the README's pictures in docs/ (a normal test run writes them to ui-tests/screenshots/).
-screenshots: build $(STAMPS)/chromium $(UI_NPM_STAMP)
+screenshots: build $(STAMPS)/chromium $(UI_NPM_STAMP) $(EG_VENV)/.built
 	cd ui-tests && KERASGPU_SCREENSHOTS_DIR=$(CURDIR)/docs npx playwright test
+	cd ui-tests && KERASGPU_EG_VENV=$(EG_VENV) KERASGPU_SCREENSHOTS_DIR=$(CURDIR)/docs npx playwright test -c gateway.config.js
 
 test: build lint test-js test-py test-cuda test-package test-ui test-compat
 	@echo "All test tiers passed."

@@ -153,7 +153,7 @@ export function chooseHost(
       note:
         server.size > 0
           ? `The Jupyter server's own ${server.size === 1 ? 'GPU is' : `${server.size} GPUs are`} not shown: this notebook's kernel runs on ${host}.`
-          : null,
+          : `The Jupyter server itself reads no GPU (above); this notebook's kernel runs on ${host}.`,
       hint: null
     };
   }

@@ -11,6 +11,8 @@ const fakeBin = path.resolve(__dirname, '.fake-bin');
 module.exports = {
   ...baseConfig,
   testDir: './tests',
+  // tests/gateway needs a server of its own (gateway.config.js).
+  testIgnore: ['**/gateway/**'],
   retries: process.env.CI ? 1 : 0,
   workers: 1,
   timeout: 120_000,
