@@ -319,8 +319,15 @@ export class HistoryChart {
       ],
       series: [
         {},
-        { label: 'Utilization', stroke: util, width: 1.5, fill: `${util}33` },
-        { label: 'Memory', stroke: mem, width: 1.5 }
+        // No point markers: uPlot adds them to sparse lines, which reads as noise here.
+        {
+          label: 'Utilization',
+          stroke: util,
+          width: 1.5,
+          fill: `${util}33`,
+          points: { show: false }
+        },
+        { label: 'Memory', stroke: mem, width: 1.5, points: { show: false } }
       ],
       hooks: {
         ready: [() => this._setWindow()],

@@ -10,6 +10,7 @@ and can't be acted on.
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any
 
 import psutil
@@ -63,15 +64,44 @@ def kernel_owners(kernel_manager: Any, pids: list[int]) -> dict[int, str]:
 CMDLINE_MAX = 300
 
 
-def process_details(pids: list[int]) -> dict[int, dict[str, Any]]:
+def _program(name: str | None) -> str:
+    """A program's name for comparing: base name, without a version ("python3.11" -> "python")."""
+    base = (name or "").strip().rsplit("/", 1)[-1].lower()
+    return re.sub(r"[\d.]+$", "", base) or base
+
+
+def same_program(gpu_name: str | None, p: psutil.Process) -> bool:
+    """Whether the local process `p` runs the program the GPU tool named. In a container the
+    driver reports host pids: the same number here can be another program, whose details
+    would be shown as the GPU process's. Unknown on either side counts as the same."""
+    want = _program(gpu_name)
+    if not want:
+        return True
+    seen = set()
+    with contextlib.suppress(psutil.Error):
+        seen.add(_program(p.name()))
+    with contextlib.suppress(psutil.Error):
+        seen.add(_program(p.exe()))
+    with contextlib.suppress(psutil.Error):
+        cmd = p.cmdline()
+        if cmd:
+            seen.add(_program(cmd[0]))
+    seen.discard("")
+    return not seen or want in seen
+
+
+def process_details(pids: list[int], names: dict[int, str | None] | None = None) -> dict[int, dict[str, Any]]:
     """User, start time (epoch seconds) and command line of each pid this host can see, as nvitop
-    shows them; pids of other containers or hidden by permissions are left out. Reads /proc:
-    call it from an executor."""
+    shows them; pids of other containers or hidden by permissions are left out, and so are pids
+    that run here another program than the one `names` (pid -> the GPU tool's process name) says.
+    Reads /proc: call it from an executor."""
     out: dict[int, dict[str, Any]] = {}
     for pid in set(pids):
         try:
             p = psutil.Process(pid)
             with p.oneshot():
+                if names and not same_program(names.get(pid), p):
+                    continue
                 info: dict[str, Any] = {"user": None, "started": None, "cmdline": None}
                 # (KeyError: a uid with no name in this container)
                 with contextlib.suppress(KeyError, psutil.AccessDenied):

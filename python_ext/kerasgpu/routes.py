@@ -266,7 +266,8 @@ async def attributed_processes(handler: JupyterHandler) -> list[dict[str, Any]]:
     )
     pids = [p.pid for p in gpu_procs]
     owners, details = await asyncio.gather(
-        state.run(procs.kernel_owners, handler.kernel_manager, pids), state.run(procs.process_details, pids)
+        state.run(procs.kernel_owners, handler.kernel_manager, pids),
+        state.run(procs.process_details, pids, {p.pid: p.name for p in gpu_procs}),
     )
     kernels = {}
     for kernel_id in set(owners.values()):

@@ -148,6 +148,9 @@ test('the dashboard opens in the main area, with every GPU as a full card in a g
   const sidebar = page.locator('#jp-kerasgpu-panel');
   // Eight GPUs are dense rows in the sidebar; the dashboard has room for full cards.
   await expect(sidebar.locator('.jp-kerasgpu-row')).toHaveCount(8);
+  await sidebarWidth(page, 560);
+  await page.waitForTimeout(6000);
+  await sidebar.screenshot({ path: path.join(shots, 'panel-8gpus-wide.png') });
   await sidebar.getByRole('button', { name: 'Open the GPU dashboard' }).click();
   const dashboard = page.locator('#jp-kerasgpu-dashboard');
   await expect(dashboard).toBeVisible();
@@ -158,7 +161,8 @@ test('the dashboard opens in the main area, with every GPU as a full card in a g
   await expect(cards).toHaveCount(8);
   await expect(dashboard.locator('.jp-kerasgpu-row')).toHaveCount(0);
   await expect(dashboard.locator('.jp-kerasgpu-legend')).toHaveCount(8);
-  // A grid: at least three columns at 1600 px with the sidebar open.
+  // A grid: at least three columns at 1600 px (the sidebar closed: the dashboard replaces it).
+  await page.sidebar.close('right');
   const xs = new Set<number>();
   for (let i = 0; i < 8; i++) {
     xs.add(Math.round((await cards.nth(i).boundingBox())!.x));
@@ -168,8 +172,7 @@ test('the dashboard opens in the main area, with every GPU as a full card in a g
   const chart = dashboard.locator('.jp-kerasgpu-chart canvas').first();
   await expect(chart).toBeVisible();
   expect((await chart.boundingBox())!.height).toBeGreaterThan(100);
-  await page.sidebar.close('right');
-  await page.waitForTimeout(8000);
+  await page.waitForTimeout(6000);
   await dashboard.screenshot({ path: path.join(shots, 'dashboard-8gpus.png') });
 
   // The palette command brings the same tab forward instead of opening a second one.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 
 import pytest
@@ -123,6 +124,8 @@ async def test_processes_are_matched_to_notebooks_and_can_be_shut_down(fake_smi,
         procs=[
             {"pid": pid, "used_mib": 25000, "name": "python3"},
             {"pid": 4242, "used_mib": 1000, "name": "/usr/bin/other-users-job"},
+            # A host pid from another container that is, here, this test's own process.
+            {"pid": os.getpid(), "used_mib": 500, "name": "/opt/conda/bin/java"},
         ],
     )
     data = await api("processes")
@@ -147,6 +150,10 @@ async def test_processes_are_matched_to_notebooks_and_can_be_shut_down(fake_smi,
 
     if not psutil.pid_exists(4242):
         assert theirs["user"] is None and theirs["cmdline"] is None
+    # A pid that runs another program here than the one the driver named: the details would be
+    # of the wrong process, so there are none.
+    alien = rows[os.getpid()]
+    assert alien["user"] is None and alien["cmdline"] is None and alien["started"] is None
 
     # Another user's process can't be touched...
     with pytest.raises(HTTPClientError) as err:
