@@ -79,7 +79,7 @@ export function relativeLabel(secondsBefore: number): string {
 }
 
 /** The chart's height for a width: grows with the panel, within bounds. */
-export function chartHeight(width: number, min = 72, max = 200): number {
+export function chartHeight(width: number, min = 96, max = 200): number {
   return Math.round(Math.min(max, Math.max(min, width * 0.3)));
 }
 
@@ -102,7 +102,7 @@ export class HistoryChart {
     this._host = host;
     this._sparkline = options.sparkline ?? false;
     this._fixedHeight = options.height ?? null;
-    this._minHeight = options.minHeight ?? 72;
+    this._minHeight = options.minHeight ?? 96;
     this._plotHost = document.createElement('div');
     this._plotHost.className = 'jp-kerasgpu-chart-plot';
     host.appendChild(this._plotHost);
@@ -357,7 +357,7 @@ export namespace HistoryChart {
     sparkline?: boolean;
     /** A fixed height in CSS pixels (default: follows the width). */
     height?: number;
-    /** The least height when it follows the width (default 72 px). */
+    /** The least height when it follows the width (default 96 px). */
     minHeight?: number;
   }
 }

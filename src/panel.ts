@@ -465,7 +465,7 @@ class GpuCard {
       item.appendChild(host);
       this.chart = new HistoryChart(host, {
         sparkline: compact,
-        minHeight: dashboard ? 140 : 72
+        minHeight: dashboard ? 140 : 96
       });
       this.chart.memoryTotalMib = device.memory_total_mib;
     }

@@ -54,7 +54,7 @@ describe('the time axis', () => {
 
 describe('the chart height', () => {
   it('grows with the width, within bounds', () => {
-    expect(chartHeight(200)).toBe(72);
+    expect(chartHeight(200)).toBe(96);
     expect(chartHeight(548)).toBeGreaterThan(150);
     expect(chartHeight(5000)).toBe(200);
     expect(chartHeight(320, 140)).toBe(140);

@@ -82,7 +82,7 @@ test('the history chart grows with the panel, has a legend, and gives values und
   await panel.screenshot({ path: path.join(shots, 'panel-1gpu-narrow.png') });
 
   await sidebarWidth(page, 560);
-  await expect.poll(() => canvasHeight(page)).toBeGreaterThan(narrow + 60);
+  await expect.poll(() => canvasHeight(page)).toBeGreaterThan(narrow + 40);
   // Under the pointer: the time of that reading and its values.
   const canvas = panel.locator('.jp-kerasgpu-chart canvas').first();
   const box = (await canvas.boundingBox())!;
