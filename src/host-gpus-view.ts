@@ -7,6 +7,7 @@ import {
   chooseHost,
   hostProcessRows,
   IHostGpusState,
+  IHostProcessRow,
   KernelHostGpus
 } from './host-gpus';
 import { GpuModel } from './model';
@@ -199,9 +200,10 @@ function gpuList(state: IHostGpusState): HTMLElement {
   return list;
 }
 
+/** The kernel host's GPU processes, under their own heading (never in the server's list). */
 function processList(
   host: string | null,
-  rows: ReturnType<typeof hostProcessRows>
+  rows: IHostProcessRow[]
 ): HTMLElement {
   const section = el('section', 'jp-kerasgpu-host-processes');
   const where = host
