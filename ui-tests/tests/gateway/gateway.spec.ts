@@ -32,6 +32,13 @@ function serverFake(state: Record<string, unknown>): void {
 
 test.use({ autoGoto: false });
 
+// The server starts without nvidia-smi; a test may give it one (a retry starts from scratch:
+// the fake fails its running stream, and the server finds no nvidia-smi when it tries again).
+test.beforeEach(() => {
+  fs.rmSync(path.join(dir, 'server-bin', 'nvidia-smi'), { force: true });
+  serverFake({ fail: 'no_driver' });
+});
+
 test("the panel shows the GPUs of the kernel's host, not the server's (screenshots)", async ({
   page
 }) => {
@@ -106,7 +113,7 @@ test("the panel shows the GPUs of the kernel's host, not the server's (screensho
   await page.screenshot({ path: path.join(shots, 'panel-gateway.png') });
 
   // A kernel whose environment lacks the package: the panel says what to install, where.
-  await page.notebook.createNew('bare.ipynb', { kernel: 'bare' });
+  await page.notebook.createNew(undefined, { kernel: 'bare' });
   await expect(section.locator('.jp-kerasgpu-host-hint')).toHaveText(
     "Install jupyterlab-kerasgpu in the kernel's environment to see its GPUs " +
       '(%pip install jupyterlab-kerasgpu in the notebook, then restart the kernel).'
