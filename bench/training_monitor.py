@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import resource
 import statistics
 import sys
 import time
@@ -30,6 +31,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python_ext"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def children_cpu() -> float:
+    """CPU seconds of the child processes this one has waited for (the telemetry's nvidia-smi)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def median_ci(values: list[float], conf: float = 0.95) -> tuple[float, float]:
@@ -51,9 +58,14 @@ def median_ci(values: list[float], conf: float = 0.95) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--step-ms", type=float, default=10.0)
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=20, help="pairs of fits, without and with")
     ap.add_argument("--smi", choices=["fake", "none"], default="fake")
+    ap.add_argument(
+        "--control",
+        action="store_true",
+        help="A/A control: the second arm runs without the monitor too (the method's own bias and noise)",
+    )
     args = ap.parse_args()
     if args.smi == "fake":
         fake = ROOT / "python_ext" / "tests" / "fake_nvidia_smi"
@@ -95,10 +107,11 @@ def main() -> None:
             return [b - a for a, b in zip(self.t[5:], self.t[6:], strict=False)]
 
     def fit(m, callbacks, steps=None):
-        """(fit wall s, median step s, mean step s, this process's CPU s per step)."""
+        """(fit wall s, median step s, mean step s, this process's CPU s per step, the same with the
+        child processes it waited for: the telemetry's nvidia-smi)."""
         k = steps or args.steps
         probe = Probe()
-        c, t = time.process_time(), time.perf_counter()
+        c, ch, t = time.process_time(), children_cpu(), time.perf_counter()
         m.fit(
             x[: batch * k],
             y[: batch * k],
@@ -109,7 +122,7 @@ def main() -> None:
         )
         wall, cpu = time.perf_counter() - t, time.process_time() - c
         gaps = probe.gaps()
-        return wall, statistics.median(gaps), statistics.mean(gaps), cpu / k
+        return wall, statistics.median(gaps), statistics.mean(gaps), cpu / k, (cpu + children_cpu() - ch) / k
 
     # calibrate the width so that a warm step takes about --step-ms
     width = 256
@@ -125,7 +138,8 @@ def main() -> None:
     load_before = os.getloadavg()
     plain, watched = [], []
     for i in range(args.rounds):  # ABBA: a load that rises or falls steadily favours neither arm
-        arms = [(plain, []), (watched, [TrainingMonitor(batch_size=batch, display=False)])]
+        second = [] if args.control else [TrainingMonitor(batch_size=batch, display=False)]
+        arms = [(plain, []), (watched, second)]
         for out, callbacks in arms if i % 2 == 0 else arms[::-1]:
             out.append(fit(m, callbacks))
     load_after = os.getloadavg()
@@ -159,7 +173,7 @@ def main() -> None:
     )
     print(
         f"model: MLP 3x{width}, batch {batch}, {args.steps} steps a fit, {args.rounds} pairs "
-        f"(ABBA order), smi={args.smi}"
+        f"(ABBA order), smi={args.smi}{', A/A CONTROL: no monitor in either arm' if args.control else ''}"
     )
     print(
         f"median step without / with monitor  {statistics.median(r[1] for r in plain) * 1000:.3f} / "
@@ -171,6 +185,7 @@ def main() -> None:
         (1, "median step (wall)"),
         (2, "mean step (wall)"),
         (3, "CPU per step (process)"),
+        (4, "CPU incl. nvidia-smi"),
         (0, "fit wall"),
     ]:
         r = sorted(b[i] / a[i] for a, b in zip(plain, watched, strict=True))
