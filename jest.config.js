@@ -32,5 +32,8 @@ module.exports = {
   coverageReporters: ['text-summary'],
   reporters: ['default'],
   testRegex: 'src/__tests__/.*\\.spec\\.ts$',
+  // The websocket tests wait for a real server's messages: on a loaded 2-core CI machine a
+  // wait can pass jest's 5 s default although nothing is wrong (their own waits say what hung).
+  testTimeout: 30000,
   transformIgnorePatterns: [`/node_modules/(?!${esModules}).+`]
 };

@@ -103,7 +103,7 @@ class ReplayServer {
 async function until(
   check: () => boolean,
   what: string,
-  timeout = 5000
+  timeout = 15000
 ): Promise<void> {
   const start = Date.now();
   while (!check()) {
