@@ -1,5 +1,6 @@
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { Kernel } from '@jupyterlab/services';
+import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
 import { formatGiB, formatPercent, percentOf } from './format';
@@ -8,7 +9,9 @@ import {
   hostProcessRows,
   IHostGpusState,
   IHostProcessRow,
-  KernelHostGpus
+  IRemoteGpus,
+  KernelHostGpus,
+  remoteGpus
 } from './host-gpus';
 import { GpuModel } from './model';
 
@@ -46,6 +49,19 @@ export class HostGpusSection extends Widget {
     }
     this._visible = visible;
     this._follow();
+  }
+
+  /** The GPUs of the current kernel's host when they are not the server's (status bar). */
+  get remote(): IRemoteGpus | null {
+    return remoteGpus(
+      this._server.devices.map(d => d.uuid),
+      this._current?.state ?? null
+    );
+  }
+
+  /** Emitted when what `remote` says may have changed. */
+  get remoteChanged(): ISignal<this, void> {
+    return this._remoteChanged;
   }
 
   /** The current kernel's host GPUs model (tests read it). */
@@ -103,6 +119,7 @@ export class HostGpusSection extends Widget {
   }
 
   private _render(): void {
+    this._remoteChanged.emit();
     const state = this._current?.state ?? null;
     this.node.replaceChildren();
     if (!state) {
@@ -139,6 +156,7 @@ export class HostGpusSection extends Widget {
   private _notebook: INotebookTracker['currentWidget'] = null;
   private _kernel: Kernel.IKernelConnection | null = null;
   private _current: KernelHostGpus | null = null;
+  private _remoteChanged = new Signal<this, void>(this);
 }
 
 /** HostGpusSection's options. */

@@ -332,3 +332,30 @@ export class KernelHostGpus implements IDisposable {
   private _disposed = false;
   private _changed = new Signal<this, IHostGpusState>(this);
 }
+
+/** The GPUs of the host where the current notebook's kernel runs, for the status bar. */
+export interface IRemoteGpus {
+  host: string;
+  /** Readings are streaming now (the panel watches the kernel). */
+  live: boolean;
+  devices: IDeviceInfo[];
+  samples: IGpuSample[];
+  processes: IHostGpuProcess[];
+}
+
+/** `state` as the status bar needs it, when the panel shows the kernel's host; else null. */
+export function remoteGpus(
+  serverUuids: string[],
+  state: IHostGpusState | null
+): IRemoteGpus | null {
+  if (!state || chooseHost(serverUuids, state).show !== 'kernel') {
+    return null;
+  }
+  return {
+    host: state.host ?? 'another host',
+    live: state.phase === 'watching',
+    devices: state.devices,
+    samples: state.samples,
+    processes: state.processes
+  };
+}

@@ -191,6 +191,7 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
         currentKernel: () =>
           notebooks?.currentWidget?.sessionContext.session?.kernel?.id ?? null,
         onClick: () => app.shell.activateById(panel.id),
+        remote: () => hostGpus.remote,
         probe: kernelId =>
           requestAPI<ITensorFlowReply>(
             `tensorflow?kernel_id=${encodeURIComponent(kernelId)}`,
@@ -204,6 +205,7 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
         rank: 50
       });
       statusItem.setEnabled(DEFAULT_SHOW_STATUS);
+      hostGpus.remoteChanged.connect(() => statusItem?.update());
       notebooks?.currentChanged.connect(() => statusItem?.update());
     }
 

@@ -1,6 +1,7 @@
 import { Widget } from '@lumino/widgets';
 
 import { formatGiB, formatPercent } from './format';
+import { IRemoteGpus } from './host-gpus';
 import { GpuModel } from './model';
 import { ITensorFlowReply } from './tfcheck';
 
@@ -55,6 +56,7 @@ export class GpuStatusItem extends Widget {
     this._model = options.model;
     this._currentKernel = options.currentKernel;
     this._probe = options.probe ?? null;
+    this._remote = options.remote ?? null;
     this.node.addEventListener('click', () => options.onClick());
     this._model.changed.connect(this.update, this);
     this.update();
@@ -64,8 +66,12 @@ export class GpuStatusItem extends Widget {
   static describe(
     model: GpuModel,
     kernelId: string | null,
-    tf: IKernelTensorFlow | null = null
+    tf: IKernelTensorFlow | null = null,
+    remote: IRemoteGpus | null = null
   ): { text: string; title: string } {
+    if (kernelId && remote) {
+      return GpuStatusItem.describeRemote(remote);
+    }
     const devices = model.devices;
     if (model.state === 'loading') {
       return { text: 'GPU: …', title: 'Reading the GPUs…' };
@@ -146,6 +152,45 @@ export class GpuStatusItem extends Widget {
     };
   }
 
+  /** The notebook's kernel runs on another host (a gateway): that host's GPUs, not the server's. */
+  static describeRemote(remote: IRemoteGpus): { text: string; title: string } {
+    const host = remote.host;
+    if (!remote.live) {
+      return {
+        text: `GPU: kernel on ${host}`,
+        title: `This notebook's kernel runs on ${host}, not on the Jupyter server: open the GPU panel to read that host's GPUs.`
+      };
+    }
+    const held = new Map<number, number>();
+    for (const p of remote.processes) {
+      if (p.this_kernel && p.gpu_index !== null) {
+        held.set(
+          p.gpu_index,
+          (held.get(p.gpu_index) ?? 0) + (p.used_memory_mib ?? 0)
+        );
+      }
+    }
+    if (held.size === 0) {
+      return {
+        text: `CPU only · no GPU memory held on ${host}`,
+        title: `This notebook's kernel runs on ${host} and holds no memory on its GPUs: nothing of it runs on a GPU now.`
+      };
+    }
+    const indexes = [...held.keys()].sort((a, b) => a - b);
+    const mem = [...held.values()].reduce((a, b) => a + b, 0);
+    const utils = remote.samples
+      .filter(s => indexes.includes(s.index))
+      .map(s => s.utilization_gpu)
+      .filter((u): u is number => u !== null && u !== undefined);
+    const busy = formatPercent(
+      utils.length ? utils.reduce((a, b) => a + b, 0) / utils.length : null
+    );
+    return {
+      text: `GPU ${indexes.join(',')} on ${host}: ${formatGiB(mem)} held · ${busy} busy`,
+      title: `This notebook's kernel runs on ${host} and holds ${formatGiB(mem)} on its GPU ${indexes.join(', ')}; busy ${busy} (all processes on it).`
+    };
+  }
+
   /** Whether the item shows (and keeps the stream open). */
   setEnabled(enabled: boolean): void {
     this._enabled = enabled;
@@ -180,7 +225,8 @@ export class GpuStatusItem extends Widget {
     const { text, title } = GpuStatusItem.describe(
       this._model,
       kernelId,
-      kernelId ? (this._tf.get(kernelId) ?? null) : null
+      kernelId ? (this._tf.get(kernelId) ?? null) : null,
+      this._remote?.() ?? null
     );
     if (this.node.textContent !== text) {
       this.node.textContent = text;
@@ -219,6 +265,7 @@ export class GpuStatusItem extends Widget {
   private _enabled = true;
   private _model: GpuModel;
   private _probe: ((kernelId: string) => Promise<ITensorFlowReply>) | null;
+  private _remote: (() => IRemoteGpus | null) | null;
   private _tf = new Map<string, IKernelTensorFlow>();
 }
 
@@ -231,5 +278,7 @@ export namespace GpuStatusItem {
     onClick: () => void;
     /** Asks the server what TensorFlow sees in a kernel (GET tensorflow?kernel_id=). */
     probe?: (kernelId: string) => Promise<ITensorFlowReply>;
+    /** The GPUs of the kernel's host when it is not the server (a gateway's kernel). */
+    remote?: () => IRemoteGpus | null;
   }
 }

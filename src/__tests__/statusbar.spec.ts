@@ -104,3 +104,74 @@ describe('the status bar item tells the truth about the current notebook', () =>
     ).toEqual({ tfGpus: 0, why: 'TensorFlow is not installed' });
   });
 });
+
+describe('a kernel on another host (a gateway) is described by that host, not the server', () => {
+  const h200 = (index: number, util: number) => ({
+    index,
+    uuid: `GPU-${index}`,
+    timestamp: 1,
+    utilization_gpu: util,
+    memory_used_mib: 20_000,
+    memory_total_mib: 143_771
+  });
+  // The server has no GPU at all ("no NVIDIA driver"); the kernel runs on gpu-node-7.
+  const serverWithout = model({
+    state: 'unavailable',
+    status: { state: 'unavailable', code: 'smi_not_found', reason: 'x' },
+    devices: [],
+    processes: []
+  });
+
+  it("shows the memory the kernel holds on its host's GPU and that GPU's utilization", () => {
+    const { text, title } = GpuStatusItem.describe(serverWithout, 'k', null, {
+      host: 'gpu-node-7',
+      live: true,
+      devices: [],
+      samples: [h200(0, 12), h200(1, 97)],
+      processes: [
+        {
+          pid: 5,
+          gpu_uuid: 'GPU-1',
+          gpu_index: 1,
+          used_memory_mib: 30_720,
+          name: 'python',
+          this_kernel: true
+        } as any,
+        {
+          pid: 6,
+          gpu_uuid: 'GPU-0',
+          gpu_index: 0,
+          used_memory_mib: 9_000,
+          name: 'python',
+          this_kernel: false
+        } as any
+      ]
+    });
+    expect(text).toBe('GPU 1 on gpu-node-7: 30.0 GiB held · 97 % busy');
+    expect(text).not.toContain('driver');
+    expect(title).toContain('runs on gpu-node-7');
+  });
+
+  it('says CPU only on that host when the kernel holds nothing there', () => {
+    const { text } = GpuStatusItem.describe(serverWithout, 'k', null, {
+      host: 'gpu-node-7',
+      live: true,
+      devices: [],
+      samples: [h200(0, 100)],
+      processes: []
+    });
+    expect(text).toBe('CPU only · no GPU memory held on gpu-node-7');
+  });
+
+  it('gives no stale numbers while nothing streams (panel closed)', () => {
+    const { text, title } = GpuStatusItem.describe(serverWithout, 'k', null, {
+      host: 'gpu-node-7',
+      live: false,
+      devices: [],
+      samples: [h200(0, 100)],
+      processes: []
+    });
+    expect(text).toBe('GPU: kernel on gpu-node-7');
+    expect(title).toContain('open the GPU panel');
+  });
+});

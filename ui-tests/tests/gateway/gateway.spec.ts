@@ -101,6 +101,11 @@ test("the panel shows the GPUs of the kernel's host, not the server's (screensho
   await expect(section.locator('.jp-kerasgpu-host-note')).toHaveText(
     `The Jupyter server itself reads no GPU (above); this notebook's kernel runs on ${host}.`
   );
+  // The status bar tells this notebook's truth: its kernel's memory on that host's GPU, not
+  // the server's "no NVIDIA driver".
+  await expect(page.locator('.jp-kerasgpu-status')).toHaveText(
+    `GPU 0 on ${host}: 25.1 GiB held · 100 % busy`
+  );
   // Nor does the server guess at the TensorFlow of a kernel whose Python is elsewhere.
   await expect(panel.locator('.jp-kerasgpu-tf')).toContainText(
     "This notebook's kernel runs in a Jupyter gateway"
