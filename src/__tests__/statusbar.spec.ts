@@ -106,7 +106,7 @@ describe('the status bar item tells the truth about the current notebook', () =>
 });
 
 describe('a kernel on another host (a gateway) is described by that host, not the server', () => {
-  const h200 = (index: number, util: number) => ({
+  const h200 = (index: number, util: number): any => ({
     index,
     uuid: `GPU-${index}`,
     timestamp: 1,
