@@ -128,7 +128,8 @@ export class HostGpusSection extends Widget {
     }
     const choice = chooseHost(
       this._server.devices.map(d => d.uuid),
-      state
+      state,
+      this._server.status?.reason ?? null
     );
     this.node.dataset.show = choice.show;
     if (choice.hint) {

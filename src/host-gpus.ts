@@ -132,7 +132,8 @@ export interface IHostChoice {
  */
 export function chooseHost(
   serverUuids: string[],
-  state: IHostGpusState
+  state: IHostGpusState,
+  serverReason: string | null = null
 ): IHostChoice {
   const server = new Set(serverUuids.map(u => u.toLowerCase()));
   const kernelUuids = state.devices.map(d => d.uuid.toLowerCase());
@@ -153,7 +154,7 @@ export function chooseHost(
       note:
         server.size > 0
           ? `The Jupyter server's own ${server.size === 1 ? 'GPU is' : `${server.size} GPUs are`} not shown: this notebook's kernel runs on ${host}.`
-          : `The Jupyter server itself reads no GPU (above); this notebook's kernel runs on ${host}.`,
+          : `The Jupyter server itself reads no GPU${serverReason ? ` (${serverReason.replace(/\.$/, '')})` : ''}, and needs none: this notebook's kernel runs on ${host}.`,
       hint: null
     };
   }

@@ -115,7 +115,7 @@ describe('kernel host GPUs', () => {
       "The Jupyter server's own GPU is not shown: this notebook's kernel runs on gpu-node-7."
     );
     expect(chooseHost([], watching()).note).toBe(
-      "The Jupyter server itself reads no GPU (above); this notebook's kernel runs on gpu-node-7."
+      "The Jupyter server itself reads no GPU, and needs none: this notebook's kernel runs on gpu-node-7."
     );
     // The panel hid and shows again: the same kernel's GPUs stand while the stream restarts.
     expect(chooseHost([other.uuid], watching({ phase: 'starting' })).show).toBe(
