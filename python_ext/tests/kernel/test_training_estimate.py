@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from kerasgpu.kernel.train.estimate import DeviceTime, pace, project, verdict
+from kerasgpu.kernel.train.estimate import DeviceTime, boundaries, pace, project, verdict
 from kgpu_testlib import clean_env, run_cells
 
 H = 3600.0
@@ -57,6 +57,17 @@ def test_pace_takes_the_mean_step_so_slow_steps_count():
     assert 2 * over + 20 * step == pytest.approx(clock[2][1] - clock[0][1])
     with pytest.raises(ValueError):
         pace([[0.0, 0.1], [0.3, 0.4]])  # no step-to-step gap after the iterator's first
+
+
+def test_one_long_block_at_a_boundary_does_not_become_every_epochs_cost():
+    # 4 boundaries of 0.2 s, one of them blocked 1 s more (the iterator's teardown waiting)
+    clock = epoch_clock(5, 10, 0.01, 0.02, 0.2)
+    for later in clock[3:]:
+        later[:] = [t + 1.0 for t in later]
+    step, over, _ = pace(clock)
+    assert step == pytest.approx(0.01)
+    assert over == pytest.approx(0.22)  # the median: a mean would say 0.47 s an epoch
+    assert boundaries(clock, step) == pytest.approx([0.22, 0.22, 1.22, 0.22])
 
 
 def test_one_timed_epoch_has_no_boundary_to_measure():

@@ -8,7 +8,8 @@ user's `fit` (arrays stay arrays): the first traces and warms up, the second run
 2-5 short epochs (about `TIMED_SECONDS` in all) and is timed step by step. The full
 run is projected as
 
-    total = startup (tracing: first fit minus its steps) + fit overhead (once per fit)
+    total = startup (tracing: the first fit's first step less the timed fit's)
+            + fit overhead (once per fit: set-up, the first iterator, the end)
             + (epochs - 1) x epoch overhead + epochs x steps x warm step time
 
 (a short last batch traces once more). The epoch overhead is what each further epoch
@@ -23,6 +24,7 @@ often: leaving it out made the estimate 10-25 % low for epochs of about a second
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -34,8 +36,9 @@ WARM_STEPS = 3  # steps of the first short fit besides the traced one (a slow mo
 MIN_TIMED = 3  # steps of each timed epoch, at least (one step-to-step gap after the iterator's first)
 MAX_TIMED = 2000  # ... at most: the arrays are sliced, copied only where the data has fewer batches
 TIMED_SECONDS = 3.0  # the timed fit runs about this long
-MIN_TIMED_EPOCHS = 2  # at least one epoch boundary to time
-MAX_TIMED_EPOCHS = 5  # more boundaries where epochs are short (where their cost matters most)
+TIMED_EPOCHS = 4  # the timed fit's epochs, where the user's are long enough: 3 boundaries to time
+MIN_TIMED_EPOCHS = 2  # at least one boundary, where the user's epochs are short ...
+MAX_TIMED_EPOCHS = 5  # ... and at most this many
 
 
 @dataclass
@@ -56,6 +59,7 @@ class DeviceTime:
     error: str | None = None
     epoch_overhead_s: float = 0.0  # each further epoch besides its steps: epoch end, a new iterator
     timed_epochs: int = 0
+    epoch_boundaries_s: list[float] = field(default_factory=list)  # each timed one (median: the above)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,15 +87,22 @@ def pace(epochs: list[list[float]]) -> tuple[float, float, int]:
 
     The step is the mean step-to-step gap inside the epochs, each epoch's first gap left out (it
     pulls the new iterator's first batch): the mean, not the median, because the full run pays its
-    slow steps too. The epoch overhead is the time from one epoch's second batch to the next's,
-    less that epoch's steps at the warm pace, averaged over the boundaries."""
+    slow steps too. The epoch overhead is the median of `boundaries()`: one boundary in a few
+    blocks for a long while (see the module's note), and a mean of 2-4 of them would swing by
+    more than the run's own."""
     gaps = [b - a for times in epochs for a, b in zip(times[1:-1], times[2:], strict=True)]
     if not gaps:
         raise ValueError("each timed epoch needs 3 steps")
     step = sum(gaps) / len(gaps)
-    bounds = [nxt[1] - cur[1] - len(cur) * step for cur, nxt in zip(epochs[:-1], epochs[1:], strict=True)]
-    over = max(0.0, sum(bounds) / len(bounds)) if bounds else 0.0
+    bounds = boundaries(epochs, step)
+    over = max(0.0, statistics.median(bounds)) if bounds else 0.0
     return step, over, len(gaps)
+
+
+def boundaries(epochs: list[list[float]], step: float) -> list[float]:
+    """What each epoch after the first cost besides its steps (pure): from one epoch's second batch
+    to the next's, less that epoch's steps at the warm pace."""
+    return [nxt[1] - cur[1] - len(cur) * step for cur, nxt in zip(epochs[:-1], epochs[1:], strict=True)]
 
 
 @dataclass
@@ -312,29 +323,30 @@ def time_device(
             kw, bs = _fit_args(x, y, batch_size, n1)
             dt.batch_size = bs
             c1 = _Clock().cb
-            t0 = time.perf_counter()
             clone.fit(epochs=1, verbose=0, callbacks=[c1], **kw)
-            first_wall = time.perf_counter() - t0
             # the warm steps of the first fit (step 0 traced): a rough pace to size the timed fit
             first = c1.epochs[0]
             rough = max((first[-1] - first[1]) / (len(first) - 2), 1e-6)
-            n2 = steps or int(min(MAX_TIMED, TIMED_SECONDS / MIN_TIMED_EPOCHS / rough))
+            n2 = steps or int(min(MAX_TIMED, TIMED_SECONDS / TIMED_EPOCHS / rough))
             have = _batches_available(x, batch_size)
             if not steps and have is not None and have >= MIN_TIMED:
                 n2 = min(n2, have)  # the user's own epochs are no longer; no copy of the arrays
             n2 = max(MIN_TIMED, n2)
-            e2 = int(min(MAX_TIMED_EPOCHS, max(MIN_TIMED_EPOCHS, TIMED_SECONDS / (n2 * rough))))
+            e2 = round(min(MAX_TIMED_EPOCHS, max(MIN_TIMED_EPOCHS, TIMED_SECONDS / (n2 * rough))))
             kw2, _ = _fit_args(x, y, batch_size, n2)
             c2 = _Clock().cb
             t0 = time.perf_counter()
             clone.fit(epochs=e2, verbose=0, callbacks=[c2], **kw2)
             wall2 = time.perf_counter() - t0
         step, dt.epoch_overhead_s, dt.timed_steps = pace(c2.epochs)
+        dt.epoch_boundaries_s = boundaries(c2.epochs, step)
         dt.step_time_s = step
         dt.timed_epochs = len(c2.epochs)
         n_timed = sum(len(e) for e in c2.epochs)
         dt.fit_overhead_s = max(0.0, wall2 - n_timed * step - (len(c2.epochs) - 1) * dt.epoch_overhead_s)
-        dt.startup_s = max(0.0, first_wall - n1 * step - dt.fit_overhead_s)
+        # tracing: the first fit's first step against the timed fit's (both pull a new iterator's
+        # first batch); the rest of a fit's fixed cost, its end included, is in the fit overhead
+        dt.startup_s = max(0.0, (first[1] - first[0]) - (c2.epochs[0][1] - c2.epochs[0][0]))
         startup = dt.startup_s * (2 if partial_last_batch else 1)  # a short last batch traces again
         dt.total_s = project(step, steps_per_epoch, epochs, dt.fit_overhead_s, startup, dt.epoch_overhead_s)
         if bs:
