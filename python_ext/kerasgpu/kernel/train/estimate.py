@@ -14,10 +14,13 @@ run is projected as
 
 (a short last batch traces once more). The epoch overhead is what each further epoch
 costs besides its steps: the epoch's end (metrics, callbacks), the input iterator's
-teardown and a new one (Keras makes one per epoch; on TensorFlow 2.21 the teardown
-sometimes blocks for 0.1-1 s on tf.data's autotuning thread), the new iterator's first
-batch. It is measured between the timed epochs, because runs of short epochs pay it
-often: leaving it out made the estimate 10-25 % low for epochs of about a second.
+teardown and a new one (Keras makes one per epoch), the new iterator's first batch:
+10-50 ms on a CPU. With TensorFlow 2.21 the teardown now and then blocks the main thread
+for 0.1-1.4 s (it sleeps, using no CPU, until a tf.data thread's timed wait runs out),
+more often on a loaded machine. The estimate takes the median over 1-4 timed boundaries
+and counts a fit's end as at most one boundary: the typical cost, not the occasional
+block. Leaving the term out made the estimate 2-15 % low for runs of 5 epochs of about
+a second (bench/estimate_error.py); over epochs of minutes it is noise.
 `verdict()` (pure) turns the per-device totals into one line.
 """
 
@@ -338,15 +341,17 @@ def time_device(
             t0 = time.perf_counter()
             clone.fit(epochs=e2, verbose=0, callbacks=[c2], **kw2)
             wall2 = time.perf_counter() - t0
-        step, dt.epoch_overhead_s, dt.timed_steps = pace(c2.epochs)
-        dt.epoch_boundaries_s = boundaries(c2.epochs, step)
+        timed = c2.epochs
+        step, dt.epoch_overhead_s, dt.timed_steps = pace(timed)
         dt.step_time_s = step
-        dt.timed_epochs = len(c2.epochs)
-        n_timed = sum(len(e) for e in c2.epochs)
-        dt.fit_overhead_s = max(0.0, wall2 - n_timed * step - (len(c2.epochs) - 1) * dt.epoch_overhead_s)
-        # tracing: the first fit's first step against the timed fit's (both pull a new iterator's
-        # first batch); the rest of a fit's fixed cost, its end included, is in the fit overhead
-        dt.startup_s = max(0.0, (first[1] - first[0]) - (c2.epochs[0][1] - c2.epochs[0][0]))
+        dt.timed_epochs = len(timed)
+        dt.epoch_boundaries_s = boundaries(timed, step)
+        set_up = timed[0][1] - t0 - step  # to the second batch: adapter, callbacks, the first iterator
+        end = t0 + wall2 - timed[-1][-1] - step  # the last epoch's end and the iterator's teardown
+        # the teardown at a fit's end can block as at a boundary: count what a typical boundary costs
+        dt.fit_overhead_s = max(0.0, set_up + min(end, dt.epoch_overhead_s))
+        # tracing: the first fit's first step less the timed fit's (both pull a new iterator's first batch)
+        dt.startup_s = max(0.0, (first[1] - first[0]) - (timed[0][1] - timed[0][0]))
         startup = dt.startup_s * (2 if partial_last_batch else 1)  # a short last batch traces again
         dt.total_s = project(step, steps_per_epoch, epochs, dt.fit_overhead_s, startup, dt.epoch_overhead_s)
         if bs:
