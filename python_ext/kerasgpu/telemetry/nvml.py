@@ -219,7 +219,7 @@ class NvmlBackend:
                     limit = self._optional(n.nvmlDeviceGetPowerManagementLimit, h)
                 pstate = self._optional(n.nvmlDeviceGetPerformanceState, h)
                 rates: dict[str, float | None] = {}
-                if self._counters[i]:
+                if i < len(self._counters) and self._counters[i]:
                     readings = self._counter_readings(h)
                     rates = self._rates[i].update(readings or {})
                 out.append(
