@@ -299,8 +299,17 @@ class MetricsHandler(BaseHandler):
         ("power_limit_w", "kerasgpu_power_limit_watts", "Power limit (W)"),
         ("clock_sm_mhz", "kerasgpu_clock_sm_hertz", "SM clock (Hz)"),
         ("clock_mem_mhz", "kerasgpu_clock_memory_hertz", "Memory clock (Hz)"),
+        # NVML's byte counters only: absent with nvidia-smi, which cannot measure them.
+        ("pcie_rx_mib_s", "kerasgpu_pcie_rx_bytes_per_second", "PCIe traffic received by the GPU (bytes/s)"),
+        ("pcie_tx_mib_s", "kerasgpu_pcie_tx_bytes_per_second", "PCIe traffic sent by the GPU (bytes/s)"),
+        ("nvlink_rx_mib_s", "kerasgpu_nvlink_rx_bytes_per_second", "NVLink data received (bytes/s)"),
+        ("nvlink_tx_mib_s", "kerasgpu_nvlink_tx_bytes_per_second", "NVLink data sent (bytes/s)"),
     )
     SCALE = {
+        "pcie_rx_mib_s": 1024 * 1024,
+        "pcie_tx_mib_s": 1024 * 1024,
+        "nvlink_rx_mib_s": 1024 * 1024,
+        "nvlink_tx_mib_s": 1024 * 1024,
         "memory_used_mib": 1024 * 1024,
         "memory_total_mib": 1024 * 1024,
         "clock_sm_mhz": 1e6,

@@ -204,6 +204,10 @@ async def test_metrics_are_prometheus_gauges_per_gpu(fake_smi, jp_fetch):
         )
         assert 'name="NVIDIA H200"' in line and 'uuid="GPU-' in line
         assert line.endswith(" 100.0")
+    # nvidia-smi cannot measure PCIe / NVLink traffic: the gauges are declared, with no sample
+    # (absent, never a made-up 0).
+    assert "# TYPE kerasgpu_pcie_rx_bytes_per_second gauge" in text
+    assert not any(ln.startswith(("kerasgpu_pcie_", "kerasgpu_nvlink_")) for ln in text.splitlines())
 
 
 async def test_metrics_without_a_gpu_say_down_and_list_no_gauges(no_smi, jp_fetch):
