@@ -16,11 +16,12 @@ run is projected as
 costs besides its steps: the epoch's end (metrics, callbacks), the input iterator's
 teardown and a new one (Keras makes one per epoch), the new iterator's first batch:
 10-50 ms on a CPU. With TensorFlow 2.21 the teardown now and then blocks the main thread
-for 0.1-1.4 s (it sleeps, using no CPU, until a tf.data thread's timed wait runs out),
-more often on a loaded machine. The estimate takes the median over 1-4 timed boundaries
-and counts a fit's end as at most one boundary: the typical cost, not the occasional
-block. Leaving the term out made the estimate 2-15 % low for runs of 5 epochs of about
-a second (bench/estimate_error.py); over epochs of minutes it is noise.
+for 0.1-1.4 s (it sleeps, using no CPU, until a tf.data thread's timed wait runs out;
+with tf.data's autotuning off none did), more often on a loaded machine. The estimate
+takes the median over 1-4 timed boundaries and counts a fit's end as at most one
+boundary: the typical cost, not the occasional block. Leaving the term out made the
+estimate 2-5 % lower in the median, up to 15 % in single runs, of 5 epochs of about a
+second (bench/estimate_error.py); over epochs of minutes it is noise.
 `verdict()` (pure) turns the per-device totals into one line.
 """
 
