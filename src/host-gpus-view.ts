@@ -75,6 +75,10 @@ export class HostGpusSection extends Widget {
     }
     this._observer?.disconnect();
     this._notebooks?.currentChanged.disconnect(this._follow, this);
+    this._notebook?.sessionContext.statusChanged?.disconnect(
+      this._onStatus,
+      this
+    );
     this._server.changed.disconnect(this._render, this);
     this._drop();
     super.dispose();
@@ -87,8 +91,13 @@ export class HostGpusSection extends Widget {
         this._follow,
         this
       );
+      this._notebook?.sessionContext.statusChanged?.disconnect(
+        this._onStatus,
+        this
+      );
       this._notebook = nb;
       nb.sessionContext.kernelChanged.connect(this._follow, this);
+      nb.sessionContext.statusChanged?.connect(this._onStatus, this);
     }
     const kernel = nb?.sessionContext.session?.kernel ?? null;
     if (kernel !== this._kernel) {
@@ -107,6 +116,26 @@ export class HostGpusSection extends Widget {
       }
     }
     this._render();
+  }
+
+  /**
+   * A restart keeps the kernel connection (no kernelChanged) but ends the old process and its
+   * stream: what it streamed is dropped at once (the status bar must not go on showing memory
+   * a dead process held), and the new process is asked again once it is idle.
+   */
+  private _onStatus(_: unknown, status: string): void {
+    if (
+      status === 'restarting' ||
+      status === 'autorestarting' ||
+      status === 'dead'
+    ) {
+      this._restarting = true;
+      this._drop();
+      this._render();
+    } else if (this._restarting && status === 'idle') {
+      this._restarting = false;
+      this._follow();
+    }
   }
 
   private _drop(): void {
@@ -157,6 +186,7 @@ export class HostGpusSection extends Widget {
   private _notebook: INotebookTracker['currentWidget'] = null;
   private _kernel: Kernel.IKernelConnection | null = null;
   private _current: KernelHostGpus | null = null;
+  private _restarting = false;
   private _remoteChanged = new Signal<this, void>(this);
 }
 

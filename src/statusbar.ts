@@ -162,8 +162,10 @@ export class GpuStatusItem extends Widget {
       };
     }
     const held = new Map<number, number>();
+    let memoryKnown = false;
     for (const p of remote.processes) {
       if (p.this_kernel && p.gpu_index !== null) {
+        memoryKnown ||= p.used_memory_mib !== null;
         held.set(
           p.gpu_index,
           (held.get(p.gpu_index) ?? 0) + (p.used_memory_mib ?? 0)
@@ -185,9 +187,11 @@ export class GpuStatusItem extends Widget {
     const busy = formatPercent(
       utils.length ? utils.reduce((a, b) => a + b, 0) / utils.length : null
     );
+    // The driver may not say how much (per-process memory under MIG): never "0.0 GiB held".
+    const amount = memoryKnown ? formatGiB(mem) : 'memory';
     return {
-      text: `GPU ${indexes.join(',')} on ${host}: ${formatGiB(mem)} held · ${busy} busy`,
-      title: `This notebook's kernel runs on ${host} and holds ${formatGiB(mem)} on its GPU ${indexes.join(', ')}; busy ${busy} (all processes on it).`
+      text: `GPU ${indexes.join(',')} on ${host}: ${amount} held · ${busy} busy`,
+      title: `This notebook's kernel runs on ${host} and holds ${memoryKnown ? formatGiB(mem) : 'memory (the driver does not say how much)'} on its GPU ${indexes.join(', ')}; busy ${busy} (all processes on it).`
     };
   }
 

@@ -32,11 +32,15 @@ def kernel_pid(kernel_manager: Any, kernel_id: str) -> int | None:
     return pid if isinstance(pid, int) else None
 
 
-def kernel_owners(kernel_manager: Any, pids: list[int]) -> dict[int, str]:
+def kernel_owners(
+    kernel_manager: Any, pids: list[int], names: dict[int, str | None] | None = None
+) -> dict[int, str]:
     """Which of `pids` belong to one of this server's kernels (the kernel or a descendant) -> kernel id.
 
     Walks each pid's ancestors (a few /proc reads per GPU process), not every kernel's whole
-    process tree. Blocks on /proc reads: call it from an executor.
+    process tree. A pid that runs here another program than `names` (pid -> the GPU tool's
+    process name) says is another namespace's process and belongs to no kernel of ours (no
+    "Shut down kernel" for it). Blocks on /proc reads: call it from an executor.
     """
     kernels: dict[int, str] = {}
     for kernel_id in list(kernel_manager.list_kernel_ids()):
@@ -47,11 +51,17 @@ def kernel_owners(kernel_manager: Any, pids: list[int]) -> dict[int, str]:
     if not kernels:
         return owners
     for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            if names and not same_program(names.get(pid), proc):
+                continue
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
         if pid in kernels:
             owners[pid] = kernels[pid]
             continue
         try:
-            for parent in psutil.Process(pid).parents():
+            for parent in proc.parents():
                 if parent.pid in kernels:
                     owners[pid] = kernels[parent.pid]
                     break
@@ -66,7 +76,9 @@ CMDLINE_MAX = 300
 
 def _program(name: str | None) -> str:
     """A program's name for comparing: base name, without a version ("python3.11" -> "python")."""
-    base = (name or "").strip().rsplit("/", 1)[-1].lower()
+    words = (name or "").strip().split()
+    # NVML can give a whole command line (programs that rewrite their argv): the program is its first word.
+    base = (words[0] if words else "").rsplit("/", 1)[-1].lower()
     return re.sub(r"[\d.]+$", "", base) or base
 
 

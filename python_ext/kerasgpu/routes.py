@@ -265,9 +265,10 @@ async def attributed_processes(handler: JupyterHandler) -> list[dict[str, Any]]:
         state.run(state.sampler.processes), state.run(state.sampler.devices)
     )
     pids = [p.pid for p in gpu_procs]
+    names = {p.pid: p.name for p in gpu_procs}
     owners, details = await asyncio.gather(
-        state.run(procs.kernel_owners, handler.kernel_manager, pids),
-        state.run(procs.process_details, pids, {p.pid: p.name for p in gpu_procs}),
+        state.run(procs.kernel_owners, handler.kernel_manager, pids, names),
+        state.run(procs.process_details, pids, names),
     )
     kernels = {}
     for kernel_id in set(owners.values()):

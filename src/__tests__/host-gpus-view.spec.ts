@@ -40,7 +40,8 @@ function setUp(answer: any, serverDevices: any[] = []) {
     context: { path: 'work/train.ipynb' },
     sessionContext: {
       session: { kernel },
-      kernelChanged: new Signal<any, any>({})
+      kernelChanged: new Signal<any, any>({}),
+      statusChanged: new Signal<any, string>({})
     }
   };
   const notebooks = {
@@ -57,7 +58,7 @@ function setUp(answer: any, serverDevices: any[] = []) {
       header: { msg_type: 'comm_msg' },
       content: { comm_id: 'c', data }
     });
-  return { section, requests, comm };
+  return { section, requests, comm, notebook };
 }
 
 const flush = () => new Promise(resolve => setTimeout(resolve, 0));
@@ -177,6 +178,60 @@ describe('HostGpusSection', () => {
     });
     expect(section.node.textContent).toBe('');
     expect(section.node.dataset.show).toBe('server');
+    section.dispose();
+  });
+
+  it("forgets a restarted kernel's readings at once and asks the new process again", async () => {
+    const { section, requests, comm, notebook } = setUp({
+      user_expressions: {
+        kerasgpu: { status: 'ok', data: { 'text/plain': "'watching'" } }
+      }
+    });
+    section.setVisible(true);
+    await flush();
+    comm({
+      type: 'gpus',
+      event: 'status',
+      host: 'gpu-node-7',
+      status: {
+        state: 'ok',
+        backend: 'smi',
+        code: 'ok',
+        reason: null,
+        hint: null
+      },
+      devices: [H200]
+    });
+    comm({
+      type: 'gpus',
+      event: 'samples',
+      host: 'gpu-node-7',
+      samples: [{ index: 0, uuid: H200.uuid, utilization_gpu: 95 }],
+      processes: [
+        {
+          pid: 440,
+          gpu_uuid: H200.uuid,
+          gpu_index: 0,
+          used_memory_mib: 40960,
+          name: 'python3',
+          this_kernel: true
+        }
+      ]
+    });
+    expect(section.remote?.live).toBe(true);
+    const starts = () =>
+      requests.filter(r => r.user_expressions.kerasgpu === START_EXPRESSION)
+        .length;
+    expect(starts()).toBe(1);
+
+    // Out of GPU memory, the kernel dies and restarts on the same connection.
+    notebook.sessionContext.statusChanged.emit('autorestarting');
+    expect(section.remote).toBeNull(); // the status bar no longer shows 40 GiB held
+    expect(section.node.textContent).toBe('');
+    notebook.sessionContext.statusChanged.emit('starting');
+    notebook.sessionContext.statusChanged.emit('idle');
+    await flush();
+    expect(starts()).toBe(2); // the new process is asked to stream
     section.dispose();
   });
 });

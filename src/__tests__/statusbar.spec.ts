@@ -175,3 +175,25 @@ describe('a kernel on another host (a gateway) is described by that host, not th
     expect(title).toContain('open the GPU panel');
   });
 });
+
+describe('a remote kernel whose driver gives no per-process memory (MIG)', () => {
+  it('says it holds memory there, never "0.0 GiB held"', () => {
+    const { text } = GpuStatusItem.describeRemote({
+      host: 'gpu-node-7',
+      live: true,
+      devices: [],
+      samples: [],
+      processes: [
+        {
+          pid: 5,
+          gpu_uuid: 'GPU-1',
+          gpu_index: 1,
+          used_memory_mib: null,
+          name: 'python',
+          this_kernel: true
+        } as any
+      ]
+    });
+    expect(text).toBe('GPU 1 on gpu-node-7: memory held · – busy');
+  });
+});

@@ -167,6 +167,22 @@ async def test_processes_are_matched_to_notebooks_and_can_be_shut_down(fake_smi,
     assert kernel_id not in [k["id"] for k in kernels]
 
 
+async def test_a_host_pid_that_is_a_kernel_here_but_another_program_there_is_not_ours(
+    fake_smi, jp_fetch, jp_serverapp, api
+):
+    """In a container the driver reports host pids: one can collide with a local kernel's pid.
+    Named as another program by the driver, it gets no kernel, no notebook and no Shut down."""
+    from kerasgpu.processes import kernel_pid
+
+    kernel_id = await start_kernel(jp_fetch, "collide.ipynb")
+    pid = kernel_pid(jp_serverapp.kernel_manager, kernel_id)
+    fake_smi.set(state="load", procs=[{"pid": pid, "used_mib": 30000, "name": "/usr/lib/jvm/bin/java"}])
+    [row] = (await api("processes"))["processes"]
+    assert row["pid"] == pid
+    assert row["kernel"] is None and row["sessions"] == [] and row["can_shutdown"] is False
+    assert row["cmdline"] is None
+
+
 async def test_a_child_of_a_kernel_counts_as_the_kernel(fake_smi, jp_fetch, jp_serverapp, api):
     kernel_id = await start_kernel(jp_fetch)
     # The kernel starts a subprocess (as a DataLoader worker would) that takes GPU memory.
@@ -249,3 +265,19 @@ async def test_a_client_that_stops_reading_is_dropped_not_buffered(
         assert not state.broadcaster.clients, "a client that reads nothing was kept (and buffered)"
     finally:
         writer.close()
+
+
+def test_a_process_is_recognised_by_its_program_whatever_the_driver_spells():
+    """Details are kept for the same program (a version suffix, a path, a whole command line as
+    programs that rewrite their argv give it) and dropped for another one."""
+    import psutil
+    from kerasgpu.processes import same_program
+
+    me = psutil.Process()  # this test's Python
+    exe = me.exe()
+    assert same_program(exe, me)
+    assert same_program("python3", me)
+    assert same_program(f"{exe} -m pytest --some=/path/with/slashes", me)
+    assert same_program(None, me)  # the driver did not say: not a reason to hide anything
+    assert not same_program("/usr/lib/jvm/bin/java", me)
+    assert not same_program("/opt/google/chrome/chrome --type=gpu-process --user-data-dir=/home/x", me)
