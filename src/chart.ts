@@ -105,6 +105,14 @@ export class HistoryChart {
     this._minHeight = options.minHeight ?? 96;
     this._plotHost = document.createElement('div');
     this._plotHost.className = 'jp-kerasgpu-chart-plot';
+    // The canvas as one image for screen readers; the legend beside it is text they read.
+    this._plotHost.setAttribute('role', 'img');
+    this._plotHost.setAttribute(
+      'aria-label',
+      this._sparkline
+        ? 'History of utilization (green) and memory used (blue), in percent'
+        : 'History of utilization (green) and memory used (blue), in percent; arrow keys step through the readings, the legend gives their values'
+    );
     host.appendChild(this._plotHost);
     if (!this._sparkline) {
       this._legend = new Legend();

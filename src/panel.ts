@@ -457,11 +457,6 @@ class GpuCard {
     if (config.showChart) {
       const host = document.createElement('div');
       host.className = 'jp-kerasgpu-chart';
-      host.setAttribute('role', 'img');
-      host.setAttribute(
-        'aria-label',
-        'History of utilization (green) and memory used (blue), in percent'
-      );
       item.appendChild(host);
       this.chart = new HistoryChart(host, {
         sparkline: compact,
