@@ -3,6 +3,7 @@ import 'uplot/dist/uPlot.min.css';
 
 import { formatGiB, formatPercent } from './format';
 import { ISeries } from './model';
+import { setText } from './dom';
 
 /**
  * At most one point per pixel column: each bucket keeps its first time and its
@@ -416,10 +417,4 @@ function item(
   value.className = 'jp-kerasgpu-legend-value';
   node.append(swatch, name, value);
   return { node, value };
-}
-
-function setText(node: HTMLElement, text: string): void {
-  if (node.textContent !== text) {
-    node.textContent = text;
-  }
 }

@@ -10,6 +10,7 @@ import {
   IFleetGpu,
   IFleetHost
 } from './fleet';
+import { el } from './dom';
 
 /**
  * The "GPU Fleet" view: every GPU host Prometheus scrapes, best place for a job first, each
@@ -111,17 +112,6 @@ export namespace FleetView {
   export interface IOptions {
     model: FleetModel;
   }
-}
-
-function el(tag: string, className: string, text?: string): HTMLElement {
-  const e = document.createElement(tag);
-  if (className) {
-    e.className = className;
-  }
-  if (text !== undefined) {
-    e.textContent = text;
-  }
-  return e;
 }
 
 function hostSection(host: IFleetHost): HTMLElement {

@@ -14,6 +14,7 @@ import {
   remoteGpus
 } from './host-gpus';
 import { GpuModel } from './model';
+import { el } from './dom';
 
 /**
  * A section of the GPU panel: the GPUs of the host where the current notebook's kernel runs,
@@ -197,15 +198,6 @@ export namespace HostGpusSection {
     /** The server's own GPUs (to tell whether the kernel's are elsewhere). */
     serverModel: GpuModel;
   }
-}
-
-function el(tag: string, className: string, text?: string): HTMLElement {
-  const e = document.createElement(tag);
-  e.className = className;
-  if (text !== undefined) {
-    e.textContent = text;
-  }
-  return e;
 }
 
 function gpuList(state: IHostGpusState): HTMLElement {

@@ -14,6 +14,7 @@ import {
   percentOf
 } from './format';
 import { GpuModel } from './model';
+import { setText } from './dom';
 
 /** The sidebar panel's id (for `app.shell.activateById`). */
 export const PANEL_ID = 'jp-kerasgpu-panel';
@@ -639,12 +640,6 @@ export function notMeasured(reason: string): string {
 
 function basename(path: string): string {
   return path.split('/').pop() || path;
-}
-
-function setText(node: HTMLElement | null, text: string): void {
-  if (node && node.textContent !== text) {
-    node.textContent = text;
-  }
 }
 
 function addFact(list: HTMLElement, term: string): HTMLElement {

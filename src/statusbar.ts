@@ -28,6 +28,26 @@ export function kernelTensorFlow(reply: ITensorFlowReply): IKernelTensorFlow {
   };
 }
 
+/** The GPUs `processes` hold memory on (sorted), the memory summed, and whether any was given. */
+function heldMemory(
+  processes: readonly {
+    gpu_index: number | null;
+    used_memory_mib: number | null;
+  }[]
+): { indexes: number[]; mem: number; memoryKnown: boolean } {
+  const indexes = new Set<number>();
+  let mem = 0;
+  let memoryKnown = false;
+  for (const p of processes) {
+    if (p.gpu_index !== null) {
+      indexes.add(p.gpu_index);
+      mem += p.used_memory_mib ?? 0;
+      memoryKnown ||= p.used_memory_mib !== null;
+    }
+  }
+  return { indexes: [...indexes].sort((a, b) => a - b), mem, memoryKnown };
+}
+
 /** Short words for the states in which no GPU can be read (the panel says more). */
 const STATE_WORDS: Record<string, string> = {
   smi_not_found: 'no NVIDIA driver',
@@ -117,18 +137,10 @@ export class GpuStatusItem extends Widget {
         title: 'All GPUs of this machine (no notebook is open in front).'
       };
     }
-    const held = new Map<number, number>();
-    for (const p of model.processes) {
-      if (p.kernel?.id === kernelId && p.gpu_index !== null) {
-        held.set(
-          p.gpu_index,
-          (held.get(p.gpu_index) ?? 0) + (p.used_memory_mib ?? 0)
-        );
-      }
-    }
-    if (held.size > 0) {
-      const indexes = [...held.keys()].sort((a, b) => a - b);
-      const mem = [...held.values()].reduce((a, b) => a + b, 0);
+    const { indexes, mem } = heldMemory(
+      model.processes.filter(p => p.kernel?.id === kernelId)
+    );
+    if (indexes.length > 0) {
       const busy = formatPercent(used(indexes));
       return {
         text: `GPU ${indexes.join(',')}: ${formatGiB(mem)} held · ${busy} busy`,
@@ -161,25 +173,15 @@ export class GpuStatusItem extends Widget {
         title: `This notebook's kernel runs on ${host}, not on the Jupyter server: open the GPU panel to read that host's GPUs.`
       };
     }
-    const held = new Map<number, number>();
-    let memoryKnown = false;
-    for (const p of remote.processes) {
-      if (p.this_kernel && p.gpu_index !== null) {
-        memoryKnown ||= p.used_memory_mib !== null;
-        held.set(
-          p.gpu_index,
-          (held.get(p.gpu_index) ?? 0) + (p.used_memory_mib ?? 0)
-        );
-      }
-    }
-    if (held.size === 0) {
+    const { indexes, mem, memoryKnown } = heldMemory(
+      remote.processes.filter(p => p.this_kernel)
+    );
+    if (indexes.length === 0) {
       return {
         text: `CPU only · no GPU memory held on ${host}`,
         title: `This notebook's kernel runs on ${host} and holds no memory on its GPUs: nothing of it runs on a GPU now.`
       };
     }
-    const indexes = [...held.keys()].sort((a, b) => a - b);
-    const mem = [...held.values()].reduce((a, b) => a + b, 0);
     const utils = remote.samples
       .filter(s => indexes.includes(s.index))
       .map(s => s.utilization_gpu)

@@ -1,6 +1,7 @@
 import { Widget } from '@lumino/widgets';
 
 import { ITrainingState, summarize, TrainingModel } from './training';
+import { el } from './dom';
 
 /**
  * The training cards of the GPU panel: one per notebook whose kernel reports a
@@ -32,15 +33,6 @@ export class TrainingCards extends Widget {
   }
 
   private _model: TrainingModel;
-}
-
-function el(tag: string, className: string, text?: string): HTMLElement {
-  const e = document.createElement(tag);
-  e.className = className;
-  if (text !== undefined) {
-    e.textContent = text;
-  }
-  return e;
 }
 
 /** One notebook's card. */

@@ -32,15 +32,11 @@ def kernel_pid(kernel_manager: Any, kernel_id: str) -> int | None:
     return pid if isinstance(pid, int) else None
 
 
-def kernel_owners(
-    kernel_manager: Any, pids: list[int], names: dict[int, str | None] | None = None
-) -> dict[int, str]:
+def kernel_owners(kernel_manager: Any, pids: list[int]) -> dict[int, str]:
     """Which of `pids` belong to one of this server's kernels (the kernel or a descendant) -> kernel id.
 
     Walks each pid's ancestors (a few /proc reads per GPU process), not every kernel's whole
-    process tree. A pid that runs here another program than `names` (pid -> the GPU tool's
-    process name) says is another namespace's process and belongs to no kernel of ours (no
-    "Shut down kernel" for it). Blocks on /proc reads: call it from an executor.
+    process tree. Blocks on /proc reads: call it from an executor.
     """
     kernels: dict[int, str] = {}
     for kernel_id in list(kernel_manager.list_kernel_ids()):
@@ -51,17 +47,11 @@ def kernel_owners(
     if not kernels:
         return owners
     for pid in pids:
-        try:
-            proc = psutil.Process(pid)
-            if names and not same_program(names.get(pid), proc):
-                continue
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
         if pid in kernels:
             owners[pid] = kernels[pid]
             continue
         try:
-            for parent in proc.parents():
+            for parent in psutil.Process(pid).parents():
                 if parent.pid in kernels:
                     owners[pid] = kernels[parent.pid]
                     break
@@ -102,18 +92,15 @@ def same_program(gpu_name: str | None, p: psutil.Process) -> bool:
     return not seen or want in seen
 
 
-def process_details(pids: list[int], names: dict[int, str | None] | None = None) -> dict[int, dict[str, Any]]:
+def process_details(pids: list[int]) -> dict[int, dict[str, Any]]:
     """User, start time (epoch seconds) and command line of each pid this host can see, as nvitop
-    shows them; pids of other containers or hidden by permissions are left out, and so are pids
-    that run here another program than the one `names` (pid -> the GPU tool's process name) says.
-    Reads /proc: call it from an executor."""
+    shows them; pids of other containers or hidden by permissions are left out. Reads /proc:
+    call it from an executor."""
     out: dict[int, dict[str, Any]] = {}
     for pid in set(pids):
         try:
             p = psutil.Process(pid)
             with p.oneshot():
-                if names and not same_program(names.get(pid), p):
-                    continue
                 info: dict[str, Any] = {"user": None, "started": None, "cmdline": None}
                 # (KeyError: a uid with no name in this container)
                 with contextlib.suppress(KeyError, psutil.AccessDenied):
@@ -128,6 +115,28 @@ def process_details(pids: list[int], names: dict[int, str | None] | None = None)
         except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
             continue
     return out
+
+
+def local_view(
+    kernel_manager: Any, pids: list[int], names: dict[int, str | None]
+) -> tuple[dict[int, str], dict[int, dict[str, Any]]]:
+    """(kernel owners, details) of the GPU processes that are this host's.
+
+    In a container the driver reports host pids: the same number here can be another program.
+    A pid that runs here another program than `names` (pid -> the GPU tool's process name) says
+    belongs to another namespace: no kernel of ours (no "Shut down kernel"), no user or command
+    line (they would be the wrong process's). Reads /proc: call it from an executor.
+    """
+    local = []
+    for pid in pids:
+        try:
+            if same_program(names.get(pid), psutil.Process(pid)):
+                local.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+        except (psutil.AccessDenied, ValueError):
+            local.append(pid)  # not ours to judge: the lookups below say what they can
+    return kernel_owners(kernel_manager, local), process_details(local)
 
 
 def attribute(

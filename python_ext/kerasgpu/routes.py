@@ -266,10 +266,7 @@ async def attributed_processes(handler: JupyterHandler) -> list[dict[str, Any]]:
     )
     pids = [p.pid for p in gpu_procs]
     names = {p.pid: p.name for p in gpu_procs}
-    owners, details = await asyncio.gather(
-        state.run(procs.kernel_owners, handler.kernel_manager, pids, names),
-        state.run(procs.process_details, pids, names),
-    )
+    owners, details = await state.run(procs.local_view, handler.kernel_manager, pids, names)
     kernels = {}
     for kernel_id in set(owners.values()):
         try:
