@@ -11,7 +11,7 @@ STAMPS := .stamps
 CHROMIUM ?= /usr/bin/chromium
 export PATH := $(BIN):$(PATH)
 
-.PHONY: lab test setup build lint lint-fix test-js test-py test-cuda test-ui test-package test-compat screenshots clean help
+.PHONY: lab test setup build lint lint-fix test-js test-py test-jax test-cuda test-ui test-package test-compat screenshots clean help
 
 help:
 	@echo "make lab    set up everything and start JupyterLab with the extension (demo notebook open)"
@@ -99,6 +99,17 @@ test-py: build $(STAMPS)/prometheus
 test-package: build
 	$(PY) scripts/check_package.py
 
+# The jax tier: %gpu_batch_size and %gpu_estimate on Keras 3 with the JAX backend, in an environment
+# without TensorFlow (CPU jaxlib), outside the clone and keyed on its build script (scripts/jax_env.sh).
+JAX_CACHE ?= $(HOME)/.cache/kerasgpu
+JAX_ENV := $(JAX_CACHE)/jax-$(shell cat scripts/jax_env.sh | sha1sum | cut -c1-10)
+
+$(JAX_ENV)/.built:
+	bash scripts/jax_env.sh $(JAX_ENV) $(JAX_CACHE)/jax-wheels $(PYTHON)
+
+test-jax: $(JAX_ENV)/.built
+	PYTHONPATH=$(CURDIR)/python_ext $(JAX_ENV)/bin/python -m pytest -q python_ext/tests/keras_jax
+
 # The CUDA-build tier: the real `tensorflow` and `tensorflow[and-cuda]` 2.21 wheels in two environments
 # (tf/, and-cuda/), built from a wheel folder that is downloaded once per machine (~3.3 GB; pip's own
 # cache stays empty here). Both live outside the clone, the environments keyed on their build script
@@ -153,7 +164,7 @@ screenshots: build $(STAMPS)/chromium $(UI_NPM_STAMP) $(EG_VENV)/.built
 	cd ui-tests && KERASGPU_SCREENSHOTS_DIR=$(CURDIR)/docs npx playwright test
 	cd ui-tests && KERASGPU_EG_VENV=$(EG_VENV) KERASGPU_SCREENSHOTS_DIR=$(CURDIR)/docs npx playwright test -c gateway.config.js
 
-test: build lint test-js test-py test-cuda test-package test-ui test-compat
+test: build lint test-js test-py test-jax test-cuda test-package test-ui test-compat
 	@echo "All test tiers passed."
 
 clean:

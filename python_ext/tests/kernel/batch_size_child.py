@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 from kerasgpu.kernel.train.batch_size import find_batch_size  # noqa: E402
 
 HEADROOM_MIB = int(sys.argv[1]) if len(sys.argv) > 1 else 400
+UNTIMED = "--untimed" in sys.argv  # also one search without timed steps: only the first step runs
 
 
 def main() -> None:
@@ -46,11 +47,33 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (vm + HEADROOM_MIB * 2**20, resource.RLIM_INFINITY))
     found = find_batch_size(model, x, y, device="/CPU:0", start=256, timing_steps=1)
 
+    # the batch it suggests trains a step under the same limit
+    # (the loss read back: JAX's steps run asynchronously)
+    suggested_trains = None
+    if found["suggested"]:
+        copy = keras.models.clone_model(model)
+        copy.compile("adam", "mse")
+        rows = np.arange(found["suggested"]) % len(x)
+        try:
+            suggested_trains = bool(np.isfinite(np.asarray(copy.train_on_batch(x[rows], y[rows]))).all())
+        except Exception as err:
+            suggested_trains = f"{type(err).__name__}: {str(err)[:200]}"
+        del copy
+
+    untimed = None
+    if UNTIMED and found["first_failing"]:
+        # well past the edge (which moves with the threads' stacks under RLIMIT_AS), yet its input
+        # batch is small: XLA's allocation inside the step is what fails, after the step returned
+        fail = 4 * next(t["batch_size"] for t in found["tries"] if not t["fits"])
+        untimed = find_batch_size(model, x, y, device="/CPU:0", start=fail, max_batch=fail, timing_steps=0)
+
     same = all((a == b).all() for a, b in zip(weights, model.get_weights(), strict=True))
     model.fit(x, y, epochs=1, verbose=0)  # the user's model still trains, under the same limit
     out = {
         "no_gpu": no_gpu,
         "found": found,
+        "untimed": untimed,
+        "suggested_trains": suggested_trains,
         "weights_unchanged": same,
         "optimizer_steps_during_search": int(model.optimizer.iterations.numpy()) - iterations - 4,
     }

@@ -25,7 +25,9 @@ def child():
         check=False,
     )
     assert "@@RESULT@@" in proc.stdout, (proc.returncode, proc.stdout[-2000:], proc.stderr[-3000:])
-    return json.loads(proc.stdout.split("@@RESULT@@", 1)[1])
+    out = json.loads(proc.stdout.split("@@RESULT@@", 1)[1])
+    out["stderr"] = proc.stderr
+    return out
 
 
 def test_without_a_gpu_it_says_so_and_runs_nothing(child):
@@ -46,6 +48,13 @@ def test_grows_then_bisects_to_the_largest_batch_that_fits(child):
     assert r["largest"] < r["first_failing"] <= sizes[first_oom]
     assert r["first_failing"] - r["largest"] <= max(1, r["largest"] // 16)
     assert all(t["fits"] == (t["batch_size"] <= r["largest"]) for t in tries)
+    assert child["suggested_trains"] is True  # the batch it suggests does train a step
+
+
+def test_the_search_does_not_flood_the_cell_with_retracing_warnings(child):
+    # every try traces a new copy on purpose; TensorFlow would warn about it from the fifth on
+    assert len(child["found"]["tries"]) >= 6
+    assert "triggered tf.function retracing" not in child["stderr"]
 
 
 def test_recovers_after_each_out_of_memory(child):

@@ -208,9 +208,10 @@ def test_other_keras_backends_are_refused_not_mislabelled(monkeypatch):
     from kerasgpu.kernel.train.batch_size import find_batch_size
     from kerasgpu.kernel.train.estimate import estimate
 
-    fake = types.SimpleNamespace(backend=types.SimpleNamespace(backend=lambda: "jax"))
+    fake = types.SimpleNamespace(backend=types.SimpleNamespace(backend=lambda: "torch"))
     monkeypatch.setitem(sys.modules, "keras", fake)
     for call in (lambda: estimate(object(), None), lambda: find_batch_size(object(), None)):
         with pytest.raises(KerasGPUError) as err:
             call()
-        assert err.value.code == "backend" and "runs on jax" in err.value.problem
+        assert err.value.code == "backend" and "runs on torch" in err.value.problem
+        assert "KERAS_BACKEND=tensorflow or jax" in err.value.fix

@@ -5,9 +5,14 @@ then bisects between the last size that fit and the first that did not. Every tr
 trains a fresh copy of the model (`clone_model` + the same compile config, so the
 user's weights and optimizer are untouched) on a batch made by repeating the
 user's first samples, times a few warm steps (samples/s per size), then drops the
-copy and checks that the device's memory went back to where it started
-(`tf.config.experimental.get_memory_info`, GPUs only). An out-of-memory error
-(TensorFlow's ResourceExhaustedError, a host MemoryError) ends one try, never the search.
+copy and checks that the device's memory went back to where it started (GPUs only).
+An out-of-memory error (TensorFlow's ResourceExhaustedError, XLA's RESOURCE_EXHAUSTED
+on JAX, a host MemoryError) ends one try, never the search.
+
+Runs on the kernel's Keras backend, TensorFlow or JAX (`placement`): the copy is placed
+with `tf.device` / `jax.default_device`, memory read with `get_memory_info` /
+`Device.memory_stats()`. On JAX the most a batch can use is what XLA lets itself hold
+(`bytes_limit`: 75 % of the GPU unless XLA_PYTHON_CLIENT_MEM_FRACTION says otherwise).
 
 With no GPU visible it says so and does nothing, unless `device` names one (e.g.
 "/CPU:0" under an address-space limit, which is how the tests prove the search
@@ -21,12 +26,14 @@ import time
 from typing import Any
 
 from ..runtime import KerasGPUError
+from .placement import Placement, for_backend, parse_device
 
 DEFAULT_START = 32
 DEFAULT_MAX = 1 << 20
 MAX_TRIES = 20
+MEMORY_SLACK = 1 << 20  # "back to where it started": within 1 MiB (JAX caches a few scalars)
 HOST_SHARE = 0.25  # a try's input batch may use at most this share of the free host memory
-NO_GPU = "No GPU is visible to TensorFlow, so there is no GPU memory to fill: nothing was run."
+NO_GPU = "No GPU is visible to {framework}, so there is no GPU memory to fill: nothing was run."
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -44,70 +51,63 @@ def _is_oom(err: BaseException) -> bool:
 
 def _first_samples(x, y):
     """The user's first samples as numpy arrays (structures kept), from arrays or a dataset of batches."""
+    import keras
     import numpy as np
-    import tensorflow as tf
 
-    if hasattr(x, "element_spec"):
+    def arrays(v):
+        return None if v is None else keras.tree.map_structure(np.asarray, v)
+
+    if hasattr(x, "element_spec"):  # a tf.data.Dataset (any backend reads one)
         first = next(iter(x.take(1)))
         if isinstance(first, tuple) and len(first) >= 2:
-            xs, ys = first[0], first[1]
-        else:
-            xs, ys = first, None
-        return tf.nest.map_structure(np.asarray, xs), (
-            None if ys is None else tf.nest.map_structure(np.asarray, ys)
-        )
-    return tf.nest.map_structure(np.asarray, x), (None if y is None else tf.nest.map_structure(np.asarray, y))
+            return arrays(first[0]), arrays(first[1])
+        return arrays(first), None
+    return arrays(x), arrays(y)
 
 
 def _batch_of(arrays, b: int):
     """A batch of `b` rows: the given rows repeated."""
+    import keras
     import numpy as np
-    import tensorflow as tf
 
     def rows(a):
         return np.take(a, np.arange(b) % len(a), axis=0)
 
-    return None if arrays is None else tf.nest.map_structure(rows, arrays)
+    return None if arrays is None else keras.tree.map_structure(rows, arrays)
 
 
 def _bytes_per_sample(xs, ys) -> int:
-    import tensorflow as tf
+    import keras
 
     total = 0
-    for a in tf.nest.flatten(xs) + ([] if ys is None else tf.nest.flatten(ys)):
+    for a in keras.tree.flatten(xs) + ([] if ys is None else keras.tree.flatten(ys)):
         total += a[:1].nbytes
     return max(1, total)
 
 
-def _memory_now(device: str) -> int | None:
-    """Bytes TensorFlow holds on a GPU now (None for the CPU: no such counter)."""
-    if "GPU" not in device.upper():
-        return None
-    try:
-        import tensorflow as tf
-
-        return int(tf.config.experimental.get_memory_info(device.strip("/").upper())["current"])
-    except Exception:
-        return None
+def suggested(largest: int) -> int:
+    """The batch to use: 90 % of the largest that fit, a multiple of 8 (memory fragments over a long
+    run; the largest is right at the edge)."""
+    return max(1, int(largest * 0.9) // 8 * 8 or largest)
 
 
-def _try(model, device: str, xs, ys, b: int, timing_steps: int) -> dict[str, Any]:
+def _try(place: Placement, model, device: str, xs, ys, b: int, timing_steps: int) -> dict[str, Any]:
     """One batch size: does a training step of a fresh copy fit, and how fast is it."""
-    import tensorflow as tf
-
     from .estimate import _fresh_copy
 
-    before = _memory_now(device)
+    before = place.memory_in_use(device)
     out: dict[str, Any] = {"batch_size": b, "fits": False, "samples_per_s": None, "error": None}
     clone = xb = yb = None
     try:
         xb, yb = _batch_of(xs, b), _batch_of(ys, b)
-        with tf.device(device):
+        with place.on(device), place.quiet():
             clone = _fresh_copy(model)
-            clone.train_on_batch(xb, yb)  # traces, allocates
+            place.sync(clone.train_on_batch(xb, yb))  # traces, allocates (JAX: raises here, not later)
             t = time.perf_counter()
+            logs = None
             for _ in range(timing_steps):
-                clone.train_on_batch(xb, yb)
+                logs = clone.train_on_batch(xb, yb)
+            place.sync(logs)  # each step needs the one before: the last done means all are
             dt = time.perf_counter() - t
         out["fits"] = True
         if timing_steps and dt > 0:
@@ -121,10 +121,11 @@ def _try(model, device: str, xs, ys, b: int, timing_steps: int) -> dict[str, Any
     finally:
         del clone, xb, yb
         gc.collect()
-    after = _memory_now(device)
+    after = place.memory_in_use(device)
     out["memory_before"] = before
     out["memory_after"] = after
-    out["memory_back"] = None if before is None or after is None else after <= before
+    # a few bytes of scalars the backend caches on first use are not what a failed try leaves behind
+    out["memory_back"] = None if before is None or after is None else after <= before + MEMORY_SLACK
     return out
 
 
@@ -144,26 +145,26 @@ def find_batch_size(
     `device`: default the first GPU; with none visible the result says so and nothing runs.
     Returns {"status": "ok" | "no_gpu", "largest", "first_failing", "tries": [...], ...}.
     """
-    from .estimate import require_tensorflow_backend
-
-    require_tensorflow_backend("%gpu_batch_size")
-    import tensorflow as tf
-
+    place = for_backend("%gpu_batch_size")
     if not getattr(model, "optimizer", None):
         raise KerasGPUError(
             "not_compiled", "The model is not compiled yet.", "Call model.compile(...) first."
         )
     if device is None:
-        gpus = tf.config.list_logical_devices("GPU")
+        gpus = place.gpus()
         if not gpus:
             return {
                 "kind": "gpu_batch_size",
                 "status": "no_gpu",
-                "message": NO_GPU,
+                "backend": place.backend,
+                "message": NO_GPU.format(framework=place.framework),
+                "fix": place.no_gpu_fix(),
                 "tries": [],
                 "largest": None,
             }
-        device = "/GPU:0"
+        device = gpus[0]
+    else:
+        parse_device(device)
     xs, ys = _first_samples(x, y)
     per_sample = _bytes_per_sample(xs, ys)
     cap = int(max_batch or DEFAULT_MAX)
@@ -177,7 +178,7 @@ def find_batch_size(
     tries: list[dict[str, Any]] = []
     lo, hi = 0, None  # largest that fit, smallest that did not
     while b <= cap and len(tries) < MAX_TRIES:
-        r = _try(model, device, xs, ys, b, timing_steps)
+        r = _try(place, model, device, xs, ys, b, timing_steps)
         tries.append(r)
         if not r["fits"]:
             hi = b
@@ -193,7 +194,7 @@ def find_batch_size(
                 mid -= mid % 8  # multiples of 8 suit Tensor Cores
             if mid <= lo:
                 break
-            r = _try(model, device, xs, ys, mid, timing_steps)
+            r = _try(place, model, device, xs, ys, mid, timing_steps)
             tries.append(r)
             if r["fits"]:
                 lo = mid
@@ -203,8 +204,13 @@ def find_batch_size(
     return {
         "kind": "gpu_batch_size",
         "status": "ok",
+        "backend": place.backend,
+        "framework": place.framework,
         "device": device,
+        "gpu_name": place.gpu_name(device) if device.upper().lstrip("/").startswith("GPU") else None,
+        "memory_limit": place.memory_limit(device),
         "largest": lo or None,
+        "suggested": suggested(lo) if lo else None,
         "first_failing": hi,
         "capped_at": None if hi is not None else cap,
         "tries": tries,
@@ -219,15 +225,32 @@ def batch_size_card(model, x, y=None, **kwargs):
 
     res = find_batch_size(model, x, y, **kwargs)
     if res["status"] == "no_gpu":
-        return Card("GPU batch size", "info", res["message"], data=res)
-    sec = Section(f"Tried on {res['device']} (a copy of the model, one training step each)")
+        todo = Section("If this kernel should see one")
+        todo.add("Fix", res["fix"])
+        return Card("GPU batch size", "info", res["message"], [todo], data=res)
+    where = res["device"] + (f" ({res['gpu_name']})" if res.get("gpu_name") else "")
+    sec = Section(f"Tried on {where} (a copy of the model, one training step each)")
+    if res.get("memory_limit"):
+        sec.add(
+            "Memory",
+            f"{res['framework']} may hold {res['memory_limit'] / 2**30:.1f} GiB of this GPU; "
+            "the search fills that"
+            + (" (XLA_PYTHON_CLIENT_MEM_FRACTION, 75 % by default)" if res["backend"] == "jax" else ""),
+        )
     for t in res["tries"]:
         if t["fits"]:
             sps = f", {t['samples_per_s']:,.0f} samples/s" if t["samples_per_s"] else ""
             sec.add(str(t["batch_size"]), f"fits{sps}")
         else:
-            back = {True: "; memory back to start", False: "; memory NOT back to start", None: ""}
-            sec.add(str(t["batch_size"]), f"out of memory{back[t['memory_back']]}", "warning")
+            back = ""
+            if t["memory_back"] is not None:
+                left = max(0, t["memory_after"] - t["memory_before"])
+                back = (
+                    "; memory back to start"
+                    if t["memory_back"]
+                    else f"; memory NOT back to start ({left / 2**20:,.0f} MiB more held)"
+                )
+            sec.add(str(t["batch_size"]), f"out of memory{back}", "warning")
     largest = res["largest"]
     if largest is None:
         return Card(
@@ -238,6 +261,6 @@ def batch_size_card(model, x, y=None, **kwargs):
     else:
         summary = (
             f"Batch {largest} is the largest that fits ({res['first_failing']} runs out of memory); "
-            f"leave some room for long runs, e.g. {max(1, int(largest * 0.9) // 8 * 8 or largest)}."
+            f"leave some room for long runs, e.g. {res['suggested']}."
         )
     return Card("GPU batch size", "ok", summary, [sec], data=res)

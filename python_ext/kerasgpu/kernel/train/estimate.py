@@ -1,7 +1,7 @@
 """`%gpu_estimate` / `kerasgpu.estimate(...)`: will training finish before the deadline, on which device?
 
 Times warm training steps of the user's model on each device this kernel can use
-(the CPU, each GPU TensorFlow sees) on a copy: `keras.models.clone_model` plus the
+(the CPU, each GPU that TensorFlow or JAX sees: `placement`) on a copy: `keras.models.clone_model` plus the
 same compile config (a fresh optimizer), so the user's weights and optimizer state
 are untouched. Two short `fit`s of the copy, through the same input path as the
 user's `fit` (arrays stay arrays): the first traces and warms up, the second runs
@@ -34,7 +34,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..runtime import KerasGPUError
+from .placement import Placement, for_backend
 from .timeutil import format_clock, format_duration, parse_deadline
+
+INFINITE_CARDINALITY = -1  # tf.data.INFINITE_CARDINALITY (no TensorFlow import on other backends)
 
 WARM_STEPS = 3  # steps of the first short fit besides the traced one (a slow model's steps are long)
 MIN_TIMED = 3  # steps of each timed epoch, at least (one step-to-step gap after the iterator's first)
@@ -49,7 +52,7 @@ MAX_TIMED_EPOCHS = 5  # ... and at most this many
 class DeviceTime:
     """One device's measured pace and the projected full run."""
 
-    device: str  # TensorFlow's name: /CPU:0, /GPU:0
+    device: str  # /CPU:0, /GPU:0 (on every backend: placement.parse_device)
     label: str  # CPU, GPU 0 (NVIDIA H200)
     step_time_s: float
     fit_overhead_s: float  # once per fit: data adapter, callbacks, the first iterator, the end
@@ -188,19 +191,6 @@ def what_would_change(results: list[DeviceTime], facts: dict[str, Any]) -> list[
 # ------------------------------------------------------------------ measuring
 
 
-def require_tensorflow_backend(what: str) -> None:
-    """Placing copies on each device uses tf.device: other Keras backends are refused, not mislabelled."""
-    import keras
-
-    backend = keras.backend.backend()
-    if backend != "tensorflow":
-        raise KerasGPUError(
-            "backend",
-            f"{what} places copies of the model with TensorFlow; this kernel's Keras runs on {backend}.",
-            "Use KERAS_BACKEND=tensorflow for the measurement, or time a few epochs with %gpu_watch on.",
-        )
-
-
 def _fresh_copy(model):
     """A copy of `model` with new weights and a new optimizer of the same config, compiled the same way."""
     import keras
@@ -221,11 +211,11 @@ def _fit_args(x, y, batch_size: int | None, n_steps: int) -> tuple[dict[str, Any
     only where they don't; a finite dataset is cut to `n_steps` batches (a new iterator each
     epoch, as in the user's `fit`), an infinite one runs `steps_per_epoch` (one iterator, as
     there)."""
-    import tensorflow as tf
+    import keras
 
     if hasattr(x, "element_spec"):
         n = int(x.cardinality().numpy())
-        if n == tf.data.INFINITE_CARDINALITY:
+        if n == INFINITE_CARDINALITY:
             return {"x": x, "steps_per_epoch": n_steps}, batch_size
         return {"x": (x if n >= n_steps else x.repeat()).take(n_steps)}, batch_size
     bs = int(batch_size or 32)
@@ -239,8 +229,8 @@ def _fit_args(x, y, batch_size: int | None, n_steps: int) -> tuple[dict[str, Any
         a = np.asarray(a)
         return (np.concatenate([a] * reps) if reps > 1 else a)[:need]
 
-    xs = tf.nest.map_structure(cut, x)
-    ys = None if y is None else tf.nest.map_structure(cut, y)
+    xs = keras.tree.map_structure(cut, x)
+    ys = None if y is None else keras.tree.map_structure(cut, y)
     return {"x": xs, "y": ys, "batch_size": bs}, bs
 
 
@@ -268,24 +258,16 @@ def _steps_per_epoch(x, batch_size: int | None, steps_per_epoch: int | None) -> 
 
 
 def _n_samples(x) -> int:
-    import tensorflow as tf
+    import keras
 
-    return len(tf.nest.flatten(x)[0])
+    return len(keras.tree.flatten(x)[0])
 
 
-def _device_label(device: str) -> str:
+def _device_label(device: str, place: Placement | None = None) -> str:
     if device.upper().startswith("/CPU"):
         return "CPU"
     idx = int(device.rsplit(":", 1)[1])
-    name = None
-    try:
-        import tensorflow as tf
-
-        phys = tf.config.list_physical_devices("GPU")
-        if idx < len(phys):
-            name = tf.config.experimental.get_device_details(phys[idx]).get("device_name")
-    except Exception:
-        pass
+    name = (place or Placement()).gpu_name(device)
     if name:
         name = name.replace("NVIDIA ", "")
     return f"GPU {idx}" + (f" ({name})" if name else "")
@@ -312,16 +294,24 @@ class _Clock:
 
 
 def time_device(
-    model, device: str, x, y, batch_size, steps_per_epoch, epochs, steps=None, partial_last_batch=False
+    model,
+    device: str,
+    x,
+    y,
+    batch_size,
+    steps_per_epoch,
+    epochs,
+    steps=None,
+    partial_last_batch=False,
+    place: Placement | None = None,
 ) -> DeviceTime:
     """Measures warm steps and epoch boundaries of a fresh copy of `model` on `device` and projects
     the full run. `steps`: steps of each timed epoch (default: about TIMED_SECONDS in all)."""
-    import tensorflow as tf
-
-    label = _device_label(device)
+    place = place or Placement()
+    label = _device_label(device, place)
     dt = DeviceTime(device, label, 0.0, 0.0, 0.0, steps_per_epoch, epochs, batch_size)
     try:
-        with tf.device(device):
+        with place.on(device):
             clone = _fresh_copy(model)
             n1 = 1 + WARM_STEPS
             kw, bs = _fit_args(x, y, batch_size, n1)
@@ -362,11 +352,9 @@ def time_device(
     return dt
 
 
-def devices() -> list[str]:
-    """The devices this kernel can train on: the CPU and each GPU TensorFlow sees."""
-    import tensorflow as tf
-
-    return ["/CPU:0"] + [f"/GPU:{i}" for i, _ in enumerate(tf.config.list_logical_devices("GPU"))]
+def devices(place: Placement | None = None) -> list[str]:
+    """The devices this kernel can train on: the CPU and each GPU its Keras backend sees."""
+    return ["/CPU:0"] + (place or Placement()).gpus()
 
 
 def estimate(
@@ -387,7 +375,7 @@ def estimate(
     `deadline`: "36h", "2026-12-01 18:00" or epoch seconds; `steps`: warm steps to time.
     The model must be compiled; it is not changed (a copy trains).
     """
-    require_tensorflow_backend("%gpu_estimate")
+    place = for_backend("%gpu_estimate")
     if not getattr(model, "compiled", False) and getattr(model, "optimizer", None) is None:
         raise KerasGPUError(
             "not_compiled", "The model is not compiled yet.", "Call model.compile(...) first."
@@ -402,7 +390,8 @@ def estimate(
         not hasattr(x, "element_spec") and not steps_per_epoch and _n_samples(x) % int(batch_size or 32) > 0
     )
     results = [
-        time_device(model, d, x, y, batch_size, spe, epochs, steps, partial) for d in (devices_ or devices())
+        time_device(model, d, x, y, batch_size, spe, epochs, steps, partial, place)
+        for d in (devices_ or devices(place))
     ]
     from .monitor import tf_facts
 
