@@ -9,6 +9,7 @@ Changes: keras.datasets.mnist.load_data() replaced by random uint8 digits of the
 dtypes (96 + 32 samples); epochs = 1; the GANMonitor callback cell (saves PNG files) and the
 IPython display cell dropped, so fit() gets no callbacks.
 Model cell: 5
+Fit: gan dataset
 Expect: with a global mixed_float16 policy, the generator outputs float16 images and train_step's
 tf.concat([generated_images, real_images], axis=0) with the float32 dataset images fails:
 "Tensors in list passed to 'values' of 'ConcatV2' Op have types [float16, float32] that don't all

@@ -9,6 +9,7 @@ Changes: keras.datasets.mnist.load_data() replaced by random uint8 digits of the
 dtypes (192 + 64 samples); epochs=1; the two matplotlib cells (plot_latent_space,
 plot_label_clusters) dropped.
 Model cell: 5
+Fit: vae mnist_digits --batch-size 128
 Expect: the Sampling layer draws keras.random.normal(shape=(batch, dim)) with no dtype (float32) and
 multiplies it with `ops.exp(0.5 * z_log_var)`, a TF tensor, using `*`; with a global mixed_float16
 policy set before cell 2, building the encoder fails with "Input 'y' of 'Mul' Op has type float32

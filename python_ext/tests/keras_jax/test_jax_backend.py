@@ -132,3 +132,40 @@ def test_finds_the_batch_size_on_a_real_gpu():
     assert all(t["memory_back"] is True for t in ooms), ooms  # XLA's bytes_in_use back to the start
     assert out["memory_after_search"] <= out["memory_before_search"]
     assert out["weights_unchanged"] is True and out["optimizer_steps_during_search"] == 0
+
+
+def test_a_model_that_cannot_be_copied_is_measured_in_place_and_put_back():
+    cells = run_cells(
+        [
+            "import json, numpy as np, keras\n"
+            "class Net(keras.Model):  # subclassed, no get_config(): clone_model cannot copy it\n"
+            "    def __init__(self, units):\n"
+            "        super().__init__()\n"
+            "        self.a = keras.layers.Dense(units, activation='relu'); self.b = keras.layers.Dense(1)\n"
+            "    def call(self, x):\n"
+            "        return self.b(self.a(x))\n"
+            "m = Net(32); m.compile('adam', 'mse')\n"
+            "x = np.random.rand(256, 8).astype('float32'); y = np.random.rand(256, 1).astype('float32')\n"
+            "m.fit(x, y, epochs=1, verbose=0)\n"
+            "w = [np.array(v.numpy()) for v in m.variables]; opt = m.optimizer\n"
+            "steps = int(opt.iterations.numpy()); fn = m.train_function",
+            "from kerasgpu.kernel.train.batch_size import find_batch_size\n"
+            "r = find_batch_size(m, x, y, device='/CPU:0', start=8, max_batch=32, timing_steps=1)\n"
+            "print(json.dumps({k: r[k] for k in ('in_place', 'largest', 'tries')}))",
+            "%gpu_estimate m x y --epochs 2 --json",
+            "print(json.dumps([all((a == np.array(v.numpy())).all() for a, v in zip(w, m.variables)),"
+            " m.optimizer is opt, int(opt.iterations.numpy()) == steps, m.train_function is fn]))",
+            "h = m.fit(x, y, epochs=1, verbose=0)\n"
+            "print(json.dumps([int(opt.iterations.numpy()) - steps,"
+            " bool(np.isfinite(h.history['loss'][0]))]))",
+        ],
+        env=clean_env(JAX),
+        timeout=300,
+    )
+    found = json.loads(cells[1].stdout)
+    assert found["in_place"] is True and found["largest"] == 32
+    assert all(t["fits"] and t["samples_per_s"] > 0 for t in found["tries"])
+    est = cells[2].json["devices"][0]
+    assert est["in_place"] is True and est["error"] is None and est["step_time_s"] > 0
+    assert json.loads(cells[3].stdout) == [True, True, True, True]  # weights, optimizer, its steps, train fn
+    assert json.loads(cells[4].stdout) == [8, True]  # the user's next fit: their optimizer, 8 steps

@@ -215,3 +215,38 @@ def test_other_keras_backends_are_refused_not_mislabelled(monkeypatch):
             call()
         assert err.value.code == "backend" and "runs on torch" in err.value.problem
         assert "KERAS_BACKEND=tensorflow or jax" in err.value.fix
+
+
+def test_a_model_that_cannot_be_copied_is_timed_where_it_lives_and_says_so_elsewhere():
+    # Two logical CPUs stand in for a GPU machine's CPU and GPU: the model's weights are on the first.
+    cells = run_cells(
+        [
+            "import tensorflow as tf, numpy as np, keras, json\n"
+            "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+            "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+            "class Net(keras.Model):  # subclassed, no get_config()\n"
+            "    def __init__(self, units):\n"
+            "        super().__init__()\n"
+            "        self.a = keras.layers.Dense(units); self.b = keras.layers.Dense(1)\n"
+            "    def call(self, x):\n"
+            "        return self.b(self.a(x))\n"
+            "with tf.device('/CPU:0'):\n"
+            "    m = Net(16); m.compile('adam', 'mse')\n"
+            "    x = np.random.rand(128, 4).astype('float32'); y = np.random.rand(128, 1).astype('float32')\n"
+            "    m.fit(x, y, epochs=1, verbose=0)",
+            "from kerasgpu.kernel.train.estimate import estimate\n"
+            "r = estimate(m, x, y, devices_=['/CPU:0', '/CPU:1'])\n"
+            "print(json.dumps([(d['device'], d['in_place'], d['error']) for d in r['devices']]))",
+            "%gpu_batch_size m x y --json",
+        ],
+        env=clean_env({"KERASGPU_BACKEND": "none"}),
+        timeout=300,
+    )
+    (home, home_in_place, home_err), (other, other_in_place, other_err) = json.loads(cells[1].stdout)
+    assert (home, home_in_place, home_err) == ("/CPU:0", True, None)
+    assert other == "/CPU:1" and other_in_place is False
+    assert other_err == (
+        "Net is a subclassed keras.Model without get_config(): it cannot be copied to /CPU:1, "
+        "and is measured only on /CPU:0, where its weights are."
+    )
+    assert cells[2].json["status"] == "no_gpu"  # no GPU: nothing runs, copy or not

@@ -3,7 +3,8 @@
 Grows the batch (doubling from `start`) until a training step runs out of memory,
 then bisects between the last size that fit and the first that did not. Every try
 trains a fresh copy of the model (`clone_model` + the same compile config, so the
-user's weights and optimizer are untouched) on a batch made by repeating the
+user's weights and optimizer are untouched; a model that cannot be copied trains in
+place and is put back exactly: `copies`) on a batch made by repeating the
 user's first samples, times a few warm steps (samples/s per size), then drops the
 copy and checks that the device's memory went back to where it started (GPUs only).
 An out-of-memory error (TensorFlow's ResourceExhaustedError, XLA's RESOURCE_EXHAUSTED
@@ -26,27 +27,15 @@ import time
 from typing import Any
 
 from ..runtime import KerasGPUError
-from .placement import Placement, for_backend, parse_device
+from .copies import trainable
+from .placement import Placement, for_backend, is_oom, parse_device
 
 DEFAULT_START = 32
 DEFAULT_MAX = 1 << 20
 MAX_TRIES = 20
 MEMORY_SLACK = 1 << 20  # "back to where it started": within 1 MiB (JAX caches a few scalars)
-HOST_SHARE = 0.25  # a try's input batch may use at most this share of the free host memory
+HOST_SHARE = 0.25  # a try's input arrays (its batches) may use at most this share of the free host memory
 NO_GPU = "No GPU is visible to {framework}, so there is no GPU memory to fill: nothing was run."
-
-
-def _is_oom(err: BaseException) -> bool:
-    if isinstance(err, MemoryError):
-        return True
-    name = type(err).__name__
-    text = str(err)
-    return (
-        name == "ResourceExhaustedError"
-        or "RESOURCE_EXHAUSTED" in text
-        or "out of memory" in text.lower()
-        or "OOM when allocating" in text
-    )
 
 
 def _first_samples(x, y):
@@ -91,35 +80,44 @@ def suggested(largest: int) -> int:
     return max(1, int(largest * 0.9) // 8 * 8 or largest)
 
 
+def _train(place: Placement, model, xb, yb, b: int, steps: int) -> float | None:
+    """`steps` training steps of `model`, batch `b`, through `fit` with arrays of `steps` batches,
+    so a custom `train_step` gets its batches exactly as from the user's own `fit` (`x` alone, or
+    `(x, y)`; `train_on_batch` gives `(x, y, None)`, a generator `(x,)`). Returns the seconds from
+    the second step's start until every step has finished (None for one step). Raises an
+    out-of-memory of any step: the run is read back first (JAX dispatches asynchronously)."""
+    from .estimate import _Clock
+
+    clock = _Clock().cb
+    hist = model.fit(xb, yb, batch_size=b, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
+    place.sync((hist.history, [v.value for v in model.trainable_variables[:1]]))
+    end = time.perf_counter()
+    begins = clock.epochs[0]
+    return end - begins[1] if len(begins) > 1 else None
+
+
 def _try(place: Placement, model, device: str, xs, ys, b: int, timing_steps: int) -> dict[str, Any]:
     """One batch size: does a training step of a fresh copy fit, and how fast is it."""
-    from .estimate import _fresh_copy
-
     before = place.memory_in_use(device)
     out: dict[str, Any] = {"batch_size": b, "fits": False, "samples_per_s": None, "error": None}
-    clone = xb = yb = None
+    out["in_place"] = False
+    xb = yb = copy = None
     try:
-        xb, yb = _batch_of(xs, b), _batch_of(ys, b)
-        with place.on(device), place.quiet():
-            clone = _fresh_copy(model)
-            place.sync(clone.train_on_batch(xb, yb))  # traces, allocates (JAX: raises here, not later)
-            t = time.perf_counter()
-            logs = None
-            for _ in range(timing_steps):
-                logs = clone.train_on_batch(xb, yb)
-            place.sync(logs)  # each step needs the one before: the last done means all are
-            dt = time.perf_counter() - t
+        rows = b * (1 + timing_steps)  # the first step traces and allocates
+        xb, yb = _batch_of(xs, rows), _batch_of(ys, rows)
+        with trainable(model, place, device) as copy, place.quiet():
+            out["in_place"] = copy is model
+            dt = _train(place, copy, xb, yb, b, 1 + timing_steps)
         out["fits"] = True
-        if timing_steps and dt > 0:
+        if dt:
             out["samples_per_s"] = b * timing_steps / dt
     except Exception as err:
-        if not _is_oom(err):
+        if not is_oom(err):
             raise
-        out["error"] = f"{type(err).__name__}: out of memory"
-    except MemoryError:
-        out["error"] = "MemoryError: out of host memory"
+        host = isinstance(err, MemoryError)
+        out["error"] = f"{type(err).__name__}: out of {'host ' if host else ''}memory"
     finally:
-        del clone, xb, yb
+        del xb, yb, copy  # the copy, also after an out-of-memory
         gc.collect()
     after = place.memory_in_use(device)
     out["memory_before"] = before
@@ -171,7 +169,8 @@ def find_batch_size(
     try:
         import psutil
 
-        cap = min(cap, max(1, int(psutil.virtual_memory().available * HOST_SHARE / per_sample)))
+        free = psutil.virtual_memory().available * HOST_SHARE
+        cap = min(cap, max(1, int(free / (per_sample * (1 + timing_steps)))))
     except Exception:
         pass
     b = max(1, int(start or DEFAULT_START))
@@ -216,6 +215,7 @@ def find_batch_size(
         "tries": tries,
         "memory_back_after_oom": all(back) if back else None,
         "bytes_per_sample": per_sample,
+        "in_place": any(t.get("in_place") for t in tries),
     }
 
 
@@ -229,7 +229,12 @@ def batch_size_card(model, x, y=None, **kwargs):
         todo.add("Fix", res["fix"])
         return Card("GPU batch size", "info", res["message"], [todo], data=res)
     where = res["device"] + (f" ({res['gpu_name']})" if res.get("gpu_name") else "")
-    sec = Section(f"Tried on {where} (a copy of the model, one training step each)")
+    what = (
+        "your model itself, put back after each try: it cannot be copied"
+        if res.get("in_place")
+        else "a copy of the model"
+    )
+    sec = Section(f"Tried on {where} ({what}; a few training steps each)")
     if res.get("memory_limit"):
         sec.add(
             "Memory",

@@ -1,10 +1,12 @@
 """`%gpu_estimate` / `kerasgpu.estimate(...)`: will training finish before the deadline, on which device?
 
 Times warm training steps of the user's model on each device this kernel can use
-(the CPU, each GPU that TensorFlow or JAX sees: `placement`) on a copy: `keras.models.clone_model` plus the
-same compile config (a fresh optimizer), so the user's weights and optimizer state
-are untouched. Two short `fit`s of the copy, through the same input path as the
-user's `fit` (arrays stay arrays): the first traces and warms up, the second runs
+(the CPU, each GPU that TensorFlow or JAX sees: `placement`) on a copy: `keras.models.clone_model`
+plus the same compile config (a fresh optimizer), so the user's weights and optimizer state
+are untouched. A model that cannot be copied (a subclassed Model without get_config()) trains
+itself, on the device its weights are on only, and is put back exactly (`copies`).
+Two short `fit`s of the copy, through the same input path as the user's `fit` (arrays
+stay arrays): the first traces and warms up, the second runs
 2-5 short epochs (about `TIMED_SECONDS` in all) and is timed step by step. The full
 run is projected as
 
@@ -34,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..runtime import KerasGPUError
+from .copies import trainable
 from .placement import Placement, for_backend
 from .timeutil import format_clock, format_duration, parse_deadline
 
@@ -64,6 +67,7 @@ class DeviceTime:
     samples_per_s: float | None = None
     timed_steps: int = 0
     error: str | None = None
+    in_place: bool = False  # the user's own model trained and was put back (it cannot be copied)
     epoch_overhead_s: float = 0.0  # each further epoch besides its steps: epoch end, a new iterator
     timed_epochs: int = 0
     epoch_boundaries_s: list[float] = field(default_factory=list)  # each timed one (median: the above)
@@ -191,19 +195,6 @@ def what_would_change(results: list[DeviceTime], facts: dict[str, Any]) -> list[
 # ------------------------------------------------------------------ measuring
 
 
-def _fresh_copy(model):
-    """A copy of `model` with new weights and a new optimizer of the same config, compiled the same way."""
-    import keras
-
-    clone = keras.models.clone_model(model)
-    try:
-        clone.compile_from_config(model.get_compile_config())
-    except Exception:
-        opt = keras.optimizers.deserialize(keras.optimizers.serialize(model.optimizer))
-        clone.compile(optimizer=opt, loss=model.loss)
-    return clone
-
-
 def _fit_args(x, y, batch_size: int | None, n_steps: int) -> tuple[dict[str, Any], int | None]:
     """`fit` arguments for epochs of `n_steps` batches of the user's data, through the same input
     path as the user's own `fit`: arrays stay arrays (Keras' array adapter shuffles and batches
@@ -311,8 +302,8 @@ def time_device(
     label = _device_label(device, place)
     dt = DeviceTime(device, label, 0.0, 0.0, 0.0, steps_per_epoch, epochs, batch_size)
     try:
-        with place.on(device):
-            clone = _fresh_copy(model)
+        with trainable(model, place, device) as clone:
+            dt.in_place = clone is model
             n1 = 1 + WARM_STEPS
             kw, bs = _fit_args(x, y, batch_size, n1)
             dt.batch_size = bs
@@ -347,8 +338,10 @@ def time_device(
         dt.total_s = project(step, steps_per_epoch, epochs, dt.fit_overhead_s, startup, dt.epoch_overhead_s)
         if bs:
             dt.samples_per_s = bs / step
+    except KerasGPUError as err:  # e.g. a model that cannot be copied to this device
+        dt.error = err.problem
     except Exception as err:  # e.g. out of memory on a small GPU: say so for this device
-        dt.error = f"{type(err).__name__}: {str(err).splitlines()[0][:160]}"
+        dt.error = f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:160]}"
     return dt
 
 
@@ -423,7 +416,12 @@ def estimate_card(model, x, y=None, **kwargs):
 
     res = estimate(model, x, y, **kwargs)
     now = time.time()
-    sec = Section("Per device (warm steps of a copy of the model)")
+    in_place = any(d.get("in_place") for d in res["devices"])
+    sec = Section(
+        "Per device (warm steps of your model itself, put back afterwards: it cannot be copied)"
+        if in_place
+        else "Per device (warm steps of a copy of the model)"
+    )
     for d in res["devices"]:
         if d["error"]:
             sec.add(d["label"], d["error"], "warning")

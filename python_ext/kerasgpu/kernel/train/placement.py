@@ -23,6 +23,20 @@ from ..runtime import KerasGPUError
 _NAME = re.compile(r"^/?(cpu|gpu):(\d+)$", re.IGNORECASE)
 
 
+def is_oom(err: BaseException) -> bool:
+    """An out-of-memory of any backend: TensorFlow's ResourceExhaustedError, XLA's RESOURCE_EXHAUSTED
+    (JaxRuntimeError), a host MemoryError."""
+    if isinstance(err, MemoryError):
+        return True
+    text = str(err)
+    return (
+        type(err).__name__ == "ResourceExhaustedError"
+        or "RESOURCE_EXHAUSTED" in text
+        or "out of memory" in text.lower()
+        or "OOM when allocating" in text
+    )
+
+
 def parse_device(device: str) -> tuple[str, int]:
     """("gpu", 1) for "/GPU:1" (also "gpu:1"); a clear error for anything else."""
     m = _NAME.match(str(device).strip())
