@@ -88,6 +88,16 @@ def test_the_users_model_is_untouched(cpu_search):
     assert cpu_search["optimizer_steps_during_search"] == 0
 
 
+def test_a_model_that_cannot_be_copied_is_searched_in_place_and_put_back():
+    r = _child(KERNEL_TESTS / "batch_size_child.py", ["400", "--subclassed"], clean_env(JAX))
+    found = r["found"]
+    assert found["in_place"] is True and any(not t["fits"] for t in found["tries"])
+    assert all(t["memory_back"] is True for t in found["tries"] if not t["fits"]), found["tries"]
+    assert r["suggested_trains"] is True
+    assert r["weights_unchanged"] is True and r["optimizer_kept"] is True
+    assert r["optimizer_steps_during_search"] == 0
+
+
 def test_magics_in_a_jax_kernel_without_tensorflow():
     cells = run_cells(
         [

@@ -26,19 +26,36 @@ from kerasgpu.kernel.train.batch_size import find_batch_size  # noqa: E402
 
 HEADROOM_MIB = int(sys.argv[1]) if len(sys.argv) > 1 else 400
 UNTIMED = "--untimed" in sys.argv  # also one search without timed steps: only the first step runs
+SUBCLASSED = "--subclassed" in sys.argv  # the same layers in a keras.Model clone_model cannot copy
+
+
+class Net(keras.Model):
+    """A subclassed model without get_config(): measured in place and put back."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(4096, activation="relu")
+        self.out = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
 
 
 def main() -> None:
     rng = np.random.default_rng(0)
-    model = keras.Sequential(
-        [keras.Input((64,)), keras.layers.Dense(4096, activation="relu"), keras.layers.Dense(1)]
-    )
+    if SUBCLASSED:
+        model = Net()
+    else:
+        model = keras.Sequential(
+            [keras.Input((64,)), keras.layers.Dense(4096, activation="relu"), keras.layers.Dense(1)]
+        )
     model.compile("adam", "mse")
     x = rng.random((100, 64), dtype="float32")
     y = rng.random((100, 1), dtype="float32")
     model.fit(x, y, epochs=1, verbose=0)
     weights = [w.copy() for w in model.get_weights()]
     iterations = int(model.optimizer.iterations.numpy())
+    optimizer = model.optimizer
 
     no_gpu = find_batch_size(model, x, y)
 
@@ -51,7 +68,7 @@ def main() -> None:
     # (the loss read back: JAX's steps run asynchronously)
     suggested_trains = None
     if found["suggested"]:
-        copy = keras.models.clone_model(model)
+        copy = Net() if SUBCLASSED else keras.models.clone_model(model)
         copy.compile("adam", "mse")
         rows = np.arange(found["suggested"]) % len(x)
         try:
@@ -75,6 +92,7 @@ def main() -> None:
         "untimed": untimed,
         "suggested_trains": suggested_trains,
         "weights_unchanged": same,
+        "optimizer_kept": model.optimizer is optimizer,
         "optimizer_steps_during_search": int(model.optimizer.iterations.numpy()) - iterations - 4,
     }
     print("@@RESULT@@" + json.dumps(out), flush=True)

@@ -14,10 +14,9 @@ from kgpu_testlib import clean_env, run_cells
 CHILD = Path(__file__).resolve().parent / "batch_size_child.py"
 
 
-@pytest.fixture(scope="module")
-def child():
+def _child(*args: str) -> dict:
     proc = subprocess.run(
-        [sys.executable, str(CHILD), "400"],
+        [sys.executable, str(CHILD), "400", *args],
         capture_output=True,
         text=True,
         env=clean_env(),
@@ -28,6 +27,11 @@ def child():
     out = json.loads(proc.stdout.split("@@RESULT@@", 1)[1])
     out["stderr"] = proc.stderr
     return out
+
+
+@pytest.fixture(scope="module")
+def child():
+    return _child()
 
 
 def test_without_a_gpu_it_says_so_and_runs_nothing(child):
@@ -68,6 +72,18 @@ def test_recovers_after_each_out_of_memory(child):
 def test_leaves_the_users_model_untouched(child):
     assert child["weights_unchanged"] is True
     assert child["optimizer_steps_during_search"] == 0
+
+
+def test_a_model_that_cannot_be_copied_is_searched_in_place_and_put_back():
+    r = _child("--subclassed")
+    found = r["found"]
+    found_tries = found["tries"]
+    assert found["in_place"] is True and all(t["in_place"] for t in found_tries)
+    assert any(not t["fits"] for t in found_tries) and found["largest"] < found["first_failing"]
+    assert r["suggested_trains"] is True
+    # the user's weights, optimizer object and its step count, after every out-of-memory
+    assert r["weights_unchanged"] is True and r["optimizer_kept"] is True
+    assert r["optimizer_steps_during_search"] == 0
 
 
 def test_magic_without_gpu_does_nothing():
