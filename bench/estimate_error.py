@@ -1,6 +1,6 @@
 """Error of kerasgpu.estimate against the measured full run, for several models on this CPU (a benchmark).
 
-    python bench/estimate_error.py [--epochs 5] [--threads 1] [--repeat 3]
+    python bench/estimate_error.py [--epochs 5] [--threads 1] [--repeat 3] [--validation-split 0.2]
 
 For each model, `--repeat` times: `estimate(model, x, y, epochs=E)` (times warm steps and epoch
 boundaries of a copy), then the same model trains for real (`fit`, E epochs, the same data and
@@ -16,6 +16,9 @@ thread-seconds per second) during the estimate and during the run, and the error
 the estimates before and after the run (a load that rises or falls steadily cancels out). The
 last columns are, from the same measurement, the estimate without the epoch-overhead term (the
 formula before it was added) and with the mean of the timed boundaries instead of their median.
+With `--validation-split`, both the estimate and the run validate after each epoch, as keras-io's
+examples do; the split of the error into terms then counts the validation passes in the fixed
+part, and a last column gives the error without the estimate's validation term.
 """
 
 from __future__ import annotations
@@ -121,7 +124,11 @@ def main() -> None:
     ap.add_argument(
         "--threads", type=int, default=1, help="TensorFlow CPU threads (1: least disturbed by other load)"
     )
+    ap.add_argument(
+        "--validation-split", type=float, default=0.0, help="fit's validation_split (0: no validation)"
+    )
     args = ap.parse_args()
+    split = args.validation_split or None
     print(f"load average before: {_loadavg()} on {os.cpu_count()} CPUs", flush=True)
     if args.threads:
         import tensorflow as tf
@@ -149,7 +156,7 @@ def main() -> None:
 
     def timed_estimate(m, x, y, bs):
         s0, t = _sched(), time.perf_counter()
-        res = estimate(m, x, y, epochs=E, batch_size=bs, devices_=["/CPU:0"])
+        res = estimate(m, x, y, epochs=E, batch_size=bs, devices_=["/CPU:0"], validation_split=split)
         wall = time.perf_counter() - t
         return res, wall, _contention(s0, _sched(), wall)
 
@@ -162,7 +169,15 @@ def main() -> None:
             projected, S = d["total_s"], res["steps_per_epoch"]
             probe = Probe()
             s0, t = _sched(), time.perf_counter()
-            m.fit(x, y, epochs=E, batch_size=bs, verbose=0, callbacks=[probe])
+            m.fit(
+                x,
+                y,
+                epochs=E,
+                batch_size=bs,
+                verbose=0,
+                callbacks=[probe],
+                validation_split=args.validation_split,
+            )
             end = time.perf_counter()
             measured = end - t
             run_load = _contention(s0, _sched(), measured)
@@ -183,7 +198,8 @@ def main() -> None:
             bounds = ", ".join(f"{v * 1e3:.0f}" for v in b)
             mean_over = max(0.0, sum(b) / len(b)) if b else 0.0
             with_mean = (projected + (E - 1) * (mean_over - d["epoch_overhead_s"]) - measured) / measured
-            errors.append((err, aba, no_epoch, with_mean))
+            no_val = (projected - d["val_startup_s"] - E * d["val_epoch_s"] - measured) / measured
+            errors.append((err, aba, no_epoch, with_mean, no_val))
             print(
                 f"{name:20s} {E} x {S:4d} | estimate {projected:6.2f} s (took {est_wall:4.1f} s; "
                 f"{est_load}) measured {measured:6.2f} s ({run_load}) error {err * 100:+6.1f} % | "
@@ -195,19 +211,25 @@ def main() -> None:
                 f"run: set-up {parts[0]:.2f}, first step {parts[1]:.2f}, end {parts[2]:.2f} s) | "
                 f"estimate after the run {after:6.2f} s, mean of both {aba * 100:+6.1f} % | "
                 f"without epoch term {no_epoch * 100:+6.1f} %, "
-                f"with the mean boundary {with_mean * 100:+6.1f} % (boundaries {bounds} ms)",
+                f"with the mean boundary {with_mean * 100:+6.1f} % (boundaries {bounds} ms)"
+                + (
+                    f" | validation {d['val_steps']} steps, without its term {no_val * 100:+6.1f} %"
+                    if split
+                    else ""
+                ),
                 flush=True,
             )
         rows.append((name, errors))
     print(f"load average after: {_loadavg()} on {os.cpu_count()} CPUs")
     for name, errors in rows:
-        med = [statistics.median(e[i] for e in errors) * 100 for i in range(4)]
+        med = [statistics.median(e[i] for e in errors) * 100 for i in range(5)]
         each = ", ".join(f"{e[0] * 100:+.1f}" for e in errors)
         print(
             f"{name:20s} median error {med[0]:+6.1f} % (each: {each}); "
             f"mean of the estimates before and after the run {med[1]:+6.1f} %; "
             f"without the epoch term {med[2]:+6.1f} %; "
             f"with the mean boundary, not the median {med[3]:+6.1f} %"
+            + (f"; without the validation term {med[4]:+6.1f} %" if split else "")
         )
     worst = max(abs(statistics.median(e[0] for e in errors)) for _, errors in rows)
     print(f"worst median error {worst * 100:.1f} % (target: within 15 %)")

@@ -348,6 +348,15 @@ class KerasGPUMagics(Magics):
     @argument("--steps-per-epoch", type=int, default=None, help="steps per epoch (default: from the data)")
     @argument("--deadline", default=None, help='36h, 90min or "2026-12-01 18:00"')
     @argument("--steps", type=int, default=None, help="warm steps to time per device")
+    @argument(
+        "--validation-data",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="fit's validation_data: x_val y_val (variable names), or a dataset's name",
+    )
+    @argument("--validation-split", type=float, default=None, help="fit's validation_split (arrays)")
+    @argument("--validation-steps", type=int, default=None, help="fit's validation_steps")
     @argument("--json", action="store_true", help="print the result as JSON")
     @line_magic
     def gpu_estimate(self, line=""):
@@ -365,12 +374,28 @@ class KerasGPUMagics(Magics):
                 steps_per_epoch=args.steps_per_epoch,
                 deadline=args.deadline,
                 steps=args.steps,
+                validation_data=self._validation(args.validation_data),
+                validation_split=args.validation_split,
+                validation_steps=args.validation_steps,
             )
         except ValueError as err:
             card = KerasGPUError("bad_argument", str(err), "See %gpu_estimate?").card("GPU estimate")
         except KerasGPUError as err:
             card = err.card("GPU estimate")
         _show(card, args.json)
+
+    def _validation(self, names: list[str] | None):
+        """`--validation-data x_val y_val` -> (x_val, y_val); one name -> that object (a dataset)."""
+        if not names:
+            return None
+        if len(names) > 3:
+            raise KerasGPUError(
+                "bad_argument",
+                f"--validation-data takes x_val [y_val [sample_weight]], not {len(names)} names.",
+                "See %gpu_estimate?",
+            )
+        values = [self._ns(n) for n in names]
+        return values[0] if len(values) == 1 else tuple(values)
 
     @magic_arguments()
     @argument("model", help="the compiled Keras model (a variable name)")

@@ -150,6 +150,16 @@ def cells():
             "print(json.dumps({'epoch1': first, 'end': m.progress.to_json()}))",
             "%gpu_watch off",
             SLOW_START,
+            # 8-13: validation after each epoch, as fit runs it
+            "%gpu_estimate model x y --epochs 3 --batch-size 20 --validation-split 0.25 --json",
+            "from keras.src.trainers.data_adapters.array_slicing import train_validation_split\n"
+            "(tx, ty), (vx, vy) = train_validation_split((x, y), validation_split=0.25)\n"
+            "print(json.dumps([len(tx), len(vx)]))",
+            "xv, yv, vds = x[:90], y[:90], ds.take(4)\n"
+            "%gpu_estimate model x y --batch-size 20 --validation-data xv yv --json",
+            "%gpu_estimate model ds --validation-data vds --json",
+            "%gpu_estimate model x y --validation-split 1.5",
+            "%gpu_estimate model x y --validation-data x_val y_val",
         ],
         env=clean_env({"KERASGPU_BACKEND": "none"}),
         timeout=600,
@@ -191,6 +201,34 @@ def test_estimate_counts_what_each_epoch_costs_besides_its_steps(cells):
 
 def test_estimate_leaves_the_users_model_untouched(cells):
     assert json.loads(cells[3].stdout) == {"same_weights": True, "iterations": 0}
+
+
+def test_estimate_counts_a_validation_pass_after_each_epoch(cells):
+    est = cells[8].json
+    n_train, n_val = json.loads(cells[9].stdout)  # Keras' own split of the same arrays
+    assert (n_train, n_val) == (750, 250)
+    assert est["steps_per_epoch"] == 38 and est["validation_steps"] == 13  # batches of 20, the last short
+    d = est["devices"][0]
+    assert d["val_steps"] == est["validation_steps"] and d["val_step_s"] > 0
+    assert d["val_epoch_s"] >= d["val_steps"] * d["val_step_s"]
+    traces = 2 if n_train % 20 else 1  # a short last training batch traces once more
+    train_only = project(
+        d["step_time_s"], 38, 3, d["fit_overhead_s"], traces * d["startup_s"], d["epoch_overhead_s"]
+    )
+    # the whole run: training as before, the validation tracing once, and 3 validation passes
+    assert d["total_s"] == pytest.approx(train_only + d["val_startup_s"] + 3 * d["val_epoch_s"])
+
+
+def test_validation_data_as_arrays_or_a_dataset(cells):
+    assert cells[10].json["validation_steps"] == 5  # 90 samples in batches of 20
+    assert cells[10].json["devices"][0]["val_epoch_s"] > 0
+    assert cells[11].json["validation_steps"] == 4  # the dataset's own length
+    assert cells[11].json["devices"][0]["error"] is None
+
+
+def test_bad_validation_arguments_say_what_fit_takes(cells):
+    assert "between 0 and 1" in cells[12].text
+    assert "No variable named 'x_val'" in cells[13].text
 
 
 def test_watch_deadline_warns_during_fit(cells):

@@ -46,6 +46,7 @@ WARM_STEPS = 3  # steps of the first short fit besides the traced one (a slow mo
 MIN_TIMED = 3  # steps of each timed epoch, at least (one step-to-step gap after the iterator's first)
 MAX_TIMED = 2000  # ... at most: the arrays are sliced, copied only where the data has fewer batches
 TIMED_SECONDS = 3.0  # the timed fit runs about this long
+VAL_SECONDS = 1.0  # the timed validation pass runs about this long
 TIMED_EPOCHS = 4  # the timed fit's epochs, where the user's are long enough: 3 boundaries to time
 MIN_TIMED_EPOCHS = 2  # at least one boundary, where the user's epochs are short ...
 MAX_TIMED_EPOCHS = 5  # ... and at most this many
@@ -71,6 +72,10 @@ class DeviceTime:
     epoch_overhead_s: float = 0.0  # each further epoch besides its steps: epoch end, a new iterator
     timed_epochs: int = 0
     epoch_boundaries_s: list[float] = field(default_factory=list)  # each timed one (median: the above)
+    val_steps: int = 0  # validation steps each epoch (validation_data / validation_split)
+    val_step_s: float = 0.0  # a warm validation step
+    val_epoch_s: float = 0.0  # each epoch's validation pass: its steps and its set-up
+    val_startup_s: float = 0.0  # tracing the validation step, once
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -284,6 +289,46 @@ class _Clock:
         self.cb = Cb()
 
 
+class _EvalClock:
+    """Times of each validation batch begin (one `evaluate`)."""
+
+    def __init__(self):
+        import keras
+
+        class Cb(keras.callbacks.Callback):
+            def __init__(cb):
+                super().__init__()
+                cb.times = []
+
+            def on_test_batch_begin(cb, batch, logs=None):
+                cb.times.append(time.perf_counter())
+
+        self.cb = Cb()
+
+
+def _time_validation(clone, val: tuple, batch_size: int | None, n: int) -> tuple[float, float, float]:
+    """(warm step, set-up per pass, tracing once) of `evaluate` on `n` batches of the validation
+    data, as `fit` runs it after each epoch: two passes, the first traces."""
+    xv, yv = val
+    walls, clocks = [], []
+    for _ in range(2):
+        kw, _ = _fit_args(xv, yv, batch_size, n)
+        kw.pop("steps_per_epoch", None)
+        if hasattr(xv, "element_spec") and "x" in kw and _batches_available(kw["x"], None) is None:
+            kw["steps"] = n  # an infinite dataset: as many steps as timed
+        c = _EvalClock().cb
+        t0 = time.perf_counter()
+        clone.evaluate(verbose=0, callbacks=[c], **kw)
+        walls.append(time.perf_counter() - t0)
+        clocks.append(c.times)
+    times = clocks[1]
+    gaps = [b - a for a, b in zip(times[1:-1], times[2:], strict=True)]
+    step = sum(gaps) / len(gaps) if gaps else walls[1] / max(1, len(times))
+    set_up = max(0.0, walls[1] - len(times) * step)
+    tracing = max(0.0, walls[0] - walls[1])
+    return step, set_up, tracing
+
+
 def time_device(
     model,
     device: str,
@@ -295,9 +340,12 @@ def time_device(
     steps=None,
     partial_last_batch=False,
     place: Placement | None = None,
+    validation: tuple | None = None,
+    val_steps: int = 0,
 ) -> DeviceTime:
     """Measures warm steps and epoch boundaries of a fresh copy of `model` on `device` and projects
-    the full run. `steps`: steps of each timed epoch (default: about TIMED_SECONDS in all)."""
+    the full run. `steps`: steps of each timed epoch (default: about TIMED_SECONDS in all).
+    `validation`: (x_val, y_val) run after each epoch for `val_steps` steps, timed the same way."""
     place = place or Placement()
     label = _device_label(device, place)
     dt = DeviceTime(device, label, 0.0, 0.0, 0.0, steps_per_epoch, epochs, batch_size)
@@ -323,6 +371,15 @@ def time_device(
             t0 = time.perf_counter()
             clone.fit(epochs=e2, verbose=0, callbacks=[c2], **kw2)
             wall2 = time.perf_counter() - t0
+            if validation is not None and val_steps:
+                # evaluation steps cost about a third of training ones: about VAL_SECONDS of them
+                nv = max(MIN_TIMED, int(VAL_SECONDS / max(rough / 3, 1e-6)))
+                nv = min(nv, MAX_TIMED, max(val_steps, MIN_TIMED))  # no longer than the user's pass
+                dt.val_step_s, val_set_up, dt.val_startup_s = _time_validation(
+                    clone, validation, batch_size, nv
+                )
+                dt.val_steps = val_steps
+                dt.val_epoch_s = val_set_up + val_steps * dt.val_step_s
         timed = c2.epochs
         step, dt.epoch_overhead_s, dt.timed_steps = pace(timed)
         dt.step_time_s = step
@@ -336,6 +393,7 @@ def time_device(
         dt.startup_s = max(0.0, (first[1] - first[0]) - (timed[0][1] - timed[0][0]))
         startup = dt.startup_s * (2 if partial_last_batch else 1)  # a short last batch traces again
         dt.total_s = project(step, steps_per_epoch, epochs, dt.fit_overhead_s, startup, dt.epoch_overhead_s)
+        dt.total_s += dt.val_startup_s + epochs * dt.val_epoch_s
         if bs:
             dt.samples_per_s = bs / step
     except KerasGPUError as err:  # e.g. a model that cannot be copied to this device
@@ -343,6 +401,46 @@ def time_device(
     except Exception as err:  # e.g. out of memory on a small GPU: say so for this device
         dt.error = f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:160]}"
     return dt
+
+
+def _split_validation(x, y, validation_data, validation_split):
+    """(x, y, (x_val, y_val) or None) as `fit` splits them: `validation_split` holds out the last
+    share of the arrays (Keras: the first ceil(n x (1 - split)) samples train)."""
+    import keras
+
+    if validation_data is not None:
+        if hasattr(validation_data, "element_spec"):
+            return x, y, (validation_data, None)
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise KerasGPUError(
+                "bad_argument",
+                "validation_data must be (x_val, y_val) or a dataset, as for fit.",
+                "Pass --validation-data x_val y_val (or a dataset's name).",
+            )
+        return x, y, (validation_data[0], validation_data[1])
+    if not validation_split:
+        return x, y, None
+    if hasattr(x, "element_spec") or not 0 < float(validation_split) < 1:
+        raise KerasGPUError(
+            "bad_argument",
+            "validation_split needs arrays (not a dataset) and a share between 0 and 1, as for fit.",
+            "Pass --validation-split 0.2 with array data, or --validation-data for a dataset.",
+        )
+    n = _n_samples(x)
+    at = int(math.ceil(n * (1.0 - float(validation_split))))
+
+    def head(a):
+        return a[:at]
+
+    def tail(a):
+        return a[at:]
+
+    cut = keras.tree.map_structure
+    return (
+        cut(head, x),
+        None if y is None else cut(head, y),
+        (cut(tail, x), None if y is None else cut(tail, y)),
+    )
 
 
 def devices(place: Placement | None = None) -> list[str]:
@@ -361,11 +459,16 @@ def estimate(
     deadline: str | float | None = None,
     steps: int | None = None,
     devices_: list[str] | None = None,
+    validation_data=None,
+    validation_split: float | None = None,
+    validation_steps: int | None = None,
 ) -> dict[str, Any]:
     """Projects the full `fit` on each device and answers in one line (`result["line"]`).
 
     `x`, `y`: the training data as given to `fit` (arrays or a tf.data.Dataset of batches);
-    `deadline`: "36h", "2026-12-01 18:00" or epoch seconds; `steps`: warm steps to time.
+    `deadline`: "36h", "2026-12-01 18:00" or epoch seconds; `steps`: warm steps to time;
+    `validation_data` / `validation_split` / `validation_steps`: as given to `fit` (each epoch
+    then ends with a validation pass, timed too).
     The model must be compiled; it is not changed (a copy trains).
     """
     place = for_backend("%gpu_estimate")
@@ -378,12 +481,16 @@ def estimate(
     deadline_label = None
     if isinstance(deadline, str) and deadline.strip().strip("'\"")[:1].isdigit() and "-" not in deadline:
         deadline_label = f"{format_duration(deadline_at - now)} deadline"
+    x, y, validation = _split_validation(x, y, validation_data, validation_split)
+    val_steps = 0
+    if validation is not None:
+        val_steps = validation_steps or _steps_per_epoch(validation[0], batch_size, None)
     spe = _steps_per_epoch(x, batch_size, steps_per_epoch)
     partial = (
         not hasattr(x, "element_spec") and not steps_per_epoch and _n_samples(x) % int(batch_size or 32) > 0
     )
     results = [
-        time_device(model, d, x, y, batch_size, spe, epochs, steps, partial, place)
+        time_device(model, d, x, y, batch_size, spe, epochs, steps, partial, place, validation, val_steps)
         for d in (devices_ or devices(place))
     ]
     from .monitor import tf_facts
@@ -405,6 +512,7 @@ def estimate(
         "deadline": deadline_at,
         "epochs": epochs,
         "steps_per_epoch": spe,
+        "validation_steps": val_steps,
         "devices": [r.to_json() for r in results],
         "what_would_change": what_would_change(results, facts),
     }
@@ -431,10 +539,15 @@ def estimate_card(model, x, y=None, **kwargs):
         per_epoch = ""
         if res["epochs"] > 1 and over >= 0.001:
             per_epoch = f"+ {over * 1000:.0f} ms an epoch " if over < 1 else f"+ {over:.1f} s an epoch "
+        val = ""
+        if d["val_steps"]:
+            v = d["val_epoch_s"]
+            took = f"{v * 1000:.0f} ms" if v < 1 else format_duration(v)
+            val = f"+ validation {d['val_steps']} steps ({took}) an epoch "
         sec.add(
             d["label"],
             f"{d['step_time_s'] * 1000:.1f} ms/step{sps}; {res['epochs']} x {d['steps_per_epoch']} steps "
-            f"{per_epoch}"
+            f"{per_epoch}{val}"
             f"-> {format_duration(d['total_s'])}, ends {format_clock(now + d['total_s'], now)}",
         )
     change = Section("What would change it")
