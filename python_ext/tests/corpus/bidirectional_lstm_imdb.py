@@ -8,7 +8,7 @@ Source: keras-team/keras-io examples/nlp/bidirectional_lstm_imdb.py
 Changes: keras.datasets.imdb.load_data() replaced by random variable-length lists of word ids in
 [1, max_features) with int64 0/1 labels (64 train, 32 validation sequences); epochs=1.
 Model cell: 1
-Fit: model x_train y_train --batch-size 32
+Fit: model x_train y_train --batch-size 32 --validation-data x_val y_val
 """
 
 """

@@ -18,7 +18,7 @@ callback dropped (writes files); epochs = 1; the inference cell predicts on a ra
 of loading PetImages/Cat/6779.jpg, and reads the score as float(predictions[0][0]): the
 original float(predictions[0]) raises TypeError on NumPy 2.x (1-element 1-D array to scalar).
 Model cell: 4
-Fit: model train_ds
+Fit: model train_ds --validation-data val_ds
 """
 
 """

@@ -8,7 +8,7 @@ Source: keras-team/keras-io examples/vision/mnist_convnet.py
 Changes: keras.datasets.mnist.load_data() replaced by random uint8 images/labels of the same
 shapes and dtypes (256 train, 64 test samples); epochs = 1.
 Model cell: 2
-Fit: model x_train y_train --batch-size 128
+Fit: model x_train y_train --batch-size 128 --validation-split 0.1
 """
 
 """

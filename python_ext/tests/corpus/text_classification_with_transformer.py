@@ -11,7 +11,7 @@ Changes: keras.datasets.imdb.load_data() replaced by random variable-length list
 [1, vocab_size) with int64 0/1 labels (64 train, 32 validation sequences), built with numpy (an
 added `import numpy as np` in that cell); epochs=1.
 Model cell: 4
-Fit: model x_train y_train --batch-size 32
+Fit: model x_train y_train --batch-size 32 --validation-data x_val y_val
 Expect: the model Input is float (layers.Input(shape=(maxlen,)) with no dtype) and feeds token ids
 up to 20000 into the custom TokenAndPositionEmbedding layer. With a global mixed_float16 policy Keras
 casts that layer's float inputs to float16, ids above 2048 are no longer exact (19999 rounds to

@@ -10,7 +10,7 @@ with int labels in {-1, 1} (128 train, 64 test); matplotlib import and the two p
 keras.utils.plot_model line dropped (needs pydot); the ModelCheckpoint("best_model.h5") callback and
 the keras.models.load_model("best_model.h5") line dropped (they write/read a file); epochs = 1.
 Model cell: 6
-Fit: model x_train y_train --batch-size 32
+Fit: model x_train y_train --batch-size 32 --validation-split 0.2
 """
 
 """

@@ -11,7 +11,7 @@ blocks, head_size 256, 4 heads): the data was shrunk instead. Still the slowest 
 its time is building and optimising the training graph, not compute (a run with 128-step series
 took as long).
 Model cell: 4
-Fit: model x_train y_train --batch-size 64
+Fit: model x_train y_train --batch-size 64 --validation-split 0.2
 """
 
 """
