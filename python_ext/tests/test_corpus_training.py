@@ -3,8 +3,8 @@ SLOW) runs in a real IPython with real TensorFlow (CPU) under `%gpu_watch on`, t
 (with the example's validation) and the batch-size finder measure the example's own model and data
 (the `Fit:` line of its header). Each must answer, leave the user's model as it was (weights,
 optimizers, compiled train function), and the model must still train afterwards. Three cannot be
-copied by `clone_model` (VAE and DCGAN: subclassed models with their own `train_step`; the transformer: custom layers without a full get_config()): they
-are measured in place and put back.
+copied by `clone_model` (VAE and DCGAN: subclassed models with their own `train_step`; the
+transformer: custom layers without a full get_config()): they are measured in place and put back.
 """
 
 from __future__ import annotations
