@@ -349,6 +349,7 @@ def time_device(
     place = place or Placement()
     label = _device_label(device, place)
     dt = DeviceTime(device, label, 0.0, 0.0, 0.0, steps_per_epoch, epochs, batch_size)
+    val_set_up = 0.0
     try:
         with trainable(model, place, device) as clone:
             dt.in_place = clone is model
@@ -379,7 +380,6 @@ def time_device(
                     clone, validation, batch_size, nv
                 )
                 dt.val_steps = val_steps
-                dt.val_epoch_s = val_set_up + val_steps * dt.val_step_s
         timed = c2.epochs
         step, dt.epoch_overhead_s, dt.timed_steps = pace(timed)
         dt.step_time_s = step
@@ -393,6 +393,11 @@ def time_device(
         dt.startup_s = max(0.0, (first[1] - first[0]) - (timed[0][1] - timed[0][0]))
         startup = dt.startup_s * (2 if partial_last_batch else 1)  # a short last batch traces again
         dt.total_s = project(step, steps_per_epoch, epochs, dt.fit_overhead_s, startup, dt.epoch_overhead_s)
+        if dt.val_steps:
+            # fit keeps its validation data adapter from epoch to epoch; a lone `evaluate` builds one
+            # (for arrays, a copy into a dataset): a pass's set-up costs at most what a training
+            # epoch's boundary does (a new iterator, the epoch's end)
+            dt.val_epoch_s = dt.val_steps * dt.val_step_s + min(val_set_up, dt.epoch_overhead_s)
         dt.total_s += dt.val_startup_s + epochs * dt.val_epoch_s
         if bs:
             dt.samples_per_s = bs / step
