@@ -179,3 +179,39 @@ def test_a_model_that_cannot_be_copied_is_measured_in_place_and_put_back():
     assert est["in_place"] is True and est["error"] is None and est["step_time_s"] > 0
     assert json.loads(cells[3].stdout) == [True, True, True, True]  # weights, optimizer, its steps, train fn
     assert json.loads(cells[4].stdout) == [8, True]  # the user's next fit: their optimizer, 8 steps
+
+
+def test_in_place_keeps_the_weights_on_their_device_and_times_steps_not_dispatch():
+    # two CPU devices stand in for a GPU machine's CPU and GPU; the model lives on the second
+    env = clean_env({**JAX, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    cells = run_cells(
+        [
+            "import json, numpy as np, jax, keras\n"
+            "class Net(keras.Model):\n"
+            "    def __init__(self):\n"
+            "        super().__init__(); self.a = keras.layers.Dense(8); self.b = keras.layers.Dense(1)\n"
+            "    def call(self, x):\n"
+            "        return self.b(self.a(x))\n"
+            "cpu1 = jax.devices('cpu')[1]\n"
+            "with jax.default_device(cpu1):\n"
+            "    m = Net(); m.compile('adam', 'mse')\n"
+            "    x = np.random.rand(64, 4).astype('float32'); y = np.random.rand(64, 1).astype('float32')\n"
+            "    m.fit(x, y, epochs=1, verbose=0)\n"
+            "where = lambda: sorted({str(next(iter(v.value.devices()))) for v in m.variables})\n"
+            "print(json.dumps(where()))",
+            "from kerasgpu.kernel.train.estimate import estimate, _Clock\n"
+            "r = estimate(m, x, y, devices_=['/CPU:1'])\n"
+            "from keras.src.callbacks.callback_list import CallbackList\n"
+            "print(json.dumps([r['devices'][0]['in_place'], r['devices'][0]['error'], where(),"
+            " CallbackList([_Clock().cb])._async_train]))",
+        ],
+        env=env,
+        timeout=300,
+    )
+    before = json.loads(cells[0].stdout)
+    in_place, error, after, async_train = json.loads(cells[1].stdout)
+    assert len(before) == 1 and before[0].endswith("1"), before  # e.g. "cpu:1"
+    assert in_place is True and error is None
+    assert after == before  # put back where they were, not on JAX's default device
+    # the estimate's clock makes Keras run batch ends in step: it times steps, not their dispatch
+    assert async_train is False

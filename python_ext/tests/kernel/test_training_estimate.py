@@ -150,16 +150,18 @@ def cells():
             "print(json.dumps({'epoch1': first, 'end': m.progress.to_json()}))",
             "%gpu_watch off",
             SLOW_START,
-            # 8-13: validation after each epoch, as fit runs it
-            "%gpu_estimate model x y --epochs 3 --batch-size 20 --validation-split 0.25 --json",
+            # 8-14: validation after each epoch, as fit runs it
+            "x1, y1 = np.concatenate([x, x[:1]]), np.concatenate([y, y[:1]])  # 1001 samples\n"
+            "%gpu_estimate model x1 y1 --epochs 3 --batch-size 10 --validation-split 0.5 --json",
             "from keras.src.trainers.data_adapters.array_slicing import train_validation_split\n"
-            "(tx, ty), (vx, vy) = train_validation_split((x, y), validation_split=0.25)\n"
+            "(tx, ty), (vx, vy) = train_validation_split((x1, y1), validation_split=0.5)\n"
             "print(json.dumps([len(tx), len(vx)]))",
             "xv, yv, vds = x[:90], y[:90], ds.take(4)\n"
             "%gpu_estimate model x y --batch-size 20 --validation-data xv yv --json",
             "%gpu_estimate model ds --validation-data vds --json",
             "%gpu_estimate model x y --validation-split 1.5",
             "%gpu_estimate model x y --validation-data x_val y_val",
+            "tiny, tiny_y = x[:4], y[:4]\n%gpu_estimate model tiny tiny_y --validation-split 0.8",
         ],
         env=clean_env({"KERASGPU_BACKEND": "none"}),
         timeout=600,
@@ -206,15 +208,12 @@ def test_estimate_leaves_the_users_model_untouched(cells):
 def test_estimate_counts_a_validation_pass_after_each_epoch(cells):
     est = cells[8].json
     n_train, n_val = json.loads(cells[9].stdout)  # Keras' own split of the same arrays
-    assert (n_train, n_val) == (750, 250)
-    assert est["steps_per_epoch"] == 38 and est["validation_steps"] == 13  # batches of 20, the last short
+    assert (n_train, n_val) == (500, 501)  # Keras rounds the training share down
+    assert est["steps_per_epoch"] == 50 and est["validation_steps"] == 51  # batches of 10
     d = est["devices"][0]
     assert d["val_steps"] == est["validation_steps"] and d["val_step_s"] > 0
     assert d["val_epoch_s"] >= d["val_steps"] * d["val_step_s"]
-    traces = 2 if n_train % 20 else 1  # a short last training batch traces once more
-    train_only = project(
-        d["step_time_s"], 38, 3, d["fit_overhead_s"], traces * d["startup_s"], d["epoch_overhead_s"]
-    )
+    train_only = project(d["step_time_s"], 50, 3, d["fit_overhead_s"], d["startup_s"], d["epoch_overhead_s"])
     # the whole run: training as before, the validation tracing once, and 3 validation passes
     assert d["total_s"] == pytest.approx(train_only + d["val_startup_s"] + 3 * d["val_epoch_s"])
 
@@ -229,6 +228,37 @@ def test_validation_data_as_arrays_or_a_dataset(cells):
 def test_bad_validation_arguments_say_what_fit_takes(cells):
     assert "between 0 and 1" in cells[12].text
     assert "No variable named 'x_val'" in cells[13].text
+    # fit refuses a split that leaves nothing to train on: so does the estimate, saying why
+    assert "validation_split=0.8 of 4 samples leaves nothing to train on" in cells[14].text
+
+
+def test_a_model_that_overrides_compile_is_measured_in_place_not_left_uncompiled():
+    # clone_model copies it (it has get_config), but Keras cannot compile the copy as the model is
+    # (compile() takes other arguments): it only warns and the copy's fit would fail
+    cells = run_cells(
+        [
+            "import json, numpy as np, keras\n"
+            "class Gan(keras.Model):\n"
+            "    def __init__(self, units=8, **kw):\n"
+            "        super().__init__(**kw)\n"
+            "        self.units = units; self.a = keras.layers.Dense(units); self.b = keras.layers.Dense(1)\n"
+            "    def call(self, x):\n"
+            "        return self.b(self.a(x))\n"
+            "    def get_config(self):\n"
+            "        return {'units': self.units}\n"
+            "    def compile(self, d_optimizer, loss_fn):\n"
+            "        super().compile(optimizer=d_optimizer, loss=loss_fn)\n"
+            "        self.d_optimizer = d_optimizer\n"
+            "m = Gan(); m.compile(keras.optimizers.Adam(1e-3), 'mse')\n"
+            "x = np.random.rand(128, 4).astype('float32'); y = np.random.rand(128, 1).astype('float32')\n"
+            "m.fit(x, y, epochs=1, verbose=0)",
+            "%gpu_estimate m x y --json",
+        ],
+        env=clean_env({"KERASGPU_BACKEND": "none"}),
+        timeout=300,
+    )
+    cpu = cells[1].json["devices"][0]
+    assert cpu["error"] is None and cpu["in_place"] is True and cpu["step_time_s"] > 0
 
 
 def test_watch_deadline_warns_during_fit(cells):

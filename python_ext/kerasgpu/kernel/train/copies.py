@@ -21,6 +21,7 @@ is built: that case gets a clear error rather than weights the user never had.
 from __future__ import annotations
 
 import re
+import traceback
 from contextlib import contextmanager
 from typing import Any
 
@@ -37,10 +38,31 @@ def clone(model):
         copy.compile_from_config(model.get_compile_config())
     except Exception:
         copy.compile(optimizer=_fresh_optimizer(model.optimizer), loss=model.loss)
+    # a model that overrides compile() (a GAN's compile(d_optimizer, g_optimizer, ...)): Keras only
+    # warns and leaves the copy uncompiled, or compiled without the optimizers its train_step uses
+    missing = [n for n, v in _optimizers(model).items() if not isinstance(getattr(copy, n, None), type(v))]
+    if not getattr(copy, "compiled", False) or missing:
+        raise NotCompiledAlike(", ".join(missing) or "compile")
     return copy
 
 
+class NotCompiledAlike(RuntimeError):
+    """The copy could not be compiled as the model is (it overrides compile())."""
+
+
+def _optimizers(model) -> dict[str, Any]:
+    """Every optimizer the model holds as an attribute (model.optimizer, a GAN's d_/g_optimizer)."""
+    import keras
+
+    found = {n: v for n, v in vars(model).items() if isinstance(v, keras.optimizers.Optimizer)}
+    if getattr(model, "optimizer", None) is not None:
+        found.setdefault("optimizer", model.optimizer)
+    return found
+
+
 def _why_not(model, err: BaseException) -> str:
+    if isinstance(err, NotCompiledAlike):
+        return f"{type(model).__name__} overrides compile(), so a copy cannot be compiled as it is"
     if isinstance(err, NotImplementedError) and not getattr(model, "_is_graph_network", False):
         return f"{type(model).__name__} is a subclassed keras.Model without get_config()"
     first = (str(err).strip().splitlines() or [""])[0][:160]
@@ -84,7 +106,6 @@ def _unique(variables) -> list:
 @contextmanager
 def in_place(model):
     """Lends the user's own model for training and puts it back exactly (see the module's text)."""
-    import keras
     import numpy as np
 
     if not model.variables:
@@ -96,11 +117,7 @@ def in_place(model):
         )
     variables = _unique(list(model.variables) + list(getattr(model, "metrics_variables", [])))
     saved = [np.array(v.numpy()) for v in variables]
-    optimizers = {
-        name: value for name, value in vars(model).items() if isinstance(value, keras.optimizers.Optimizer)
-    }
-    if getattr(model, "optimizer", None) is not None:
-        optimizers.setdefault("optimizer", model.optimizer)
+    optimizers = _optimizers(model)
     kept: dict[str, Any] = {
         name: getattr(model, name, None) for name in ("train_function", "history", "stop_training")
     }
@@ -110,12 +127,24 @@ def in_place(model):
         model.train_function = None
         yield model
     finally:
-        for v, value in zip(variables, saved, strict=True):
-            v.assign(value)
+        # the user's objects first (nothing can fail there), then each value
         for name, opt in optimizers.items():
             setattr(model, name, opt)
         for name, value in kept.items():
             setattr(model, name, value)
+        failed = 0
+        for v, value in zip(variables, saved, strict=True):
+            try:
+                v.assign(value)
+            except Exception:
+                failed += 1
+        if failed:
+            raise KerasGPUError(
+                "not_restored",
+                f"{failed} of {len(variables)} of the model's variables could not be put back after "
+                "the measurement.",
+                "Re-run the cells that build and train the model.",
+            )
 
 
 @contextmanager
@@ -130,7 +159,14 @@ def trainable(model, place: Placement, device: str):
                 raise
             why = _why_not(model, err)
         else:
-            yield copy
+            try:
+                yield copy
+            except BaseException as err:
+                # an interrupt or an error re-raised to the notebook: its traceback (kept by IPython)
+                # must not hold the copy and its optimizer state on the device
+                del copy
+                traceback.clear_frames(err.__traceback__)
+                raise
             return
     home = home_device(model, place)
     if home is not None and home.upper() != device.upper():
@@ -139,5 +175,6 @@ def trainable(model, place: Placement, device: str):
             f"{why}: it cannot be copied to {device}, and is measured only on {home}, where its weights are.",
             "Give the model get_config() (and from_config()) to measure it on every device.",
         )
-    with in_place(model) as own, place.on(device):
+    # the device context outside: the variables are put back on the device they are on (JAX)
+    with place.on(device), in_place(model) as own:
         yield own

@@ -178,9 +178,15 @@ def what_would_change(results: list[DeviceTime], facts: dict[str, Any]) -> list[
             "Mixed precision (%mixed_precision mixed_float16, or mixed_bfloat16 on compute capability 8.0+): "
             "matmuls and convolutions often run 2-3x faster on Tensor Cores, with half the activation memory."
         )
+    jax = facts.get("backend") == "jax"
     if len(gpus) > 1:
+        how = (
+            "keras.distribution.DataParallel (set before the model is built)"
+            if jax
+            else "MirroredStrategy (%%distribute)"
+        )
         out.append(
-            f"All {len(gpus)} GPUs with MirroredStrategy (%%distribute): up to ~{len(gpus)}x fewer seconds "
+            f"All {len(gpus)} GPUs with {how}: up to ~{len(gpus)}x fewer seconds "
             "per epoch with the batch scaled by the GPU count."
         )
     bs = results[0].batch_size if results else None
@@ -190,7 +196,12 @@ def what_would_change(results: list[DeviceTime], facts: dict[str, Any]) -> list[
             "fewer, fuller steps; keep accuracy by scaling the learning rate."
         )
     if not gpus and facts.get("driver_gpus"):
-        out.append("A GPU: the driver shows one, but TensorFlow can't use it here (run %gpu_check --deep).")
+        out.append(
+            "A GPU: the driver shows one, but JAX can't use it here "
+            '(a CPU-only jaxlib? pip install -U "jax[cuda12]").'
+            if jax
+            else "A GPU: the driver shows one, but TensorFlow can't use it here (run %gpu_check --deep)."
+        )
     out.append(
         "A fed input pipeline (tf.data cache / prefetch(AUTOTUNE)) if %gpu_watch finds the GPU waiting."
     )
@@ -286,6 +297,11 @@ class _Clock:
             def on_train_batch_begin(cb, batch, logs=None):
                 cb.epochs[-1].append(time.perf_counter())
 
+            def on_train_batch_end(cb, batch, logs=None):
+                """Defined so that Keras calls batch ends in step (on JAX it otherwise runs them on a
+                thread, and the next step starts before this one has run: the clock would time
+                dispatch, not steps). TensorFlow always calls them in step."""
+
         self.cb = Cb()
 
 
@@ -302,6 +318,9 @@ class _EvalClock:
 
             def on_test_batch_begin(cb, batch, logs=None):
                 cb.times.append(time.perf_counter())
+
+            def on_test_batch_end(cb, batch, logs=None):
+                """In step, not on a thread (see _Clock)."""
 
         self.cb = Cb()
 
@@ -410,7 +429,7 @@ def time_device(
 
 def _split_validation(x, y, validation_data, validation_split):
     """(x, y, (x_val, y_val) or None) as `fit` splits them: `validation_split` holds out the last
-    share of the arrays (Keras: the first ceil(n x (1 - split)) samples train)."""
+    share of the arrays (Keras: the first floor(n x (1 - split)) samples train)."""
     import keras
 
     if validation_data is not None:
@@ -432,7 +451,15 @@ def _split_validation(x, y, validation_data, validation_split):
             "Pass --validation-split 0.2 with array data, or --validation-data for a dataset.",
         )
     n = _n_samples(x)
-    at = int(math.ceil(n * (1.0 - float(validation_split))))
+    at = int(math.floor(n * (1.0 - float(validation_split))))
+    if at in (0, n):
+        raise KerasGPUError(
+            "bad_argument",
+            f"validation_split={validation_split} of {n} samples leaves "
+            + ("nothing to train on." if at == 0 else "no validation sample.")
+            + " fit refuses it too.",
+            "Use more data or another --validation-split.",
+        )
 
     def head(a):
         return a[:at]
@@ -488,8 +515,17 @@ def estimate(
         deadline_label = f"{format_duration(deadline_at - now)} deadline"
     x, y, validation = _split_validation(x, y, validation_data, validation_split)
     val_steps = 0
-    if validation is not None:
-        val_steps = validation_steps or _steps_per_epoch(validation[0], batch_size, None)
+    if validation is not None and validation_steps:
+        val_steps = int(validation_steps)
+    elif validation is not None:
+        try:
+            val_steps = _steps_per_epoch(validation[0], batch_size, None)
+        except KerasGPUError as err:
+            raise KerasGPUError(
+                err.code,
+                "The validation dataset's length is unknown (infinite or filtered), so its steps are too.",
+                "Pass --validation-steps N (the value you give fit).",
+            ) from None
     spe = _steps_per_epoch(x, batch_size, steps_per_epoch)
     partial = (
         not hasattr(x, "element_spec") and not steps_per_epoch and _n_samples(x) % int(batch_size or 32) > 0
