@@ -158,6 +158,11 @@ def trainable(model, place: Placement, device: str):
             if is_oom(err):
                 raise
             why = _why_not(model, err)
+            fix = (
+                "Build and compile it on the device to measure (under tf.device / jax.default_device)."
+                if isinstance(err, NotCompiledAlike)
+                else "Give the model get_config() (and from_config()) to measure it on every device."
+            )
         else:
             try:
                 yield copy
@@ -173,7 +178,7 @@ def trainable(model, place: Placement, device: str):
         raise KerasGPUError(
             "cannot_copy",
             f"{why}: it cannot be copied to {device}, and is measured only on {home}, where its weights are.",
-            "Give the model get_config() (and from_config()) to measure it on every device.",
+            fix,
         )
     # the device context outside: the variables are put back on the device they are on (JAX)
     with place.on(device), in_place(model) as own:
