@@ -86,7 +86,7 @@ def home_device(model, place: Placement) -> str | None:
 
         arr = v.value
         dev = next(iter(arr.devices()))
-        same = [d for d in jax.devices(dev.platform)]
+        same = jax.devices(dev.platform)
         kind = "GPU" if dev.platform == "gpu" else "CPU"
         return f"/{kind}:{same.index(dev) if dev in same else 0}"
     m = re.search(r"device:(CPU|GPU):(\d+)", str(getattr(v.value, "device", "") or ""), re.IGNORECASE)

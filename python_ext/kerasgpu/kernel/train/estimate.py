@@ -281,7 +281,8 @@ def _device_label(device: str, place: Placement | None = None) -> str:
 
 
 class _Clock:
-    """Times of each batch begin, epoch by epoch (the same measure as the monitor)."""
+    """Times of each training batch begin, epoch by epoch (the same measure as the monitor), and of
+    each validation batch begin (`tests`, for an `evaluate`)."""
 
     def __init__(self):
         import keras
@@ -290,6 +291,7 @@ class _Clock:
             def __init__(cb):
                 super().__init__()
                 cb.epochs = []
+                cb.tests = []
 
             def on_epoch_begin(cb, epoch, logs=None):
                 cb.epochs.append([])
@@ -297,30 +299,16 @@ class _Clock:
             def on_train_batch_begin(cb, batch, logs=None):
                 cb.epochs[-1].append(time.perf_counter())
 
+            def on_test_batch_begin(cb, batch, logs=None):
+                cb.tests.append(time.perf_counter())
+
             def on_train_batch_end(cb, batch, logs=None):
                 """Defined so that Keras calls batch ends in step (on JAX it otherwise runs them on a
                 thread, and the next step starts before this one has run: the clock would time
                 dispatch, not steps). TensorFlow always calls them in step."""
 
-        self.cb = Cb()
-
-
-class _EvalClock:
-    """Times of each validation batch begin (one `evaluate`)."""
-
-    def __init__(self):
-        import keras
-
-        class Cb(keras.callbacks.Callback):
-            def __init__(cb):
-                super().__init__()
-                cb.times = []
-
-            def on_test_batch_begin(cb, batch, logs=None):
-                cb.times.append(time.perf_counter())
-
             def on_test_batch_end(cb, batch, logs=None):
-                """In step, not on a thread (see _Clock)."""
+                """In step, as on_train_batch_end."""
 
         self.cb = Cb()
 
@@ -335,11 +323,11 @@ def _time_validation(clone, val: tuple, batch_size: int | None, n: int) -> tuple
         kw.pop("steps_per_epoch", None)
         if hasattr(xv, "element_spec") and "x" in kw and _batches_available(kw["x"], None) is None:
             kw["steps"] = n  # an infinite dataset: as many steps as timed
-        c = _EvalClock().cb
+        c = _Clock().cb
         t0 = time.perf_counter()
         clone.evaluate(verbose=0, callbacks=[c], **kw)
         walls.append(time.perf_counter() - t0)
-        clocks.append(c.times)
+        clocks.append(c.tests)
     times = clocks[1]
     gaps = [b - a for a, b in zip(times[1:-1], times[2:], strict=True)]
     step = sum(gaps) / len(gaps) if gaps else walls[1] / max(1, len(times))
