@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
@@ -27,6 +28,38 @@ class _CellFailed(RuntimeError):
 def _strip_comment(line: str) -> str:
     """A magic's arguments without a trailing `# comment`."""
     return line.split("#", 1)[0]
+
+
+_OPEN, _CLOSE = "([{", ")]}"
+
+
+def split_expressions(line: str) -> list[str]:
+    """A magic's line split at spaces outside brackets and quotes, a trailing `# comment` dropped
+    (pure): `model [x1, x2] y --deadline "2026-12-01 18:00"` -> 5 words, quotes kept."""
+    words, word, depth, quote = [], [], 0, ""
+    for ch in line:
+        if quote:
+            word.append(ch)
+            if ch == quote:
+                quote = ""
+            continue
+        if ch in "'\"":
+            quote = ch
+        elif ch == "#" and depth == 0:
+            break
+        elif ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth = max(0, depth - 1)
+        elif ch.isspace() and depth == 0:
+            if word:
+                words.append("".join(word))
+                word = []
+            continue
+        word.append(ch)
+    if word:
+        words.append("".join(word))
+    return words
 
 
 def _show(card: Card, as_json: bool) -> None:
@@ -298,17 +331,31 @@ class KerasGPUMagics(Magics):
 
     # ------------------------------------------------------------ training insight
 
-    def _ns(self, name):
-        """A variable of the user's namespace by name (None for None)."""
-        if name is None:
+    def _ns(self, expr):
+        """The value of a Python expression in the user's namespace (None for None): a name, or
+        `[x1, x2]`, `{"image": xi, "meta": xm}`, `(x_val, y_val)`, `x[:1000]`."""
+        if expr is None:
             return None
-        if name not in self.shell.user_ns:
+        try:
+            return eval(expr, self.shell.user_ns)  # noqa: S307 - the user's own expression, in their kernel
+        except NameError as err:
+            name = getattr(err, "name", None) or expr
             raise KerasGPUError(
                 "unknown_name",
                 f"No variable named {name!r} in this notebook.",
                 "Run the cell that defines it first.",
-            )
-        return self.shell.user_ns[name]
+            ) from None
+        except Exception as err:
+            raise KerasGPUError(
+                "bad_argument",
+                f"Could not evaluate {expr!r}: {type(err).__name__}: {err}",
+                "Pass Python expressions as you would to fit (names, [x1, x2], {'a': xa}).",
+            ) from None
+
+    def _args(self, magic, line: str):
+        """The magic's arguments, each positional argument and option value one Python expression:
+        split at spaces outside brackets and quotes (`%gpu_estimate model [x1, x2] y`)."""
+        return magic.parser.parse_args(split_expressions(line))
 
     @magic_arguments()
     @argument(
@@ -340,30 +387,59 @@ class KerasGPUMagics(Magics):
         _show(card, args.json)
 
     @magic_arguments()
-    @argument("model", help="the compiled Keras model (a variable name)")
-    @argument("x", help="the training data: arrays or a tf.data.Dataset (a variable name)")
-    @argument("y", nargs="?", default=None, help="the targets, when x is an array")
+    @argument("model", help="the compiled Keras model (a Python expression, e.g. its name)")
+    @argument(
+        "x",
+        help="the training data as given to fit (a Python expression): arrays, [x1, x2] or "
+        "{'a': xa} for several inputs, a tf.data.Dataset, a keras.utils.PyDataset / Sequence, "
+        "or a generator (with --steps-per-epoch)",
+    )
+    @argument("y", nargs="?", default=None, help="the targets, when x is arrays ([y1, y2] for several)")
     @argument("--epochs", type=int, default=1, help="epochs of the full run")
     @argument("--batch-size", type=int, default=None, help="batch size (arrays; default 32)")
-    @argument("--steps-per-epoch", type=int, default=None, help="steps per epoch (default: from the data)")
+    @argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="steps per epoch (default: from the data; needed for a generator or a dataset of "
+        "unknown length)",
+    )
     @argument("--deadline", default=None, help='36h, 90min or "2026-12-01 18:00"')
     @argument("--steps", type=int, default=None, help="warm steps to time per device")
+    @argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds the estimate may take (default 20; never more than a tenth of a run of minutes)",
+    )
     @argument(
         "--validation-data",
         nargs="+",
         default=None,
-        metavar="NAME",
-        help="fit's validation_data: x_val y_val (variable names), or a dataset's name",
+        metavar="EXPR",
+        help="fit's validation_data: x_val y_val, or one expression: (x_val, y_val), a dataset, a "
+        "PyDataset or a generator",
     )
     @argument("--validation-split", type=float, default=None, help="fit's validation_split (arrays)")
-    @argument("--validation-steps", type=int, default=None, help="fit's validation_steps")
+    @argument(
+        "--validation-steps",
+        type=int,
+        default=None,
+        help="fit's validation_steps (needed for a validation generator or a dataset of unknown length)",
+    )
     @argument("--json", action="store_true", help="print the result as JSON")
     @line_magic
     def gpu_estimate(self, line=""):
-        """Times warm steps of the model on each device (on a copy) and says when the full run would end."""
+        """Times warm steps of the model on each device (on a copy, within --budget seconds) and says
+        when the full run would end. Takes what fit takes, as Python expressions:
+        `%gpu_estimate model [x1, x2] y --epochs 10 --validation-data val_ds`."""
         from .train import estimate
 
-        args = parse_argstring(self.gpu_estimate, line)
+        try:
+            args = self._args(self.gpu_estimate, line)
+        except UsageError as err:
+            _show(KerasGPUError("bad_argument", str(err), "See %gpu_estimate?").card("GPU estimate"), False)
+            return
         try:
             card = estimate.estimate_card(
                 self._ns(args.model),
@@ -377,6 +453,7 @@ class KerasGPUMagics(Magics):
                 validation_data=self._validation(args.validation_data),
                 validation_split=args.validation_split,
                 validation_steps=args.validation_steps,
+                budget=args.budget,
             )
         except ValueError as err:
             card = KerasGPUError("bad_argument", str(err), "See %gpu_estimate?").card("GPU estimate")
@@ -385,31 +462,42 @@ class KerasGPUMagics(Magics):
         _show(card, args.json)
 
     def _validation(self, names: list[str] | None):
-        """`--validation-data x_val y_val` -> (x_val, y_val); one name -> that object (a dataset)."""
+        """`--validation-data x_val y_val` -> (x_val, y_val); one expression -> its value (a tuple,
+        a dataset, a PyDataset, a generator)."""
         if not names:
             return None
         if len(names) > 3:
             raise KerasGPUError(
                 "bad_argument",
-                f"--validation-data takes x_val [y_val [sample_weight]], not {len(names)} names.",
+                f"--validation-data takes x_val [y_val [sample_weight]], not {len(names)} expressions.",
                 "See %gpu_estimate?",
             )
         values = [self._ns(n) for n in names]
         return values[0] if len(values) == 1 else tuple(values)
 
     @magic_arguments()
-    @argument("model", help="the compiled Keras model (a variable name)")
-    @argument("x", help="training data: arrays or a tf.data.Dataset (a variable name)")
-    @argument("y", nargs="?", default=None, help="the targets, when x is an array")
+    @argument("model", help="the compiled Keras model (a Python expression, e.g. its name)")
+    @argument(
+        "x",
+        help="the training data as given to fit (a Python expression): arrays, [x1, x2] / {'a': xa}, "
+        "a tf.data.Dataset, a PyDataset or a generator (its first batch is used)",
+    )
+    @argument("y", nargs="?", default=None, help="the targets, when x is arrays")
     @argument("--start", type=int, default=None, help="first batch size to try")
     @argument("--max", type=int, default=None, help="largest batch size to try")
     @argument("--json", action="store_true", help="print the result as JSON")
     @line_magic
     def gpu_batch_size(self, line=""):
-        """Finds the largest batch that trains a step without running out of GPU memory (on a copy)."""
+        """Finds the largest batch that trains a step without running out of GPU memory (on a copy).
+        Takes what fit takes, as Python expressions: `%gpu_batch_size model [x1, x2] y`."""
         from .train import batch_size
 
-        args = parse_argstring(self.gpu_batch_size, line)
+        try:
+            args = self._args(self.gpu_batch_size, line)
+        except UsageError as err:
+            err = KerasGPUError("bad_argument", str(err), "See %gpu_batch_size?")
+            _show(err.card("GPU batch size"), False)
+            return
         try:
             card = batch_size.batch_size_card(
                 self._ns(args.model), self._ns(args.x), self._ns(args.y), start=args.start, max_batch=args.max

@@ -28,7 +28,9 @@ from typing import Any
 
 from ..runtime import KerasGPUError
 from .copies import trainable
+from .inputs import Feed
 from .placement import Placement, for_backend, is_oom, parse_device
+from .watch import internal
 
 DEFAULT_START = 32
 DEFAULT_MAX = 1 << 20
@@ -39,19 +41,10 @@ NO_GPU = "No GPU is visible to {framework}, so there is no GPU memory to fill: n
 
 
 def _first_samples(x, y):
-    """The user's first samples as numpy arrays (structures kept), from arrays or a dataset of batches."""
-    import keras
-    import numpy as np
-
-    def arrays(v):
-        return None if v is None else keras.tree.map_structure(np.asarray, v)
-
-    if hasattr(x, "element_spec"):  # a tf.data.Dataset (any backend reads one)
-        first = next(iter(x.take(1)))
-        if isinstance(first, tuple) and len(first) >= 2:
-            return arrays(first[0]), arrays(first[1])
-        return arrays(first), None
-    return arrays(x), arrays(y)
+    """The user's first samples as numpy arrays (structures kept): the arrays, or the first batch
+    of a dataset, a PyDataset or a generator (one batch taken from it: it cannot be rewound)."""
+    feed = Feed.of(x, y, take=1)
+    return feed.first_batch()
 
 
 def _batch_of(arrays, b: int):
@@ -105,7 +98,7 @@ def _try(place: Placement, model, device: str, xs, ys, b: int, timing_steps: int
     try:
         rows = b * (1 + timing_steps)  # the first step traces and allocates
         xb, yb = _batch_of(xs, rows), _batch_of(ys, rows)
-        with trainable(model, place, device) as copy, place.quiet():
+        with internal(), trainable(model, place, device) as copy, place.quiet():
             out["in_place"] = copy is model
             dt = _train(place, copy, xb, yb, b, 1 + timing_steps)
         out["fits"] = True
@@ -139,7 +132,8 @@ def find_batch_size(
 ) -> dict[str, Any]:
     """The largest batch size that trains one step of `model` on `device` without running out of memory.
 
-    `x`, `y`: the training data (arrays, or a tf.data.Dataset of batches: its first batch is used).
+    `x`, `y`: the training data as fit takes it (arrays or lists / dicts of them; or a tf.data.Dataset,
+    a keras.utils.PyDataset or a generator: its first batch is used, repeated to each size).
     `device`: default the first GPU; with none visible the result says so and nothing runs.
     Returns {"status": "ok" | "no_gpu", "largest", "first_failing", "tries": [...], ...}.
     """

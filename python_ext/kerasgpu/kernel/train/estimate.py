@@ -6,9 +6,12 @@ plus the same compile config (a fresh optimizer), so the user's weights and opti
 are untouched. A model that cannot be copied (a subclassed Model without get_config()) trains
 itself, on the device its weights are on only, and is put back exactly (`copies`).
 Two short `fit`s of the copy, through the same input path as the user's `fit` (arrays
-stay arrays): the first traces and warms up, the second runs
-2-5 short epochs (about `TIMED_SECONDS` in all) and is timed step by step. The full
-run is projected as
+stay arrays, a PyDataset is read by index, a generator's first batches are reused: `inputs`):
+the first traces and warms up, the second runs 2-5 short epochs (about `TIMED_SECONDS` in
+all) and is timed step by step. All of it within a budget (`--budget`, `DEFAULT_BUDGET`, and
+never more than a tenth of a run longer than a few minutes: `budget_for`): a model whose steps
+take seconds gets only the first fit, stopped after its first warm step where the budget says
+so, and the card says what was measured. The full run is projected as
 
     total = startup (tracing: the first fit's first step less the timed fit's)
             + fit overhead (once per fit: set-up, the first iterator, the end)
@@ -37,10 +40,14 @@ from typing import Any
 
 from ..runtime import KerasGPUError
 from .copies import trainable
+from .inputs import GENERATOR, Feed, validation_feed
 from .placement import Placement, for_backend
 from .timeutil import format_clock, format_duration, parse_deadline
+from .watch import internal
 
-INFINITE_CARDINALITY = -1  # tf.data.INFINITE_CARDINALITY (no TensorFlow import on other backends)
+DEFAULT_BUDGET = 20.0  # seconds the whole estimate may take (--budget) ...
+FEW_MINUTES = 180.0  # ... and never more than BUDGET_SHARE of a run longer than this
+BUDGET_SHARE = 0.1
 
 WARM_STEPS = 3  # steps of the first short fit besides the traced one (a slow model's steps are long)
 MIN_TIMED = 3  # steps of each timed epoch, at least (one step-to-step gap after the iterator's first)
@@ -76,6 +83,9 @@ class DeviceTime:
     val_step_s: float = 0.0  # a warm validation step
     val_epoch_s: float = 0.0  # each epoch's validation pass: its steps and its set-up
     val_startup_s: float = 0.0  # tracing the validation step, once
+    measured: list[str] = field(default_factory=list)  # what was timed, in words
+    wall_s: float = 0.0  # seconds measuring this device took
+    stopped_early: bool = False  # the budget ended a timed fit before its planned steps
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -211,63 +221,32 @@ def what_would_change(results: list[DeviceTime], facts: dict[str, Any]) -> list[
 # ------------------------------------------------------------------ measuring
 
 
-def _fit_args(x, y, batch_size: int | None, n_steps: int) -> tuple[dict[str, Any], int | None]:
-    """`fit` arguments for epochs of `n_steps` batches of the user's data, through the same input
-    path as the user's own `fit`: arrays stay arrays (Keras' array adapter shuffles and batches
-    them, with a new iterator each epoch), sliced where they hold enough batches and repeated
-    only where they don't; a finite dataset is cut to `n_steps` batches (a new iterator each
-    epoch, as in the user's `fit`), an infinite one runs `steps_per_epoch` (one iterator, as
-    there)."""
-    import keras
-
-    if hasattr(x, "element_spec"):
-        n = int(x.cardinality().numpy())
-        if n == INFINITE_CARDINALITY:
-            return {"x": x, "steps_per_epoch": n_steps}, batch_size
-        return {"x": (x if n >= n_steps else x.repeat()).take(n_steps)}, batch_size
-    bs = int(batch_size or 32)
-    need = bs * n_steps
-    have = _n_samples(x)
-    reps = math.ceil(need / have)
-
-    def cut(a):
-        import numpy as np
-
-        a = np.asarray(a)
-        return (np.concatenate([a] * reps) if reps > 1 else a)[:need]
-
-    xs = keras.tree.map_structure(cut, x)
-    ys = None if y is None else keras.tree.map_structure(cut, y)
-    return {"x": xs, "y": ys, "batch_size": bs}, bs
+def budget_for(budget: float, projected_s: float | None) -> float:
+    """Seconds the estimate may spend (pure): the budget, and never more than a tenth of the run it
+    projects when that run is longer than FEW_MINUTES (a tenth of FEW_MINUTES for shorter runs)."""
+    if projected_s is None:
+        return budget
+    return min(budget, BUDGET_SHARE * max(projected_s, FEW_MINUTES))
 
 
-def _batches_available(x, batch_size: int | None) -> int | None:
-    """Full batches the user's data holds (None: an infinite or unknown dataset)."""
-    if hasattr(x, "element_spec"):
-        n = int(x.cardinality().numpy())
-        return n if n >= 0 else None
-    return _n_samples(x) // int(batch_size or 32)
+class Budget:
+    """The estimate's time, shared out over the devices it measures."""
 
+    def __init__(self, seconds: float, devices: int = 1):
+        self.seconds = self.limit = float(seconds)
+        self.start = time.perf_counter()
+        self.devices_left = max(1, devices)
 
-def _steps_per_epoch(x, batch_size: int | None, steps_per_epoch: int | None) -> int:
-    if steps_per_epoch:
-        return int(steps_per_epoch)
-    if hasattr(x, "element_spec"):
-        n = int(x.cardinality().numpy())
-        if n < 0:
-            raise KerasGPUError(
-                "unknown_steps",
-                "The dataset's length is unknown (infinite or filtered), so the steps per epoch are too.",
-                "Pass --steps-per-epoch N (the value you give fit).",
-            )
-        return n
-    return math.ceil(_n_samples(x) / int(batch_size or 32))
+    def cap(self, projected_s: float) -> None:
+        """Lowers the limit to what a run this long allows (`budget_for`)."""
+        self.limit = min(self.limit, budget_for(self.seconds, projected_s))
 
+    def left(self) -> float:
+        return self.limit - (time.perf_counter() - self.start)
 
-def _n_samples(x) -> int:
-    import keras
-
-    return len(keras.tree.flatten(x)[0])
+    def device_until(self) -> float:
+        """The perf_counter time by which the device being measured should be done."""
+        return time.perf_counter() + max(0.0, self.left()) / self.devices_left
 
 
 def _device_label(device: str, place: Placement | None = None) -> str:
@@ -281,20 +260,23 @@ def _device_label(device: str, place: Placement | None = None) -> str:
 
 
 class _Clock:
-    """Times of each training batch begin, epoch by epoch (the same measure as the monitor), and of
-    each validation batch begin (`tests`, for an `evaluate`)."""
+    """Times of each training batch's begin and end, epoch by epoch (the same measure as the monitor),
+    and of each validation batch (`tests`, `test_ends`, for an `evaluate`). With `until` (a
+    perf_counter time) it stops the fit or evaluate once the next step would end past it, after
+    `min_steps` steps."""
 
-    def __init__(self):
+    def __init__(self, until: float | None = None, min_steps: int = 0):
         import keras
 
         class Cb(keras.callbacks.Callback):
             def __init__(cb):
                 super().__init__()
-                cb.epochs = []
-                cb.tests = []
+                cb.epochs, cb.ends, cb.tests, cb.test_ends = [], [], [], []
+                cb.until, cb.min_steps, cb.stopped = until, min_steps, False
 
             def on_epoch_begin(cb, epoch, logs=None):
                 cb.epochs.append([])
+                cb.ends.append([])
 
             def on_train_batch_begin(cb, batch, logs=None):
                 cb.epochs[-1].append(time.perf_counter())
@@ -306,139 +288,212 @@ class _Clock:
                 """Defined so that Keras calls batch ends in step (on JAX it otherwise runs them on a
                 thread, and the next step starts before this one has run: the clock would time
                 dispatch, not steps). TensorFlow always calls them in step."""
+                now = time.perf_counter()
+                cb.ends[-1].append(now)
+                done = sum(len(e) for e in cb.ends)
+                if cb._over(now, now - cb.epochs[-1][-1], done):
+                    cb.model.stop_training = True
 
             def on_test_batch_end(cb, batch, logs=None):
                 """In step, as on_train_batch_end."""
+                now = time.perf_counter()
+                cb.test_ends.append(now)
+                if cb._over(now, now - cb.tests[-1], len(cb.test_ends)):
+                    cb.model.stop_evaluating = True
+
+            def _over(cb, now, last, done) -> bool:
+                if cb.until is None or done < cb.min_steps or now + last <= cb.until:
+                    return False
+                cb.stopped = True
+                return True
 
         self.cb = Cb()
 
 
-def _time_validation(clone, val: tuple, batch_size: int | None, n: int) -> tuple[float, float, float]:
-    """(warm step, set-up per pass, tracing once) of `evaluate` on `n` batches of the validation
-    data, as `fit` runs it after each epoch: two passes, the first traces."""
-    xv, yv = val
+def _warm_steps(begins: list[float], ends: list[float]) -> list[float]:
+    """Each step after the first (traced) one, from begin to the next begin; the last to its end."""
+    out = [b - a for a, b in zip(begins[1:-1], begins[2:], strict=True)]
+    if len(begins) >= 2 and len(ends) == len(begins):
+        out.append(ends[-1] - begins[-1])
+    return out
+
+
+def _time_validation(clone, val: Feed, n: int, until: float) -> tuple[float, float, float, int]:
+    """(warm step, set-up per pass, tracing once, steps timed) of `evaluate` on `n` batches of the
+    validation data, as `fit` runs it after each epoch: two passes, the first traces."""
     walls, clocks = [], []
     for _ in range(2):
-        kw, _ = _fit_args(xv, yv, batch_size, n)
-        kw.pop("steps_per_epoch", None)
-        if hasattr(xv, "element_spec") and "x" in kw and _batches_available(kw["x"], None) is None:
-            kw["steps"] = n  # an infinite dataset: as many steps as timed
-        c = _Clock().cb
+        c = _Clock(until=until, min_steps=1).cb
         t0 = time.perf_counter()
-        clone.evaluate(verbose=0, callbacks=[c], **kw)
+        clone.evaluate(verbose=0, callbacks=[c], **val.eval_kwargs(n))
         walls.append(time.perf_counter() - t0)
-        clocks.append(c.tests)
-    times = clocks[1]
-    gaps = [b - a for a, b in zip(times[1:-1], times[2:], strict=True)]
-    step = sum(gaps) / len(gaps) if gaps else walls[1] / max(1, len(times))
-    set_up = max(0.0, walls[1] - len(times) * step)
-    tracing = max(0.0, walls[0] - walls[1])
-    return step, set_up, tracing
+        clocks.append(c)
+    last = clocks[1]
+    warm = _warm_steps([0.0, *last.tests], [0.0, *last.test_ends])  # every step of a warm pass
+    warm = warm[1:] if len(warm) > 2 else warm  # its first pulls the new iterator's first batch
+    step = sum(warm) / len(warm) if warm else walls[1] / max(1, len(last.tests))
+    set_up = max(0.0, walls[1] - len(last.tests) * step)
+    tracing = max(0.0, walls[0] - walls[1] * len(clocks[0].tests) / max(1, len(last.tests)))
+    return step, set_up, tracing, len(last.tests)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def time_device(
     model,
     device: str,
-    x,
-    y,
-    batch_size,
-    steps_per_epoch,
-    epochs,
-    steps=None,
-    partial_last_batch=False,
+    feed: Feed,
+    steps_per_epoch: int,
+    epochs: int,
+    steps: int | None = None,
     place: Placement | None = None,
-    validation: tuple | None = None,
+    validation: Feed | None = None,
     val_steps: int = 0,
+    budget: Budget | None = None,
 ) -> DeviceTime:
     """Measures warm steps and epoch boundaries of a fresh copy of `model` on `device` and projects
-    the full run. `steps`: steps of each timed epoch (default: about TIMED_SECONDS in all).
-    `validation`: (x_val, y_val) run after each epoch for `val_steps` steps, timed the same way."""
+    the full run, within this device's share of `budget`. `steps`: steps of each timed epoch
+    (default: about TIMED_SECONDS in all). `validation`: run after each epoch for `val_steps`
+    steps, timed the same way."""
     place = place or Placement()
-    label = _device_label(device, place)
-    dt = DeviceTime(device, label, 0.0, 0.0, 0.0, steps_per_epoch, epochs, batch_size)
-    val_set_up = 0.0
+    budget = budget or Budget(DEFAULT_BUDGET)
+    start = time.perf_counter()
+    until = budget.device_until()
+    dt = DeviceTime(device, _device_label(device, place), 0.0, 0.0, 0.0, steps_per_epoch, epochs, None)
+    if feed.kind == "arrays":
+        dt.batch_size = feed.bs
     try:
-        with trainable(model, place, device) as clone:
+        with internal(), trainable(model, place, device) as clone:
             dt.in_place = clone is model
-            n1 = 1 + WARM_STEPS
-            kw, bs = _fit_args(x, y, batch_size, n1)
-            dt.batch_size = bs
-            c1 = _Clock().cb
-            clone.fit(epochs=1, verbose=0, callbacks=[c1], **kw)
-            # the warm steps of the first fit (step 0 traced): a rough pace to size the timed fit
-            first = c1.epochs[0]
-            rough = max((first[-1] - first[1]) / (len(first) - 2), 1e-6)
-            n2 = steps or int(min(MAX_TIMED, TIMED_SECONDS / TIMED_EPOCHS / rough))
-            have = _batches_available(x, batch_size)
-            if not steps and have is not None and have >= MIN_TIMED:
-                n2 = min(n2, have)  # the user's own epochs are no longer; no copy of the arrays
-            n2 = max(MIN_TIMED, n2)
-            e2 = round(min(MAX_TIMED_EPOCHS, max(MIN_TIMED_EPOCHS, TIMED_SECONDS / (n2 * rough))))
-            kw2, _ = _fit_args(x, y, batch_size, n2)
-            c2 = _Clock().cb
-            t0 = time.perf_counter()
-            clone.fit(epochs=e2, verbose=0, callbacks=[c2], **kw2)
-            wall2 = time.perf_counter() - t0
-            if validation is not None and val_steps:
-                # evaluation steps cost about a third of training ones: about VAL_SECONDS of them
-                nv = max(MIN_TIMED, int(VAL_SECONDS / max(rough / 3, 1e-6)))
-                nv = min(nv, MAX_TIMED, max(val_steps, MIN_TIMED))  # no longer than the user's pass
-                dt.val_step_s, val_set_up, dt.val_startup_s = _time_validation(
-                    clone, validation, batch_size, nv
-                )
-                dt.val_steps = val_steps
-        timed = c2.epochs
-        step, dt.epoch_overhead_s, dt.timed_steps = pace(timed)
-        dt.step_time_s = step
-        dt.timed_epochs = len(timed)
-        dt.epoch_boundaries_s = boundaries(timed, step)
-        set_up = timed[0][1] - t0 - step  # to the second batch: adapter, callbacks, the first iterator
-        end = t0 + wall2 - timed[-1][-1] - step  # the last epoch's end and the iterator's teardown
-        # the teardown at a fit's end can block as at a boundary: count what a typical boundary costs
-        dt.fit_overhead_s = max(0.0, set_up + min(end, dt.epoch_overhead_s))
-        # tracing: the first fit's first step less the timed fit's (both pull a new iterator's first batch)
-        dt.startup_s = max(0.0, (first[1] - first[0]) - (timed[0][1] - timed[0][0]))
-        startup = dt.startup_s * (2 if partial_last_batch else 1)  # a short last batch traces again
-        dt.total_s = project(step, steps_per_epoch, epochs, dt.fit_overhead_s, startup, dt.epoch_overhead_s)
-        if dt.val_steps:
-            # fit keeps its validation data adapter from epoch to epoch; a lone `evaluate` builds one
-            # (for arrays, a copy into a dataset): a pass's set-up costs at most what a training
-            # epoch's boundary does (a new iterator, the epoch's end)
-            dt.val_epoch_s = dt.val_steps * dt.val_step_s + min(val_set_up, dt.epoch_overhead_s)
-        dt.total_s += dt.val_startup_s + epochs * dt.val_epoch_s
-        if bs:
-            dt.samples_per_s = bs / step
+            _measure(dt, clone, feed, steps, validation, val_steps, budget, start, until)
     except KerasGPUError as err:  # e.g. a model that cannot be copied to this device
         dt.error = err.problem
     except Exception as err:  # e.g. out of memory on a small GPU: say so for this device
         dt.error = f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:160]}"
+    dt.wall_s = time.perf_counter() - start
+    budget.devices_left = max(1, budget.devices_left - 1)
     return dt
 
 
-def _split_validation(x, y, validation_data, validation_split):
-    """(x, y, (x_val, y_val) or None) as `fit` splits them: `validation_split` holds out the last
-    share of the arrays (Keras: the first floor(n x (1 - split)) samples train)."""
+def _measure(dt: DeviceTime, clone, feed, steps, validation, val_steps, budget, start, until) -> None:
+    """The fits of `time_device` (on a copy, or the model lent in place) and the projection."""
+    n1 = 1 + WARM_STEPS
+    # the first fit traces; where the steps are slow it stops after its first warm step at half
+    # of this device's share, so the rest can still be measured
+    c1 = _Clock(until=start + (until - start) / 2, min_steps=2).cb
+    t0 = time.perf_counter()
+    clone.fit(epochs=1, verbose=0, callbacks=[c1], **feed.fit_kwargs(n1))
+    wall1 = time.perf_counter() - t0
+    first, ends1 = c1.epochs[0], c1.ends[0]
+    warm1 = _warm_steps(first, ends1)
+    rough = max(sum(warm1) / len(warm1), 1e-6) if warm1 else max(wall1, 1e-6)
+    if feed.kind == GENERATOR and feed.pull_s:
+        rough = max(rough, feed.pull_s)
+    budget.cap(project(rough, dt.steps_per_epoch, dt.epochs) + dt.epochs * val_steps * rough / 3)
+    until = min(until, budget.device_until())
+    dt.measured.append(f"fit of {_plural(len(first), 'step')} (the first traced)")
+    timed = _timed_fit(dt, clone, feed, steps, rough, until, validation is not None and val_steps > 0)
+    if timed is not None:
+        step, dt.epoch_overhead_s, dt.timed_steps = pace(timed[0])
+        dt.timed_epochs = len(timed[0])
+        dt.epoch_boundaries_s = boundaries(timed[0], step)
+        t2, wall2, last_end = timed[1:]
+        set_up = timed[0][0][1] - t2 - step  # to the second batch: adapter, callbacks, the first iterator
+        end = t2 + wall2 - last_end  # the last epoch's end and the iterator's teardown
+        # the teardown at a fit's end can block as at a boundary: count what a typical boundary costs
+        dt.fit_overhead_s = max(0.0, set_up + min(end, dt.epoch_overhead_s))
+        # tracing: the first fit's first step less the timed fit's (both pull a new iterator's first batch)
+        dt.startup_s = max(0.0, (first[1] - first[0]) - (timed[0][0][1] - timed[0][0][0]))
+    else:
+        # only the first fit: its warm steps are the pace; what else it took (tracing, set-up, its
+        # end) is the fixed part; epoch boundaries are not timed (they cost milliseconds)
+        step = rough
+        dt.timed_steps = len(warm1)
+        dt.startup_s = max(0.0, (first[1] - first[0]) - step) if len(first) > 1 else 0.0
+        dt.fit_overhead_s = max(0.0, wall1 - len(first) * step - dt.startup_s)
+        dt.measured.append(
+            "no timed fit: the budget left no room for one, so epoch boundaries were not timed"
+        )
+    if feed.kind == GENERATOR and feed.pull_s:
+        step = max(step, feed.pull_s)  # the user's generator, prefetched: the slower of the two
+    dt.step_time_s = step
+    startup = dt.startup_s * (2 if feed.partial_last_batch() else 1)  # a short last batch traces again
+    dt.total_s = project(step, dt.steps_per_epoch, dt.epochs, dt.fit_overhead_s, startup, dt.epoch_overhead_s)
+    if validation is not None and val_steps:
+        _validation(dt, clone, validation, val_steps, rough, until)
+    dt.total_s += dt.val_startup_s + dt.epochs * dt.val_epoch_s
+    if dt.batch_size:
+        dt.samples_per_s = dt.batch_size / step
+
+
+def _timed_fit(dt, clone, feed, steps, rough, until, validating):
+    """The second fit, timed epoch by epoch, sized to the budget: (epochs' batch begins, its start,
+    its wall time, its last step's end), or None where the budget has no room for it."""
+    left = until - time.perf_counter()
+    target = min(TIMED_SECONDS, left * (0.5 if validating else 0.8))
+    if not steps and target < MIN_TIMED_EPOCHS * MIN_TIMED * rough * 1.2:
+        return None
+    n2 = steps or int(min(MAX_TIMED, target / TIMED_EPOCHS / rough))
+    have = feed.full_batches()
+    if not steps and have is not None and have >= MIN_TIMED:
+        n2 = min(n2, have)  # the user's own epochs are no longer; no copy of the arrays
+    if not steps:
+        n2 = min(n2, dt.steps_per_epoch)
+    n2 = max(MIN_TIMED, n2)
+    e2 = round(min(MAX_TIMED_EPOCHS, max(MIN_TIMED_EPOCHS, target / (n2 * rough))))
+    c2 = _Clock(until=until).cb
+    t2 = time.perf_counter()
+    clone.fit(epochs=e2, verbose=0, callbacks=[c2], **feed.fit_kwargs(n2))
+    wall2 = time.perf_counter() - t2
+    full = [e for e in c2.epochs if len(e) == n2]  # a stopped fit's last epoch is cut short
+    if c2.stopped:
+        dt.stopped_early = True
+    if not full:
+        dt.measured.append("a timed fit the budget stopped before it ended an epoch")
+        return None
+    last_end = c2.ends[len(full) - 1][-1]
+    dt.measured.append(
+        f"timed fit of {len(full)} x {_plural(n2, 'step')}"
+        + (" (stopped by the budget)" if c2.stopped else "")
+    )
+    return full, t2, wall2 if not c2.stopped or len(full) == len(c2.epochs) else last_end - t2, last_end
+
+
+def _validation(dt, clone, validation: Feed, val_steps: int, rough: float, until: float) -> None:
+    """The validation pass after each epoch: timed where the budget allows, else a third of a step."""
+    dt.val_steps = val_steps
+    left = until - time.perf_counter()
+    vrough = max(rough / 3, 1e-6)  # evaluation steps cost about a third of training ones
+    nv = max(MIN_TIMED, int(min(VAL_SECONDS, left / 2) / vrough))
+    nv = min(nv, MAX_TIMED, max(val_steps, MIN_TIMED))  # no longer than the user's pass
+    if left < 2 * MIN_TIMED * vrough * 1.5:
+        dt.val_step_s = vrough
+        dt.val_epoch_s = val_steps * vrough
+        dt.measured.append("validation not timed (no budget left): a third of a training step each")
+        return
+    dt.val_step_s, set_up, dt.val_startup_s, done = _time_validation(clone, validation, nv, until)
+    # fit keeps its validation data adapter from epoch to epoch; a lone `evaluate` builds one
+    # (for arrays, a copy into a dataset): a pass's set-up costs at most what a training epoch's
+    # boundary does (a new iterator, the epoch's end)
+    dt.val_epoch_s = val_steps * dt.val_step_s + min(set_up, dt.epoch_overhead_s)
+    dt.measured.append(f"validation: 2 passes of {_plural(done, 'step')} (the first traced)")
+
+
+def _split_validation(feed: Feed, validation_split):
+    """(training Feed, validation Feed) as `fit` splits arrays: `validation_split` holds out the last
+    share (Keras: the first floor(n x (1 - split)) samples train)."""
     import keras
 
-    if validation_data is not None:
-        if hasattr(validation_data, "element_spec"):
-            return x, y, (validation_data, None)
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise KerasGPUError(
-                "bad_argument",
-                "validation_data must be (x_val, y_val) or a dataset, as for fit.",
-                "Pass --validation-data x_val y_val (or a dataset's name).",
-            )
-        return x, y, (validation_data[0], validation_data[1])
-    if not validation_split:
-        return x, y, None
-    if hasattr(x, "element_spec") or not 0 < float(validation_split) < 1:
+    if feed.kind != "arrays" or not 0 < float(validation_split) < 1:
         raise KerasGPUError(
             "bad_argument",
-            "validation_split needs arrays (not a dataset) and a share between 0 and 1, as for fit.",
-            "Pass --validation-split 0.2 with array data, or --validation-data for a dataset.",
+            "validation_split needs arrays (not a dataset, PyDataset or generator) and a share between "
+            "0 and 1, as for fit.",
+            "Pass --validation-split 0.2 with array data, or --validation-data for the others.",
         )
-    n = _n_samples(x)
+    n = feed.samples
     at = int(math.floor(n * (1.0 - float(validation_split))))
     if at in (0, n):
         raise KerasGPUError(
@@ -449,18 +504,13 @@ def _split_validation(x, y, validation_data, validation_split):
             "Use more data or another --validation-split.",
         )
 
-    def head(a):
-        return a[:at]
+    def part(v, sl):
+        return None if v is None else keras.tree.map_structure(lambda a: a[sl], v)
 
-    def tail(a):
-        return a[at:]
-
-    cut = keras.tree.map_structure
-    return (
-        cut(head, x),
-        None if y is None else cut(head, y),
-        (cut(tail, x), None if y is None else cut(tail, y)),
-    )
+    head, tail = slice(None, at), slice(at, None)
+    train = Feed.of(part(feed.x, head), part(feed.y, head), feed.batch_size, label=feed.label)
+    val = Feed.of(part(feed.x, tail), part(feed.y, tail), feed.batch_size, label="validation_split")
+    return train, val
 
 
 def devices(place: Placement | None = None) -> list[str]:
@@ -482,13 +532,16 @@ def estimate(
     validation_data=None,
     validation_split: float | None = None,
     validation_steps: int | None = None,
+    budget: float | None = None,
 ) -> dict[str, Any]:
     """Projects the full `fit` on each device and answers in one line (`result["line"]`).
 
-    `x`, `y`: the training data as given to `fit` (arrays or a tf.data.Dataset of batches);
-    `deadline`: "36h", "2026-12-01 18:00" or epoch seconds; `steps`: warm steps to time;
-    `validation_data` / `validation_split` / `validation_steps`: as given to `fit` (each epoch
-    then ends with a validation pass, timed too).
+    `x`, `y`: the training data as given to `fit`: arrays (or lists / dicts of them), a
+    tf.data.Dataset, a keras.utils.PyDataset or a generator (with `steps_per_epoch` where its
+    length is unknown); `deadline`: "36h", "2026-12-01 18:00" or epoch seconds; `steps`: warm
+    steps to time; `validation_data` / `validation_split` / `validation_steps`: as given to
+    `fit` (each epoch then ends with a validation pass, timed too); `budget`: seconds the
+    estimate may take (default DEFAULT_BUDGET; see `budget_for`).
     The model must be compiled; it is not changed (a copy trains).
     """
     place = for_backend("%gpu_estimate")
@@ -496,31 +549,21 @@ def estimate(
         raise KerasGPUError(
             "not_compiled", "The model is not compiled yet.", "Call model.compile(...) first."
         )
-    now = time.time()
-    deadline_at = parse_deadline(deadline, now)
+    asked = time.time()
+    deadline_at = parse_deadline(deadline, asked)  # a duration counts from when it was asked
     deadline_label = None
     if isinstance(deadline, str) and deadline.strip().strip("'\"")[:1].isdigit() and "-" not in deadline:
-        deadline_label = f"{format_duration(deadline_at - now)} deadline"
-    x, y, validation = _split_validation(x, y, validation_data, validation_split)
-    val_steps = 0
-    if validation is not None and validation_steps:
-        val_steps = int(validation_steps)
-    elif validation is not None:
-        try:
-            val_steps = _steps_per_epoch(validation[0], batch_size, None)
-        except KerasGPUError as err:
-            raise KerasGPUError(
-                err.code,
-                "The validation dataset's length is unknown (infinite or filtered), so its steps are too.",
-                "Pass --validation-steps N (the value you give fit).",
-            ) from None
-    spe = _steps_per_epoch(x, batch_size, steps_per_epoch)
-    partial = (
-        not hasattr(x, "element_spec") and not steps_per_epoch and _n_samples(x) % int(batch_size or 32) > 0
-    )
+        deadline_label = f"{format_duration(deadline_at - asked)} deadline"
+    if budget is not None and not float(budget) > 0:
+        raise KerasGPUError("bad_argument", f"--budget {budget}: give seconds above 0.", "e.g. --budget 20")
+    feed = Feed.of(x, y, batch_size)
+    feed, validation = _with_validation(feed, batch_size, validation_data, validation_split)
+    spe = feed.steps(steps_per_epoch)
+    val_steps = 0 if validation is None else validation.steps(validation_steps, "--validation-steps")
+    todo = devices_ or devices(place)
+    clock = Budget(DEFAULT_BUDGET if budget is None else float(budget), len(todo))
     results = [
-        time_device(model, d, x, y, batch_size, spe, epochs, steps, partial, place, validation, val_steps)
-        for d in (devices_ or devices(place))
+        time_device(model, d, feed, spe, epochs, steps, place, validation, val_steps, clock) for d in todo
     ]
     from .monitor import tf_facts
 
@@ -531,28 +574,55 @@ def estimate(
         facts["driver_gpus"] = len(probe().devices)
     except Exception:
         facts["driver_gpus"] = 0
-    v = verdict(results, deadline_at, now, deadline_label)
     return {
         "kind": "gpu_estimate",
+        "epochs": epochs,
+        "steps_per_epoch": spe,
+        "validation_steps": val_steps,
+        "deadline": deadline_at,
+        "deadline_label": deadline_label,
+        "input": feed.describe(),
+        "input_kind": feed.kind,
+        "validation_input": validation.describe() if validation is not None else None,
+        "budget_s": clock.seconds,
+        "budget_limit_s": clock.limit,
+        "wall_s": time.perf_counter() - clock.start,
+        "devices": [r.to_json() for r in results],
+        "what_would_change": what_would_change(results, facts),
+        **answer(results, deadline_at, deadline_label),
+    }
+
+
+def answer(results: list[DeviceTime], deadline_at: float | None, deadline_label: str | None) -> dict:
+    """The one-line answer with its clock times taken now (after measuring, when it is shown)."""
+    now = time.time()
+    v = verdict(results, deadline_at, now, deadline_label)
+    return {
         "line": v.line,
         "meets": v.meets,
         "fastest": v.fastest,
         "needed_speedup": v.needed_speedup,
-        "deadline": deadline_at,
-        "epochs": epochs,
-        "steps_per_epoch": spe,
-        "validation_steps": val_steps,
-        "devices": [r.to_json() for r in results],
-        "what_would_change": what_would_change(results, facts),
+        "answered_at": now,
     }
 
 
+def _with_validation(feed: Feed, batch_size, validation_data, validation_split):
+    """(training Feed, validation Feed or None), as fit reads them (validation_data wins)."""
+    if validation_data is not None:
+        return feed, validation_feed(validation_data, batch_size)
+    if validation_split:
+        return _split_validation(feed, validation_split)
+    return feed, None
+
+
 def estimate_card(model, x, y=None, **kwargs):
-    """What `%gpu_estimate` shows: the line, a row per device, and what would change the answer."""
+    """What `%gpu_estimate` shows: the line, a row per device, what was measured, and what would
+    change the answer. Clock times are taken when the card is made, after measuring."""
     from ..render import Card, Section
 
     res = estimate(model, x, y, **kwargs)
     now = time.time()
+    res.update(answer([DeviceTime(**d) for d in res["devices"]], res["deadline"], res["deadline_label"]))
     in_place = any(d.get("in_place") for d in res["devices"])
     sec = Section(
         "Per device (warm steps of your model itself, put back afterwards: it cannot be copied)"
@@ -563,24 +633,40 @@ def estimate_card(model, x, y=None, **kwargs):
         if d["error"]:
             sec.add(d["label"], d["error"], "warning")
             continue
-        sps = f", {d['samples_per_s']:,.0f} samples/s" if d["samples_per_s"] else ""
-        over = d["epoch_overhead_s"]
-        per_epoch = ""
-        if res["epochs"] > 1 and over >= 0.001:
-            per_epoch = f"+ {over * 1000:.0f} ms an epoch " if over < 1 else f"+ {over:.1f} s an epoch "
-        val = ""
-        if d["val_steps"]:
-            v = d["val_epoch_s"]
-            took = f"{v * 1000:.0f} ms" if v < 1 else format_duration(v)
-            val = f"+ validation {d['val_steps']} steps ({took}) an epoch "
-        sec.add(
-            d["label"],
-            f"{d['step_time_s'] * 1000:.1f} ms/step{sps}; {res['epochs']} x {d['steps_per_epoch']} steps "
-            f"{per_epoch}{val}"
-            f"-> {format_duration(d['total_s'])}, ends {format_clock(now + d['total_s'], now)}",
-        )
+        sec.add(d["label"], _device_row(res, d, now))
+    how = Section("Measured")
+    how.add("data", res["input"])
+    if res["validation_input"]:
+        how.add("validation", res["validation_input"])
+    for d in res["devices"]:
+        if not d["error"]:
+            how.add(d["label"], "; ".join(d["measured"]) + f" in {d['wall_s']:.1f} s")
+    how.add(
+        "budget",
+        f"{res['wall_s']:.1f} s of {res['budget_limit_s']:.0f} s"
+        + (" (a tenth of the run)" if res["budget_limit_s"] < res["budget_s"] else "")
+        + " (--budget)",
+        "warning" if res["wall_s"] > res["budget_limit_s"] * 1.25 else None,
+    )
     change = Section("What would change it")
     for i, text in enumerate(res["what_would_change"], 1):
         change.add(str(i), text)
     level = "info" if res["deadline"] is None else "ok" if res["meets"] else "warning"
-    return Card("GPU estimate", level, res["line"], [sec, change], data=res)
+    return Card("GPU estimate", level, res["line"], [sec, how, change], data=res)
+
+
+def _device_row(res: dict, d: dict, now: float) -> str:
+    sps = f", {d['samples_per_s']:,.0f} samples/s" if d["samples_per_s"] else ""
+    over = d["epoch_overhead_s"]
+    per_epoch = ""
+    if res["epochs"] > 1 and over >= 0.001:
+        per_epoch = f"+ {over * 1000:.0f} ms an epoch " if over < 1 else f"+ {over:.1f} s an epoch "
+    val = ""
+    if d["val_steps"]:
+        v = d["val_epoch_s"]
+        took = f"{v * 1000:.0f} ms" if v < 1 else format_duration(v)
+        val = f"+ validation {d['val_steps']} steps ({took}) an epoch "
+    return (
+        f"{d['step_time_s'] * 1000:.1f} ms/step{sps}; {res['epochs']} x {d['steps_per_epoch']} steps "
+        f"{per_epoch}{val}-> {format_duration(d['total_s'])}, ends {format_clock(now + d['total_s'], now)}"
+    )

@@ -2,17 +2,38 @@
 
 `on` wraps `keras.Model.fit` (every model class inherits it) with a function that
 adds a monitor to the call's callbacks, unless the call already has one; `off`
-puts the original back. A `fit` that raises ends its monitor as "stopped".
+puts the original back. A `fit` that raises ends its monitor as "stopped". The tools' own
+fits (the estimate's, the batch-size finder's) run `internal()`: no monitor, no card, nothing
+to the panel, no findings.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
+from contextlib import contextmanager
 from typing import Any
 
 _state: dict[str, Any] = {"on": False, "original": None, "had_own": False, "options": {}, "last": None}
 
 _FIT_POSITIONAL = ("x", "y", "batch_size", "epochs", "verbose", "callbacks")
+_internal = threading.local()
+
+
+@contextmanager
+def internal():
+    """The fits inside are the tools' own, not the user's: %gpu_watch leaves them alone."""
+    depth = getattr(_internal, "depth", 0)
+    _internal.depth = depth + 1
+    try:
+        yield
+    finally:
+        _internal.depth = depth
+
+
+def in_internal() -> bool:
+    """Whether this thread runs one of the tools' own fits."""
+    return getattr(_internal, "depth", 0) > 0
 
 
 def infer_batch_size(x: Any, batch_size: int | None) -> int | None:
@@ -42,7 +63,8 @@ def infer_batch_size(x: Any, batch_size: int | None) -> int | None:
         return None
     if hasattr(x, "__len__") and hasattr(x, "shape") or isinstance(x, (list, tuple, dict)):
         return 32
-    return None
+    size = getattr(x, "batch_size", None)  # a PyDataset / Sequence that keeps its batch size
+    return int(size) if isinstance(size, int) and size > 0 else None
 
 
 def _wrap(original):
@@ -54,7 +76,7 @@ def _wrap(original):
         cb_pos = _FIT_POSITIONAL.index("callbacks")
         callbacks = args[cb_pos] if len(args) > cb_pos else kwargs.get("callbacks")
         callbacks = list(callbacks or [])
-        if any(isinstance(c, TrainingMonitor) for c in callbacks):
+        if in_internal() or any(isinstance(c, TrainingMonitor) for c in callbacks):
             return original(self, *args, **kwargs)
         x = args[0] if args else kwargs.get("x")
         bs = args[2] if len(args) > 2 else kwargs.get("batch_size")
