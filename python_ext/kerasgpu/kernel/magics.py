@@ -286,7 +286,9 @@ class KerasGPUMagics(Magics):
     @argument("--json", action="store_true", help="print the diagnosis as JSON")
     @line_cell_magic
     def gpu_doctor(self, line="", cell=None):
-        """Explains a TensorFlow GPU failure: the last exception, or an error log pasted as the cell body."""
+        """Explains the last exception, or an error log pasted as the cell body: a TensorFlow GPU
+        failure's cause and fix; for any other training error (shapes, labels, dtypes) that it is
+        not a GPU problem, the line of your cell that raised it and what it usually means."""
         args = parse_argstring(self.gpu_doctor, line)
         if args.auto is not None:
             self.doctor_auto = args.auto == "on"
@@ -310,7 +312,7 @@ class KerasGPUMagics(Magics):
             )
             _show(card, args.json)
             return
-        _show(doctor.report(doctor.exception_text(exc), "exception"), args.json)
+        _show(doctor.report_exception(exc), args.json)
 
     def _post_run_cell(self, result) -> None:
         """post_run_cell hook: offers the doctor's diagnosis when a known GPU error ended the cell."""

@@ -37,6 +37,7 @@ class Section:
 
     title: str
     rows: list[Row] = field(default_factory=list)
+    collapsed: bool = False  # HTML: one line (title and first value) that opens to the rows
 
     def add(self, label: str, value: Any, level: str | None = None) -> Section:
         self.rows.append(Row(label, _fmt(value), level))
@@ -107,6 +108,9 @@ class Card:
             if not sec.rows:
                 continue
             lines.append("")
+            if sec.collapsed and len(sec.rows) == 1:
+                lines.append(f"{sec.title}: {sec.rows[0].value}")
+                continue
             lines.append(sec.title)
             width = max(len(r.label) for r in sec.rows)
             for r in sec.rows:
@@ -147,7 +151,13 @@ class Card:
         for sec in self.sections:
             if not sec.rows:
                 continue
-            parts.append(f'<div style="margin-top:6px;font-weight:600">{e(sec.title)}</div>')
+            if sec.collapsed:
+                parts.append(
+                    '<details style="margin-top:6px"><summary style="cursor:pointer">'
+                    f"<b>{e(sec.title)}</b>: {e(sec.rows[0].value)}</summary>"
+                )
+            else:
+                parts.append(f'<div style="margin-top:6px;font-weight:600">{e(sec.title)}</div>')
             parts.append('<table style="border-collapse:collapse;margin:2px 0">')
             for r in sec.rows:
                 color_css = f"color:{_COLOR[r.level]};" if r.level in ("warning", "error") else ""
@@ -156,7 +166,7 @@ class Card:
                     f'text-align:left">{e(r.label)}</td><td style="{color_css}text-align:left">'
                     f"<code>{e(r.value)}</code></td></tr>"
                 )
-            parts.append("</table>")
+            parts.append("</table>" + ("</details>" if sec.collapsed else ""))
         if self.fixes:
             parts.append(
                 '<div style="margin-top:6px;font-weight:600">What to do</div><ol style="margin:2px 0">'

@@ -136,3 +136,99 @@ def test_the_doctor_adds_what_blocks_this_kernel(shell):
     assert out["matches"] == []
     assert [k["code"] for k in out["kernel"]] == ["driver_library_missing", "cpu_only_wheel"]
     assert out["cause"] == "driver_library_missing"
+
+
+# ---------------------------------------------------------------- training errors that are not the GPU's
+# Provoked in a real IPython with real TensorFlow (CPU): a shape, a label and a dtype bug. Each gets a
+# calm card: not a GPU problem, the user's line, what it means in Keras, fixes in the user's names,
+# and the GPU state (here: no driver) as one collapsed line, never as the fix.
+
+PROVOKE = [
+    "import numpy as np, keras\n"
+    "x_train = np.random.rand(64, 28, 28).astype('float32'); labels = np.random.randint(0, 10, 64)\n"
+    "net = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10, activation='softmax')])\n"
+    "net.compile('adam', 'sparse_categorical_crossentropy')\n"
+    "clf = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),\n"
+    "                        keras.layers.Dense(10, activation='softmax')])\n"
+    "clf.compile('adam', 'sparse_categorical_crossentropy')",
+    "print('training')\nnet.fit(x_train, labels, epochs=1,\n        verbose=0)",  # 1: shape
+    "%gpu_doctor --json",
+    "%gpu_doctor",
+    "ids = labels + 5\nclf.fit(x_train, ids, epochs=1, verbose=0)",  # 4: labels out of range
+    "%gpu_doctor --json",
+    "words = np.array(['cat'] * 64)\nclf.fit(x_train, words, epochs=1, verbose=0)",  # 6: dtype
+    "%gpu_doctor --json",
+]
+
+
+@pytest.fixture(scope="module")
+def provoked():
+    from kgpu_testlib import clean_env, run_cells
+
+    pytest.importorskip("tensorflow")
+    return run_cells(PROVOKE, env=clean_env({"KERASGPU_BACKEND": "none"}), timeout=300)
+
+
+def test_a_shape_bug_is_not_a_gpu_problem_and_names_the_users_line(provoked):
+    assert provoked[1].error and "incompatible shape" in provoked[1].error
+    out = provoked[2].json
+    assert out["not_gpu"] is True and out["matches"] == [] and out["cause"] is None
+    assert out["level"] == "info"  # calm, not a red card
+    assert out["summary"].startswith("Not a GPU problem: data of the wrong shape")
+    assert (out["user_cell"], out["user_lineno"]) == ("In [2]", 2)
+    assert out["user_line"] == "net.fit(x_train, labels, epochs=1,"
+    assert out["explanation"]["details"] == {"expected": "(None, 784)", "found": "(32, 28, 28)"}
+    # fixes in the user's own names, and none of them a driver fix
+    [fix] = out["fixes"]
+    assert fix["commands"] == ["print(x_train.shape, net.input_shape)", "net.summary()"]
+    assert "driver" not in json.dumps(out["fixes"]).lower()
+    # the GPU state stays in the card, as one line that opens on demand
+    card = provoked[3]
+    assert "<details" in card.html and "GPU</b>: No NVIDIA driver here" in card.html
+    assert "GPU: No NVIDIA driver here" in card.text and "(not what failed here" in card.text
+
+
+def test_labels_out_of_range_for_sparse_categorical_crossentropy(provoked):
+    out = provoked[5].json
+    assert out["not_gpu"] is True and out["explanation"]["code"] == "labels_out_of_range"
+    assert out["explanation"]["details"]["classes"] == 10 and out["explanation"]["details"]["label"] >= 10
+    assert out["user_line"] == "clf.fit(x_train, ids, epochs=1, verbose=0)"
+    assert out["fixes"][0]["commands"] == ["print(ids.min(), ids.max())", "clf.output_shape"]
+
+
+def test_wrong_dtype(provoked):
+    out = provoked[7].json
+    assert out["explanation"]["code"] == "wrong_dtype" and out["explanation"]["details"]["dtype"].startswith(
+        "str"
+    )
+    assert out["user_line"] == "clf.fit(x_train, words, epochs=1, verbose=0)"
+    assert 'x_train = np.asarray(x_train, dtype="float32")' in out["fixes"][0]["commands"]
+
+
+def test_fix_texts_name_no_other_examples_variables():
+    from kerasgpu.kernel.doctor import KNOWN
+
+    # the generic fixes once named the keras-io VAE's and other examples' own variables
+    text = json.dumps([k.commands for k in KNOWN] + [k.fix for k in KNOWN])
+    for foreign in ("self.decoder", "self.encoder", "z_mean", "x_train", "img_array", "val_ds", "maxlen"):
+        assert foreign not in text, foreign
+
+
+def test_a_pasted_traceback_gives_the_users_line_and_names():
+    from kerasgpu.kernel.doctor import report
+
+    log = (
+        "---------------------------------------------------------------------------\n"
+        "ValueError                                Traceback (most recent call last)\n"
+        "Cell In[7], line 3\n"
+        "      1 model = make_model()\n"
+        "      2 model.compile('adam', 'categorical_crossentropy')\n"
+        "----> 3 model.fit(features, targets, epochs=3)\n"
+        "ValueError: Arguments `target` and `output` must have the same rank (ndim). "
+        "Received: target.shape=(32,), output.shape=(32, 10)\n"
+    )
+    card = report(log, "log", facts={})
+    data = card.to_json()
+    assert data["not_gpu"] is True and data["user_line"] == "model.fit(features, targets, epochs=3)"
+    assert data["explanation"]["details"] == {"target_shape": "(32,)", "output_shape": "(32, 10)"}
+    assert data["fixes"][0]["commands"][0] == "print(targets.shape, model.output_shape)"
