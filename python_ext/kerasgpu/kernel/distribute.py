@@ -6,6 +6,7 @@ import json
 import os
 from typing import Any
 
+from . import strategy_guard
 from .render import Card, Fix, Section
 from .runtime import KerasGPUError, import_tensorflow
 
@@ -229,6 +230,7 @@ def distribute_notebook(kind: str = "auto", batch: int | None = None, user_ns: d
     if kind == "off":
         tf.distribute.experimental_set_strategy(None)
         _NOTEBOOK.update(strategy=None, kind=None)
+        strategy_guard.keep(None)
         return Card(
             "Distribution",
             "info",
@@ -256,7 +258,9 @@ def distribute_notebook(kind: str = "auto", batch: int | None = None, user_ns: d
     _NOTEBOOK.update(strategy=strategy, kind=_NOTEBOOK["kind"] if reused else kind)
     is_default = type(strategy).__name__ in ("_DefaultDistributionStrategy",)
     if not is_default:
-        tf.distribute.experimental_set_strategy(strategy)
+        if tf.distribute.get_strategy() is not strategy:
+            tf.distribute.experimental_set_strategy(strategy)
+        strategy_guard.keep(strategy)  # current again after clear_session(); checked at every fit
     replicas = int(strategy.num_replicas_in_sync)
     devices = strategy_devices(strategy)
     built = _built_models(user_ns)

@@ -1,0 +1,377 @@
+"""Keeps `%gpu_distribute`'s claim true while the notebook trains.
+
+- **Resets**: `keras.backend.clear_session()` (and `keras.utils.clear_session()`,
+  `tf.keras.backend.clear_session()`) calls `tf.compat.v1.reset_default_graph()`, which drops the
+  strategy that `tf.distribute.experimental_set_strategy` made current. The guard wraps that one
+  function (Keras looks it up at call time, however the user imported `clear_session`) and makes
+  the notebook's strategy current again right after it, in the same cell.
+- **At every fit and evaluate** (watched or not) under a notebook strategy, before Keras starts:
+  the strategy in effect and the model's own strategy must be the notebook's; a model with its own
+  `train_step` and no `call()` that Keras cannot build under a strategy is marked built when that is
+  exactly right (see `build_without_call`); a first batch that does not split over the replicas
+  (TensorFlow 2.21 then fails: "Inputs to operation AddN ... must have the same size") gets a batch
+  size that does, for NumPy inputs. After fit the model's variables must be distributed.
+  Whatever the guard did or found is shown in the cell at once, and kept for `%gpu_doctor`.
+
+Measured with Keras 3.15 / TensorFlow 2.21 on 2 and 3 logical CPU replicas (MirroredStrategy):
+fit, evaluate and fit's validation fail exactly when the *first* batch's size is not a multiple of
+the replicas (a short *last* batch is fine); predict never failed.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from typing import Any
+
+from .render import Card, Section
+from .runtime import import_tensorflow
+
+_STATE: dict[str, Any] = {
+    "strategy": None,  # the notebook's strategy the guard keeps (None: the guard is idle)
+    "busy": 0,  # > 0 while kerasgpu's own fits run (estimate, batch-size finder): no checks
+    "notes": [],  # what the guard did or found, newest last (for %gpu_doctor)
+    "quiet": False,  # tests and scripts: record notes without displaying them
+}
+_MAX_NOTES = 20
+
+
+# ------------------------------------------------------------------------------ public
+
+
+def keep(strategy) -> None:
+    """Makes the guard keep `strategy` (None: stop guarding; the wraps stay, idle)."""
+    _STATE["strategy"] = strategy
+    if strategy is None:
+        return
+    tf = import_tensorflow()
+    _wrap_reset(tf)
+    _wrap_trainer()
+
+
+def notes() -> list[dict[str, Any]]:
+    """What the guard did or found in this kernel (newest last)."""
+    return list(_STATE["notes"])
+
+
+class internal:
+    """Context manager for kerasgpu's own fits (their copies are not the user's claim)."""
+
+    def __enter__(self):
+        _STATE["busy"] += 1
+        return self
+
+    def __exit__(self, *exc):
+        _STATE["busy"] -= 1
+        return False
+
+
+def model_distribution(model) -> dict[str, Any]:
+    """How `model` is distributed: its strategy, replicas, and how many variables are distributed."""
+    tf = import_tensorflow()
+    own = getattr(model, "_distribute_strategy", None)
+    variables = list(getattr(model, "variables", []) or [])
+    distributed = sum(isinstance(getattr(v, "value", v), tf.distribute.DistributedValues) for v in variables)
+    return {
+        "strategy": type(own).__name__ if own is not None else None,
+        "replicas": int(own.num_replicas_in_sync) if own is not None else 1,
+        "variables": len(variables),
+        "distributed_variables": distributed,
+    }
+
+
+def first_batch_fix(n_samples: int, batch_size: int, replicas: int) -> int | None:
+    """The batch size that makes the first batch of `n_samples` split over `replicas`.
+
+    None when the first batch already splits (or there is nothing to fix), 0 when no batch size can
+    (fewer samples than replicas)."""
+    if replicas <= 1 or n_samples <= 0 or batch_size <= 0:
+        return None
+    first = min(batch_size, n_samples)
+    if first % replicas == 0:
+        return None
+    fixed = (first // replicas) * replicas
+    return fixed if fixed >= replicas else 0
+
+
+def build_without_call(model) -> str | None:
+    """Whether `model` (no `call()`, its own `train_step`) can be marked built so that fit runs under
+    a strategy; None when it can, else why not.
+
+    Keras' `_symbolic_build` (trainers/trainer.py) calls the model on a symbolic batch when any layer
+    of it is unbuilt, or when `compile()` was given a loss or metrics; a model without `call()` fails
+    there ("Unable to automatically build the model"). Marking it built is exactly right when every
+    sub-layer already has its variables and compile has no loss or metrics of its own: the model then
+    has nothing left to build, and its `train_step` calls the sub-models itself."""
+    unbuilt = [layer.name for layer in model._flatten_layers(include_self=False) if not layer.built]
+    if unbuilt:
+        return f"its sub-layer(s) {', '.join(unbuilt[:3])} are not built yet"
+    if getattr(model, "_compile_loss", None) is not None:
+        return "compile() was given a loss, which Keras builds by calling the model"
+    if getattr(model, "_compile_metrics", None) is not None:
+        return "compile() was given metrics, which Keras builds by calling the model"
+    return None
+
+
+# ------------------------------------------------------------------------------ resets
+
+
+def _wrap_reset(tf) -> None:
+    v1 = tf.compat.v1
+    current = v1.reset_default_graph
+    if getattr(current, "_kerasgpu", False):
+        return
+
+    @functools.wraps(current)
+    def reset_default_graph():
+        current()
+        strategy = _STATE["strategy"]
+        if strategy is not None and not tf.distribute.has_strategy():
+            tf.distribute.experimental_set_strategy(strategy)
+            _note(
+                "info",
+                "reset_kept",
+                f"The notebook's {type(strategy).__name__} is current again after clear_session() "
+                "(it resets TensorFlow's default graph, and with it the strategy): models built below "
+                f"train on {strategy.num_replicas_in_sync} replicas.",
+                show=False,
+            )
+
+    reset_default_graph._kerasgpu = True
+    v1.reset_default_graph = reset_default_graph
+
+
+# ------------------------------------------------------------------------------ fit / evaluate
+
+
+def _trainer_class():
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    return TensorFlowTrainer
+
+
+def _wrap_trainer() -> None:
+    try:
+        trainer = _trainer_class()
+    except ImportError:  # another backend: tf.distribute does not train it
+        return
+    for name in ("fit", "evaluate"):
+        current = trainer.__dict__.get(name)
+        if current is None or getattr(current, "_kerasgpu", False):
+            continue
+        setattr(trainer, name, _guarded(name, current))
+
+
+def _guarded(name: str, original):
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def method(self, *args, **kwargs):
+        if _STATE["strategy"] is None or _STATE["busy"]:
+            return original(self, *args, **kwargs)
+        bound = signature.bind(self, *args, **kwargs)
+        if _before(self, name, bound.arguments) == "one_device":
+            return _on_one_device(original, bound)
+        result = original(*bound.args, **bound.kwargs)
+        if name == "fit":
+            _after_fit(self)
+        return result
+
+    method._kerasgpu = True
+    return method
+
+
+def _on_one_device(original, bound):
+    """Runs a model built outside every strategy as Keras can: with no strategy current (Keras
+    refuses to mix one in: 'Mixing different tf.distribute.Strategy objects'); puts it back after."""
+    tf = import_tensorflow()
+    tf.distribute.experimental_set_strategy(None)
+    try:
+        return original(*bound.args, **bound.kwargs)
+    finally:
+        if _STATE["strategy"] is not None and not tf.distribute.has_strategy():
+            tf.distribute.experimental_set_strategy(_STATE["strategy"])
+
+
+def _model_name(model) -> str:
+    return (
+        type(model).__name__ if not getattr(model, "name", None) else f"{model.name} ({type(model).__name__})"
+    )
+
+
+def _before(model, name: str, args: dict[str, Any]) -> str | None:
+    """Checks (and where exactly right, fixes) one fit / evaluate; "one_device" when the model can
+    only run outside the strategy."""
+    tf = import_tensorflow()
+    strategy = _STATE["strategy"]
+    replicas = int(strategy.num_replicas_in_sync)
+    own = getattr(model, "_distribute_strategy", None)
+    if own is None:
+        _note(
+            "error",
+            "model_not_distributed",
+            f"{_model_name(model)} was built outside the notebook's {type(strategy).__name__}, so this "
+            f"{name} runs on one device, not {replicas} replicas. Re-run the cell that builds the model "
+            "(below the %gpu_distribute cell), then compile and fit again.",
+        )
+        return "one_device"
+    if not tf.distribute.has_strategy():
+        tf.distribute.experimental_set_strategy(strategy)
+        _note(
+            "warning",
+            "strategy_reset",
+            f"The notebook's {type(strategy).__name__} was no longer current (something reset it, e.g. "
+            "tf.distribute.experimental_set_strategy(None)); kerasgpu made it current again. Models "
+            "built while it was not train on one device: re-run the cells that build and compile them.",
+        )
+    if own is not strategy:
+        _note(
+            "warning",
+            "model_other_strategy",
+            f"{_model_name(model)} was built under another strategy ({type(own).__name__}, "
+            f"{own.num_replicas_in_sync} replica(s)) than the notebook's {type(strategy).__name__}: it "
+            "trains on that one. Restart the kernel and run all to build it under the notebook's.",
+        )
+        return None
+    _fix_model_without_call(model)
+    if replicas > 1:
+        _fix_first_batches(model, name, args, replicas)
+    return None
+
+
+def _fix_model_without_call(model) -> None:
+    import keras
+
+    cls = type(model)
+    if model.built or cls.call is not keras.Model.call or cls.train_step is keras.Model.train_step:
+        return
+    why_not = build_without_call(model)
+    if why_not is None:
+        model.built = True
+        _note(
+            "info",
+            "marked_built",
+            f"{cls.__name__} has its own train_step and no call(), so Keras cannot build it under a "
+            "strategy by calling it; its sub-models are built, so kerasgpu marked it built "
+            f"({_model_name(model)}.built = True) and fit runs on every replica.",
+        )
+    else:
+        _note(
+            "error",
+            "model_without_call",
+            f"{cls.__name__} has its own train_step and no call(), and {why_not}: Keras will fail to "
+            "build it under the strategy ('Unable to automatically build the model'). Give it a "
+            "call() that runs its sub-models, or build its sub-models before fit.",
+        )
+
+
+def _n_samples(x) -> int | None:
+    """Samples in NumPy-like input (an array, or a list / dict of arrays); None for anything else."""
+    if isinstance(x, dict):
+        x = next(iter(x.values()), None)
+    elif isinstance(x, list | tuple):
+        x = x[0] if x else None
+    shape = getattr(x, "shape", None)
+    if shape is None or not hasattr(x, "__len__") or not len(shape):
+        return None
+    try:
+        return int(shape[0])
+    except (TypeError, ValueError):
+        return None
+
+
+def _fix_first_batches(model, name: str, args: dict[str, Any], replicas: int) -> None:
+    x = args.get("x")
+    n = _n_samples(x)
+    if n is None:  # datasets, PyDatasets, generators: their batches are the user's
+        return
+    batch = args.get("batch_size") or 32
+    split = float(args.get("validation_split") or 0.0) if name == "fit" else 0.0
+    n_train = int(math.floor(n * (1.0 - split))) if split else n
+    what = "training" if name == "fit" else "evaluation"
+    _resize(args, "batch_size", n_train, batch, replicas, what)
+    if name != "fit":
+        return
+    n_val = n - n_train if split else None
+    val = args.get("validation_data")
+    if n_val is None and isinstance(val, tuple | list) and val:
+        n_val = _n_samples(val[0])
+    if n_val:
+        vbatch = args.get("validation_batch_size") or args.get("batch_size") or 32
+        _resize(args, "validation_batch_size", n_val, vbatch, replicas, "validation")
+
+
+def _resize(args: dict[str, Any], key: str, n: int, batch: int, replicas: int, what: str) -> None:
+    fixed = first_batch_fix(n, batch, replicas)
+    if fixed is None:
+        return
+    first = min(batch, n)
+    if fixed == 0:
+        _note(
+            "error",
+            "uneven_first_batch",
+            f"The {what} data has {n} sample(s), fewer than the {replicas} replicas: TensorFlow's "
+            "MirroredStrategy fails on a first batch that does not split over them ('Inputs to operation "
+            f"AddN ... must have the same size'). Give it at least {replicas} samples (a multiple of "
+            f"{replicas}).",
+        )
+        return
+    args[key] = fixed
+    _note(
+        "info",
+        "uneven_first_batch_fixed",
+        f"The first {what} batch would hold {first} samples, which do not split over {replicas} replicas "
+        f"(TensorFlow's MirroredStrategy then fails: 'Inputs to operation AddN ... must have the same "
+        f"size'): kerasgpu ran it with {key}={fixed}"
+        + (" (every sample is still used; the results are the same)." if what != "training" else "."),
+    )
+
+
+def _after_fit(model) -> None:
+    strategy = _STATE["strategy"]
+    if strategy is None or getattr(model, "_distribute_strategy", None) is not strategy:
+        return
+    info = model_distribution(model)
+    if info["variables"] and info["distributed_variables"] < info["variables"]:
+        _note(
+            "error",
+            "variables_not_distributed",
+            f"{_model_name(model)} trained with {info['variables'] - info['distributed_variables']} of its "
+            f"{info['variables']} variables outside the notebook's {type(strategy).__name__}: those were "
+            "not mirrored over the replicas. Re-run the cells that build and compile the model.",
+        )
+
+
+# ------------------------------------------------------------------------------ output
+
+
+def _note(level: str, code: str, text: str, show: bool = True) -> None:
+    note = {"level": level, "code": code, "text": text}
+    _STATE["notes"] = [*_STATE["notes"], note][-_MAX_NOTES:]
+    if not show or _STATE["quiet"]:
+        return
+    card = Card(
+        "Distribution",
+        level,
+        text,
+        [Section("Strategy").add("notebook's strategy", _strategy_line())],
+        data={"kind": "distribute_guard", "code": code},
+    )
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is not None:
+            display(card)
+            return
+    except ImportError:
+        pass
+    print(card.to_text())
+
+
+def _strategy_line() -> str:
+    strategy = _STATE["strategy"]
+    if strategy is None:
+        return "none"
+    return f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s)"

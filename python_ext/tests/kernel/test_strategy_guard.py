@@ -1,0 +1,192 @@
+"""The notebook's strategy stays true (kernel/strategy_guard.py), in a real IPython shell with real
+tensorflow-cpu split into two logical CPUs: it survives `clear_session()`, models without `call()`
+train on both replicas, a first batch that does not split over the replicas is fixed, and what the
+card claims is checked at fit. Each test is one fresh process (TensorFlow's runtime can't reset)."""
+
+from __future__ import annotations
+
+import pytest
+from kgpu_testlib import run_cells
+
+pytest.importorskip("tensorflow")
+pytestmark = pytest.mark.tf
+
+TWO_CPUS = """\
+import tensorflow as tf
+cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+"""
+DATA = "import numpy as np\nx = np.random.rand(64, 8).astype('float32')\ny = np.random.randint(0, 3, 64)"
+BUILD = (
+    "import keras\nmodel = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation='relu'), "
+    "keras.layers.Dense(3)])\nmodel.compile(optimizer='adam', "
+    "loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=['accuracy'])"
+)
+CHECK = (
+    "from tensorflow.python.distribute.values import MirroredVariable\n"
+    "print('MIRRORED', all(isinstance(v.value, MirroredVariable) for v in model.trainable_variables))\n"
+    "print('REPLICAS', tf.distribute.get_strategy().num_replicas_in_sync)"
+)
+RESETS = [
+    "keras.backend.clear_session()",
+    "keras.utils.clear_session()",
+    "tf.keras.backend.clear_session()",
+    "from keras.backend import clear_session\nclear_session()",
+]
+
+
+@pytest.mark.parametrize("reset", RESETS)
+def test_the_strategy_survives_clear_session_in_the_model_cell(reset):
+    """keras-io's model cells often start with clear_session(): the model must still be mirrored."""
+    cells = run_cells(
+        [
+            TWO_CPUS,
+            DATA,
+            "import keras\n%gpu_distribute",
+            reset + "\n" + BUILD,
+            "model.fit(x, y, verbose=0)",
+            CHECK,
+        ]
+    )
+    assert all(c.error is None for c in cells), [c.error for c in cells]
+    assert "MIRRORED True" in cells[5].stdout and "REPLICAS 2" in cells[5].stdout
+
+
+def test_without_the_guard_clear_session_drops_the_strategy():
+    """The fault the guard exists for (TensorFlow 2.21 / Keras 3.15): if this starts passing, the
+    guard's reset wrap may no longer be needed."""
+    cells = run_cells(
+        [
+            TWO_CPUS,
+            "import keras\ntf.distribute.experimental_set_strategy(tf.distribute.MirroredStrategy())",
+            "keras.backend.clear_session()\nprint('AFTER', type(tf.distribute.get_strategy()).__name__)",
+        ]
+    )
+    assert "AFTER _DefaultDistributionStrategy" in cells[2].stdout
+
+
+def test_a_model_built_after_the_strategy_was_dropped_is_called_out_at_fit():
+    """Never claim distribution that is not happening: fit says at once that it runs on one device."""
+    cells = run_cells(
+        [
+            TWO_CPUS,
+            DATA,
+            "import keras\n%gpu_distribute",
+            "tf.distribute.experimental_set_strategy(None)\n" + BUILD,
+            "model.fit(x, y, verbose=0)",
+            "from kerasgpu.kernel import strategy_guard as g\nprint('NOTES', [n['code'] for n in g.notes()])",
+        ]
+    )
+    fit = cells[4]
+    assert fit.error is None
+    assert "was built outside the notebook's MirroredStrategy" in fit.text
+    assert "runs on one device, not 2 replicas" in fit.text
+    assert "model_not_distributed" in cells[5].stdout
+
+
+VAE_LIKE = """\
+import keras, tensorflow as tf
+encoder = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)], name="encoder")
+decoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)], name="decoder")
+
+class AutoEncoder(keras.Model):
+    def __init__(self, encoder, decoder, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder, self.decoder = encoder, decoder
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss = keras.ops.mean((self.decoder(self.encoder(data)) - data) ** 2)
+        grads = tape.gradient(loss, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+"""
+
+
+def test_a_model_without_call_trains_on_both_replicas():
+    cells = run_cells(
+        [
+            TWO_CPUS,
+            DATA,
+            "%gpu_distribute",
+            VAE_LIKE + "model = AutoEncoder(encoder, decoder)\nmodel.compile(optimizer='adam')",
+            "h = model.fit(x, epochs=1, batch_size=16, verbose=0)\nprint('LOSS', h.history['loss'][0])",
+            CHECK,
+        ]
+    )
+    assert all(c.error is None for c in cells), [c.error for c in cells]
+    assert "LOSS" in cells[4].stdout
+    assert "marked it built" in cells[4].text
+    assert "MIRRORED True" in cells[5].stdout and "REPLICAS 2" in cells[5].stdout
+
+
+def test_a_model_without_call_whose_layers_are_unbuilt_is_named_before_keras_fails():
+    unbuilt = VAE_LIKE.replace("keras.Sequential([keras.Input((4,)), ", "keras.Sequential([")
+    cells = run_cells(
+        [
+            TWO_CPUS,
+            DATA,
+            "%gpu_distribute",
+            unbuilt + "model = AutoEncoder(encoder, decoder)\nmodel.compile(optimizer='adam')",
+            "model.fit(x, epochs=1, batch_size=16, verbose=0)",
+        ]
+    )
+    assert "are not built yet" in cells[4].text and "decoder" in cells[4].text
+
+
+@pytest.mark.parametrize(
+    ("call", "fixed"),
+    [
+        ("model.fit(x, y, batch_size=16, validation_split=0.1, verbose=0)", "validation_batch_size=6"),
+        (
+            "model.fit(x, y, batch_size=16, validation_data=(x[:7], y[:7]), verbose=0)",
+            "validation_batch_size=6",
+        ),
+        ("model.evaluate(x[:15], y[:15], batch_size=16, verbose=0)", "batch_size=14"),
+        ("model.fit(x[:63], y[:63], batch_size=63, verbose=0)", "batch_size=62"),
+    ],
+)
+def test_a_first_batch_that_does_not_split_over_the_replicas_is_resized_and_runs(call, fixed):
+    cells = run_cells([TWO_CPUS, DATA, "%gpu_distribute", BUILD, call])
+    assert cells[4].error is None, cells[4].error
+    assert f"kerasgpu ran it with {fixed}" in cells[4].text
+
+
+def test_an_even_first_batch_is_left_alone():
+    """No false alarm: a short *last* batch (29 = 16 + 13) runs fine on two replicas."""
+    cells = run_cells(
+        [
+            TWO_CPUS,
+            DATA,
+            "%gpu_distribute",
+            BUILD,
+            "model.fit(x, y, batch_size=16, validation_data=(x[:29], y[:29]), verbose=0)\n"
+            "model.evaluate(x[:17], y[:17], batch_size=16, verbose=0)\n"
+            "print(model.predict(x[:1], verbose=0).shape)",
+        ]
+    )
+    assert cells[4].error is None, cells[4].error
+    assert "kerasgpu" not in cells[4].text
+    assert "(1, 3)" in cells[4].stdout
+
+
+def test_without_the_fix_the_uneven_first_batch_fails_as_measured():
+    """What the resize prevents (TensorFlow 2.21): evaluate on 15 samples fails on two replicas."""
+    cells = run_cells(
+        [
+            TWO_CPUS,
+            DATA,
+            "tf.distribute.experimental_set_strategy(tf.distribute.MirroredStrategy())",
+            BUILD,
+            "model.evaluate(x[:15], y[:15], batch_size=16, verbose=0)",
+        ]
+    )
+    assert cells[4].error and "AddN" in cells[4].error
