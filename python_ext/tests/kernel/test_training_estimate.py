@@ -318,3 +318,168 @@ def test_a_model_that_cannot_be_copied_is_timed_where_it_lives_and_says_so_elsew
         "and is measured only on /CPU:0, where its weights are."
     )
     assert cells[2].json["status"] == "no_gpu"  # no GPU: nothing runs, copy or not
+
+
+# ---------------------------------------------------------------- every input fit takes (issue 20)
+
+INPUTS = """
+import json, time, numpy as np, keras, tensorflow as tf
+rng = np.random.default_rng(0)
+xa = rng.random((640, 16), dtype="float32"); xb = rng.random((640, 4), dtype="float32")
+y = rng.integers(0, 3, 640)
+ia, ib = keras.Input((16,), name="a"), keras.Input((4,), name="b")
+two = keras.Model([ia, ib], keras.layers.Dense(3)(keras.layers.concatenate([ia, ib])))
+two.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+one = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
+one.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+class Batches(keras.utils.Sequence):  # keras-io's pattern: a Sequence of (x, y) batches
+    def __init__(self, x, y, batch_size=32, **kw):
+        super().__init__(**kw)
+        self.x, self.y, self.batch_size = x, y, batch_size
+    def __len__(self):
+        return len(self.x) // self.batch_size
+    def __getitem__(self, i):
+        s = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return self.x[s], self.y[s]
+
+train_seq, val_seq = Batches(xa[:512], y[:512]), Batches(xa[512:], y[512:])
+def batches(n=None):
+    i = 0
+    while n is None or i < n:
+        k = (i * 32) % 640
+        yield xa[k:k + 32], y[k:k + 32]
+        i += 1
+train_gen, val_gen = batches(), batches()
+ds = tf.data.Dataset.from_tensor_slices((xa, y)).batch(32)
+filtered = ds.filter(lambda a, b: True)  # unknown cardinality
+"""
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    return run_cells(
+        [
+            INPUTS,
+            "%gpu_watch on",
+            "%gpu_estimate two [xa, xb] y --epochs 2 --json",  # 2: a list expression
+            "%gpu_estimate two {'a': xa, 'b': xb} y --batch-size 64 --validation-split 0.25 --json",
+            "%gpu_estimate one train_seq --epochs 3 --validation-data val_seq --json",  # 4: Sequence
+            "%gpu_estimate one train_gen --epochs 2",  # 5: a generator, its length unknown
+            "%gpu_estimate one train_gen --epochs 2 --steps-per-epoch 20 --validation-data val_gen "
+            "--validation-steps 4 --json",
+            "%gpu_estimate one filtered",  # 7
+            "%gpu_estimate one filtered --steps-per-epoch 20 --validation-data ds.take(3) --json",
+            "%gpu_batch_size one train_seq --json",  # 9: no GPU here: refuses cleanly
+            "from kerasgpu.kernel.train import watch\n"
+            "print(json.dumps({'last': watch.last_monitor() is None, 'seq_batches': len(train_seq)}))",
+            "%gpu_estimate one val_gen",  # 11: one expression that fit does not take as x
+            "%gpu_estimate one [xa, xb_typo] y",
+        ],
+        env=clean_env({"KERASGPU_BACKEND": "none"}),
+        timeout=600,
+    )
+
+
+def test_the_magics_take_python_expressions_for_several_inputs(inputs):
+    res = inputs[2].json
+    assert res["input_kind"] == "arrays" and res["steps_per_epoch"] == 20  # 640 / 32
+    assert res["devices"][0]["error"] is None and res["devices"][0]["total_s"] > 0
+    res = inputs[3].json  # a dict of inputs, split as fit splits it: 480 train, 160 validate
+    assert res["steps_per_epoch"] == 8 and res["validation_steps"] == 3
+    assert res["devices"][0]["val_epoch_s"] > 0
+    assert "No variable named 'xb_typo'" in inputs[12].text
+
+
+def test_a_sequence_and_its_validation_sequence(inputs):
+    res = inputs[4].json
+    assert res["input_kind"] == "pydataset" and res["steps_per_epoch"] == 16  # its own __len__
+    assert res["validation_steps"] == 4 and "keras.utils.PyDataset of 16 batches" in res["input"]
+    d = res["devices"][0]
+    assert d["error"] is None and d["val_step_s"] > 0 and d["timed_epochs"] >= 2
+    # the user's Sequence is read, never changed
+    assert json.loads(inputs[10].stdout)["seq_batches"] == 16
+
+
+def test_a_generator_needs_steps_per_epoch_and_then_is_estimated(inputs):
+    text = inputs[5].text
+    assert "x is a generator, whose length cannot be known" in text and "--steps-per-epoch N" in text
+    assert "setting an array element" not in text
+    res = inputs[6].json
+    assert res["input_kind"] == "generator" and res["steps_per_epoch"] == 20 and res["validation_steps"] == 4
+    assert "8 batches taken from it and reused" in res["input"]
+    assert res["devices"][0]["error"] is None and res["devices"][0]["val_epoch_s"] > 0
+
+
+def test_a_dataset_of_unknown_length(inputs):
+    assert "a tf.data.Dataset of unknown length" in inputs[7].text and "--steps-per-epoch" in inputs[7].text
+    res = inputs[8].json
+    assert res["steps_per_epoch"] == 20 and res["validation_steps"] == 3
+    assert res["devices"][0]["error"] is None
+
+
+def test_the_finder_refuses_cleanly_without_a_gpu(inputs):
+    assert inputs[9].json["status"] == "no_gpu" and inputs[9].json["tries"] == []
+
+
+def test_the_tools_own_fits_show_no_monitor_card_and_leave_no_monitor(inputs):
+    # %gpu_watch is on: the user's fits get a card; the estimate's and finder's fits never do
+    for cell in inputs[2:10]:
+        assert "Training" not in cell.text and "Trained" not in cell.text, cell.text[:300]
+        assert "kerasgpu-training" not in cell.html
+    assert json.loads(inputs[10].stdout)["last"] is True  # no monitor ever ran: nothing for the panel
+
+
+def test_a_generator_given_alone_asks_for_its_steps_and_the_cell_does_not_fail(inputs):
+    assert inputs[11].error is None and "--steps-per-epoch N" in inputs[11].text
+
+
+# ---------------------------------------------------------------- bounded cost (issue 20)
+
+SLOW = """
+import json, time, numpy as np, keras, tensorflow as tf
+
+class Slow(keras.layers.Layer):
+    # each training step waits 0.5 s in the graph (like a GAN step of seconds), using no CPU
+    def call(self, x):
+        y = tf.numpy_function(lambda a: (time.sleep(0.5), a)[1], [x], tf.float32)
+        return tf.ensure_shape(y, x.shape)
+
+slow = keras.Sequential([keras.Input((8,)), Slow(), keras.layers.Dense(1)])
+slow.compile("adam", "mse")
+xs = np.random.rand(320, 8).astype("float32"); ys = np.random.rand(320, 1).astype("float32")
+asked = time.time()
+"""
+
+
+def test_a_slow_step_model_is_answered_within_its_budget_and_its_clock_time_is_taken_after():
+    cells = run_cells(
+        [
+            SLOW,
+            "%gpu_estimate slow xs ys --epochs 3 --batch-size 8 --budget 6 --deadline 2min --json",
+            "print(json.dumps({'asked': asked}))",
+        ],
+        env=clean_env({"KERASGPU_BACKEND": "none"}),
+        timeout=300,
+    )
+    res = cells[1].json
+    d = res["devices"][0]
+    assert d["error"] is None
+    # 3 epochs x 40 steps at 0.5 s: 60 s, told in 6 s (a traced step may run over a little)
+    assert res["budget_s"] == 6 and res["wall_s"] < 6 * 1.5, res["wall_s"]
+    assert d["step_time_s"] == pytest.approx(0.5, rel=0.15)
+    assert d["total_s"] == pytest.approx(60, rel=0.15)
+    assert any("no timed fit" in m for m in d["measured"]), d["measured"]
+    # the answer's clock is read after measuring, not when the command started
+    asked = json.loads(cells[2].stdout)["asked"]
+    assert res["answered_at"] - asked >= res["wall_s"] - 0.5
+    assert "meets the 2 min deadline" in res["line"]
+
+
+def test_the_budget_is_never_more_than_a_tenth_of_a_run_of_minutes():
+    from kerasgpu.kernel.train.estimate import budget_for
+
+    assert budget_for(20, 3600) == 20  # a run of an hour: the budget
+    assert budget_for(600, 3600) == 360  # ... a tenth of it at most
+    assert budget_for(60, 30) == 18  # a short run: a tenth of a few minutes
+    assert budget_for(20, None) == 20
