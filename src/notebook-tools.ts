@@ -25,6 +25,8 @@ import {
   strategyIcon,
   verifyIcon
 } from './icons';
+import { previewPlan, showMessages } from './plan-dialog';
+import { cellLabel, hasEdits, toastText } from './plan-preview';
 import { requestAPI } from './request';
 import { IDevicesReply } from './api';
 import {
@@ -34,6 +36,7 @@ import {
   fetchSnippets,
   firstTensorFlowCell,
   IPlan,
+  IPlanMessage,
   isEmptyNotebook,
   ISnippet,
   NotebookTool,
@@ -77,6 +80,8 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
     const { commands } = app;
 
     const current = (): NotebookPanel | null => tracker.currentWidget;
+    // Show each tool's edits before applying them (setting `previewEdits`).
+    let previewEdits = true;
 
     const verificationCode = async (): Promise<string> => {
       try {
@@ -87,39 +92,79 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
       }
     };
 
-    /** Tells the user what the plan said, with the command it offers, if any. */
-    const tell = (plan: IPlan): void => {
-      for (const message of plan.messages) {
-        const options = {
-          autoClose: message.level === 'info' ? 6000 : (false as const),
-          actions:
-            message.action === 'distribute-notebook'
-              ? [
-                  {
-                    label: trans.__('Distribute This Notebook'),
-                    caption: trans.__(
-                      'One strategy for the whole notebook, before the first model is built'
-                    ),
-                    callback: () => {
-                      void commands.execute(
-                        NotebookToolsCommandIDs.distributeNotebook
-                      );
-                    }
-                  }
-                ]
-              : []
-        };
+    /** Selects a cell of the current notebook and scrolls to it. */
+    const selectCell = (panel: NotebookPanel, index: number): void => {
+      if (
+        !panel.isDisposed &&
+        index >= 0 &&
+        index < panel.content.widgets.length
+      ) {
+        Private.activate(panel.content, index);
+      }
+    };
+
+    /**
+     * Tells the user what the plan said, as notifications: text that fits a
+     * toast whole, else its start and a Details action with the full text; a
+     * link to the cell a message is about; the command a message offers.
+     */
+    const tell = (
+      panel: NotebookPanel,
+      title: string,
+      messages: readonly IPlanMessage[]
+    ): void => {
+      for (const message of messages) {
+        const { text, cut } = toastText(message.text);
+        const actions: Notification.IAction[] = [];
+        const label = cellLabel(message);
+        if (label !== null) {
+          actions.push({
+            label: trans.__('Cell %1', message.cell! + 1),
+            caption: trans.__('Select %1 and scroll to it', label),
+            callback: () => selectCell(panel, message.cell!)
+          });
+        }
+        if (cut || message.code) {
+          actions.push({
+            label: trans.__('Details'),
+            caption: trans.__('The whole message'),
+            callback: () => {
+              void showMessages(title, [message], trans, index =>
+                selectCell(panel, index)
+              );
+            }
+          });
+        }
+        if (message.action === 'distribute-notebook') {
+          actions.push({
+            label: trans.__('Distribute This Notebook'),
+            caption: trans.__(
+              'One strategy for the whole notebook, before the first model is built'
+            ),
+            callback: () => {
+              void commands.execute(NotebookToolsCommandIDs.distributeNotebook);
+            }
+          });
+        }
         const notify =
           message.level === 'error'
             ? Notification.error
             : message.level === 'warning'
               ? Notification.warning
               : Notification.info;
-        notify(message.text, options);
+        notify(text, {
+          autoClose: message.level === 'info' && !cut ? 6000 : false,
+          actions
+        });
       }
     };
 
-    /** Asks the server for the tool's plan and applies it to the notebook (one undo step). */
+    /**
+     * Asks the server for the tool's plan, shows what it changes (unless the
+     * setting turns the preview off) and applies it to the notebook as one
+     * undo step. Resolves with the plan applied (or refused), null when
+     * nothing was applied.
+     */
     const runTool = async (
       panel: NotebookPanel,
       tool: NotebookTool,
@@ -130,10 +175,20 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
       if (!shared) {
         return null;
       }
-      const cells = shared.cells.length;
+      title = title || trans.__('The GPU tool');
+      const before = shared.cells.map(cell => cell.getSource());
       const active = panel.content.activeCell
         ? panel.content.activeCellIndex
         : null;
+      const fail = (reason: unknown): null => {
+        const text = trans.__(
+          '%1 did not change the notebook: %2',
+          title,
+          reason instanceof Error ? reason.message : String(reason)
+        );
+        tell(panel, title, [{ level: 'error', text }]);
+        return null;
+      };
       let plan: IPlan;
       try {
         plan = await requestPlan(
@@ -143,25 +198,55 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
           options,
           app.serviceManager.serverSettings
         );
-        if (panel.isDisposed || !panel.model) {
-          return null;
-        }
-        applyPlan(shared, plan, cells);
       } catch (reason) {
-        Notification.error(
-          trans.__(
-            '%1 did not change the notebook: %2',
-            title || trans.__('The GPU tool'),
-            reason instanceof Error ? reason.message : String(reason)
-          ),
-          { autoClose: false }
-        );
+        return fail(reason);
+      }
+      if (panel.isDisposed || !panel.model) {
         return null;
       }
-      if (plan.select !== null && plan.select !== undefined) {
-        Private.activate(panel.content, plan.select);
+      if (!hasEdits(plan)) {
+        // Refused, or nothing to do: the reason in full, nothing changed.
+        if (plan.select !== null && plan.select !== undefined) {
+          selectCell(panel, plan.select);
+        }
+        tell(panel, title, plan.messages);
+        return plan;
       }
-      tell(plan);
+      let shown = false;
+      if (previewEdits) {
+        let accepted: boolean;
+        try {
+          accepted = await previewPlan({
+            title,
+            plan,
+            before,
+            trans,
+            select: index => selectCell(panel, index)
+          });
+        } catch (reason) {
+          return fail(reason);
+        }
+        if (!accepted || panel.isDisposed || !panel.model) {
+          return null;
+        }
+        shown = true;
+      }
+      try {
+        applyPlan(shared, plan, before);
+      } catch (reason) {
+        return fail(reason);
+      }
+      if (plan.select !== null && plan.select !== undefined) {
+        selectCell(panel, plan.select);
+      }
+      // Notes were read in the preview; what still needs doing stays in the notification centre.
+      tell(
+        panel,
+        title,
+        shown
+          ? plan.messages.filter(message => message.level !== 'info')
+          : plan.messages
+      );
       return plan;
     };
 
@@ -334,7 +419,7 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
           options,
           snippet.title
         );
-        if (plan?.ok && snippet.placement === 'top') {
+        if (plan && hasEdits(plan) && snippet.placement === 'top') {
           warnIfRestartNeeded(panel, plan, snippet.title);
         }
       },
@@ -459,6 +544,7 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
           const apply = () => {
             verifyOnNewNotebook = settings.composite
               .verifyOnNewNotebook as boolean;
+            previewEdits = settings.composite.previewEdits !== false;
           };
           apply();
           settings.changed.connect(apply);

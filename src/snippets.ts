@@ -1,6 +1,7 @@
 import type { INotebookModel } from '@jupyterlab/notebook';
 import { ServerConnection } from '@jupyterlab/services';
 
+import { planResult } from './plan-preview';
 import { requestAPI } from './request';
 
 /** Where a snippet goes: above the first TensorFlow cell, around the selected cell, or below it. */
@@ -135,8 +136,15 @@ export type PlanEdit =
 /** What the user is told about a plan; `action` names a command to offer. */
 export interface IPlanMessage {
   level: 'info' | 'warning' | 'error';
+  /** The whole message, never cut. */
   text: string;
   action?: 'distribute-notebook';
+  /** Code the message is about or proposes, if any. */
+  code?: string;
+  /** The cell the message is about: its index in the notebook after the plan's edits. */
+  cell?: number;
+  /** That cell's first non-empty line, for display. */
+  cell_line?: string;
 }
 
 /** What a notebook tool does to this notebook (the server's `notebook_tools.plan`). */
@@ -186,44 +194,73 @@ export async function requestPlan(
 }
 
 /**
- * Applies a plan's edits: new cells as ONE undo step of the notebook
- * (`notebook:undo-cell-action`), a cell's new code as ONE undo step of that
- * cell (Ctrl+Z). Refuses when the notebook changed length since it was planned.
+ * Applies a plan's edits (new cells and new code of existing cells) as ONE
+ * undo step of the notebook (`notebook:undo-cell-action`, Z in command mode).
+ * Edits apply in list order: insert indices count earlier inserts, replace
+ * indices are in the numbering after the inserts. Refuses when the notebook
+ * changed since it was planned: `expected` is its cell count, or its cells'
+ * sources then.
  */
 export function applyPlan(
   shared: SharedNotebook,
   plan: IPlan,
-  expectedCells: number,
+  expected: number | readonly string[],
   undoable = true
 ): void {
-  if (shared.cells.length !== expectedCells) {
+  const sources = shared.cells.map(cell => cell.getSource());
+  const changed =
+    typeof expected === 'number'
+      ? sources.length !== expected
+      : sources.length !== expected.length ||
+        sources.some((source, i) => source !== expected[i]);
+  if (changed) {
     throw new Error(
       'The notebook changed while the tool was planning: try again.'
     );
   }
-  const inserts = plan.edits.filter(edit => edit.op === 'insert');
-  if (inserts.length > 0) {
-    Private.oneStep(
-      shared,
-      () => {
-        for (const edit of inserts) {
-          shared.insertCell(edit.index, {
+  if (plan.edits.length === 0) {
+    return;
+  }
+  // The notebook after the edits, checked before anything changes (throws on a
+  // cell that is not there). Inside one transaction `shared.cells` only follows
+  // the inserts once it ends, so existing cells get their new code first, then
+  // new cells go in at their final indices, lowest first.
+  const after = planResult(sources, plan.edits);
+  const cells = shared.cells;
+  // Nested transactions join this one, whose origin is the notebook: the
+  // notebook's undo manager records the new cells and the new code together.
+  Private.oneStep(
+    shared,
+    () => {
+      after.forEach(cell => {
+        if (cell.origin !== null && cell.source !== sources[cell.origin]) {
+          cells[cell.origin].setSource(cell.source);
+        }
+      });
+      after.forEach((cell, index) => {
+        if (cell.origin === null) {
+          shared.insertCell(index, {
             cell_type: 'code',
-            source: edit.source,
-            metadata: (edit as { metadata?: Record<string, unknown> })
-              .metadata as any
+            source: cell.source,
+            metadata: cell.metadata as any
           });
         }
-      },
-      undoable
-    );
-  }
-  for (const edit of plan.edits) {
-    if (edit.op === 'replace') {
-      const cell = shared.cells[edit.index];
-      Private.oneStep(cell, () => cell.setSource(edit.source), undoable);
+      });
+    },
+    undoable
+  );
+  // A changed cell's own undo history (Ctrl+Z in its editor) holds typing the
+  // tool's code replaced: replayed over it, it would mix old and new text.
+  // The notebook's undo step restores the cell's code as it was.
+  const notebookHistory = Private.undoManager(shared);
+  after.forEach(cell => {
+    if (cell.origin !== null && cell.source !== sources[cell.origin]) {
+      const own = Private.undoManager(cells[cell.origin]);
+      if (undoable && own && own !== notebookHistory) {
+        own.clear();
+      }
     }
-  }
+  });
 }
 
 /** What `upsertVerificationCell` did. */
@@ -335,6 +372,17 @@ namespace Private {
     transact(f: () => void, undoable?: boolean): void;
   }
 
+  /** What the shared models' Yjs undo managers offer here. */
+  interface IHistory {
+    stopCapturing(): void;
+    clear(): void;
+  }
+
+  /** A shared notebook's or cell's undo manager, if it has one. */
+  export function undoManager(target: unknown): IHistory | null {
+    return (target as { undoManager?: IHistory | null }).undoManager ?? null;
+  }
+
   /**
    * Runs `change` in one transaction that the undo manager keeps as its own
    * step: not merged with the user's typing just before or after it (Yjs
@@ -345,9 +393,7 @@ namespace Private {
     change: () => void,
     undoable = true
   ): void {
-    const manager = (
-      target as { undoManager?: { stopCapturing(): void } | null }
-    ).undoManager;
+    const manager = undoManager(target);
     manager?.stopCapturing();
     target.transact(change, undoable);
     manager?.stopCapturing();

@@ -1,3 +1,4 @@
 import './base.css';
 import './fleet.css';
 import './host-gpus.css';
+import './plan-preview.css';

@@ -104,7 +104,7 @@ describe('insertions in a real notebook model are one undo step each', () => {
   const sources = (model: NotebookModel) =>
     model.sharedModel.cells.map(cell => cell.getSource());
 
-  it("applies a server plan's wrap; one undo of that cell (Ctrl+Z) restores it", () => {
+  it("applies a server plan's wrap; one notebook undo (Z) restores it", () => {
     const model = notebook('import tensorflow as tf', 'model = build()');
     const cell = model.sharedModel.cells[1];
     // Typing just before must not merge with the edit's undo step.
@@ -123,7 +123,10 @@ describe('insertions in a real notebook model are one undo step each', () => {
       2
     );
     expect(cell.getSource()).toBe(wrapped);
-    expect(cell.undo()).toBe(true);
+    // The cell's own history no longer holds the typing the wrap replaced.
+    expect(cell.undo()).toBe(false);
+    expect(cell.getSource()).toBe(wrapped);
+    expect(model.sharedModel.undo()).toBe(true);
     expect(cell.getSource()).toBe('model = build()\nmodel.compile()');
     model.dispose();
   });
@@ -160,6 +163,74 @@ describe('insertions in a real notebook model are one undo step each', () => {
       'import keras',
       'model = keras.Sequential()'
     ]);
+    model.dispose();
+  });
+
+  it('applies a plan of new cells and changed code as ONE notebook undo step', () => {
+    const model = notebook(
+      'import keras',
+      'model = make_model()',
+      'model.fit(x, y)'
+    );
+    const shared = model.sharedModel;
+    const before = sources(model);
+    // Typing just before must not merge with the plan's undo step.
+    shared.cells[2].setSource('model.fit(x, y, epochs=2)');
+    const typed = sources(model);
+    applyPlan(
+      shared,
+      {
+        tool: 'distribute',
+        ok: true,
+        edits: [
+          { op: 'insert', index: 1, source: '%gpu_distribute' },
+          { op: 'insert', index: 1, source: '%load_ext kerasgpu' },
+          {
+            op: 'replace',
+            index: 3,
+            source: 'model = make_model()\nmodel.built = True'
+          }
+        ],
+        messages: [],
+        select: 2
+      },
+      typed
+    );
+    expect(sources(model)).toEqual([
+      'import keras',
+      '%load_ext kerasgpu',
+      '%gpu_distribute',
+      'model = make_model()\nmodel.built = True',
+      'model.fit(x, y, epochs=2)'
+    ]);
+    expect(shared.undo()).toBe(true);
+    expect(sources(model)).toEqual(typed);
+    expect(shared.redo()).toBe(true);
+    expect(sources(model)).toHaveLength(5);
+    expect(sources(model)[3]).toBe('model = make_model()\nmodel.built = True');
+    expect(before).toHaveLength(3);
+    model.dispose();
+  });
+
+  it('changes nothing when a plan names a cell that is not there, or the code changed since', () => {
+    const model = notebook('a = 1', 'b = 2');
+    const shared = model.sharedModel;
+    const plan = {
+      tool: 'wrap' as const,
+      ok: true,
+      edits: [
+        { op: 'insert' as const, index: 0, source: 'new' },
+        { op: 'replace' as const, index: 5, source: 'x' }
+      ],
+      messages: [],
+      select: 0
+    };
+    expect(() => applyPlan(shared, plan, 2)).toThrow(/cell 6/);
+    expect(sources(model)).toEqual(['a = 1', 'b = 2']);
+    expect(() =>
+      applyPlan(shared, { ...plan, edits: [plan.edits[0]] }, ['a = 1', 'b'])
+    ).toThrow(/changed/);
+    expect(sources(model)).toEqual(['a = 1', 'b = 2']);
     model.dispose();
   });
 
