@@ -235,6 +235,7 @@ def _before(model, name: str, args: dict[str, Any]) -> str | None:
         )
         return None
     _fix_model_without_call(model)
+    _build_step_optimizers(model)
     if replicas > 1:
         _fix_first_batches(model, name, args, replicas)
     return None
@@ -263,6 +264,80 @@ def _fix_model_without_call(model) -> None:
             f"{cls.__name__} has its own train_step and no call(), and {why_not}: Keras will fail to "
             "build it under the strategy ('Unable to automatically build the model'). Give it a "
             "call() that runs its sub-models, or build its sub-models before fit.",
+        )
+
+
+def step_optimizers(model) -> list[tuple[str, str]]:
+    """(optimizer attribute, variables' attribute path) of each `self.<opt>.apply_gradients(
+    zip(grads, self.<path>))` in the model's own train_step, read from its source (a notebook
+    cell's source is in IPython's line cache); locals resolved (`trainable_vars = self.student...`)."""
+    import ast
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(type(model).train_step)))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    local = {
+        t.id: n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Assign)
+        for t in n.targets
+        if isinstance(t, ast.Name)
+    }
+    out = []
+    for n in ast.walk(tree):
+        if not (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)):
+            continue
+        opt = n.func.value
+        if n.func.attr != "apply_gradients" or not (
+            isinstance(opt, ast.Attribute) and isinstance(opt.value, ast.Name) and opt.value.id == "self"
+        ):
+            continue
+        arg = n.args[0] if n.args else None
+        if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and arg.func.id == "zip" and arg.args:
+            arg = arg.args[-1]
+        else:
+            continue
+        if isinstance(arg, ast.Name) and arg.id in local:
+            arg = local[arg.id]
+        path = []
+        while isinstance(arg, ast.Attribute):
+            path.insert(0, arg.attr)
+            arg = arg.value
+        if isinstance(arg, ast.Name) and arg.id == "self" and path:  # self.generator.trainable_weights
+            out.append((opt.attr, ".".join(path)))
+    return out
+
+
+def _build_step_optimizers(model) -> None:
+    """Builds the optimizers a custom train_step applies itself (a GAN's d_optimizer, g_optimizer)
+    before fit: built lazily inside the distributed step, TensorFlow fails ('You must feed a value
+    for placeholder tensor ... cond/Placeholder'); built here, on the variables the step gives
+    them, they train on every replica."""
+    import keras
+
+    cls = type(model)
+    if cls.train_step is keras.Model.train_step:
+        return
+    built = []
+    for attr, path in step_optimizers(model):
+        opt = getattr(model, attr, None)
+        if not isinstance(opt, keras.optimizers.Optimizer) or opt.built or opt is model.optimizer:
+            continue
+        try:
+            variables = functools.reduce(getattr, path.split("."), model)
+            opt.build(list(variables))
+        except Exception:  # noqa: BLE001 - variables we cannot read here: Keras builds it as usual
+            continue
+        built.append(f"{attr} on {path}")
+    if built:
+        _note(
+            "info",
+            "optimizers_built",
+            f"{cls.__name__}'s train_step applies its own optimizers; kerasgpu built them before fit "
+            f"({'; '.join(built)}): built inside the distributed step, TensorFlow fails ('You must "
+            "feed a value for placeholder tensor').",
         )
 
 

@@ -190,3 +190,52 @@ def test_without_the_fix_the_uneven_first_batch_fails_as_measured():
         ]
     )
     assert cells[4].error and "AddN" in cells[4].error
+
+
+GAN = """\
+import keras, tensorflow as tf
+D = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1)])
+G = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)])
+
+class GAN(keras.Model):
+    def __init__(self, discriminator, generator):
+        super().__init__()
+        self.discriminator, self.generator = discriminator, generator
+
+    def compile(self, d_optimizer, g_optimizer):
+        super().compile()
+        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+
+    def train_step(self, real):
+        z = tf.random.normal((tf.shape(real)[0], 4))
+        with tf.GradientTape() as tape:
+            fake = tf.reduce_mean(self.discriminator(self.generator(z)))
+            d_loss = fake - tf.reduce_mean(self.discriminator(real))
+        grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
+        with tf.GradientTape() as tape:
+            g_loss = -tf.reduce_mean(self.discriminator(self.generator(z)))
+        g_vars = self.generator.trainable_weights
+        grads = tape.gradient(g_loss, g_vars)
+        self.g_optimizer.apply_gradients(zip(grads, g_vars))
+        return {"d_loss": d_loss, "g_loss": g_loss}
+"""
+
+
+def test_a_gan_with_its_own_optimizers_trains_on_both_replicas():
+    """A train_step that applies its own optimizers: built inside the distributed step they fail
+    ('You must feed a value for placeholder tensor'); the guard builds them before fit."""
+    cells = run_cells(
+        [
+            TWO_CPUS,
+            DATA,
+            "%gpu_distribute",
+            GAN + "gan = GAN(D, G)\ngan.compile(keras.optimizers.Adam(), keras.optimizers.Adam())",
+            "gan.fit(x, batch_size=16, verbose=0)\n"
+            "print('SLOTS', type(gan.g_optimizer.variables[-1].value).__name__)",
+        ]
+    )
+    assert cells[4].error is None, cells[4].error
+    assert "d_optimizer on discriminator.trainable_weights" in cells[4].text
+    assert "g_optimizer on generator.trainable_weights" in cells[4].text
+    assert "SLOTS MirroredVariable" in cells[4].stdout
