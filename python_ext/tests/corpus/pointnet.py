@@ -15,6 +15,10 @@ int64 labels (64 train, 32 test) instead of reading and sampling .off meshes wit
 2048 -> 256 (2048 points took 40 s on CPU, almost all of it the first training step).
 Model cell: 7
 Fit: model train_dataset --validation-data test_dataset
+Expect: with a global mixed_float16 policy, the model builds but fit() fails: the T-net's
+OrthogonalRegularizer (an activity_regularizer, applied only when the model runs) subtracts its
+float32 tf.eye from the float16 xxt: "Input 'y' of 'Sub' Op has type float32 that does not match
+type float16 of argument 'x'" (raised from Functional.call()).
 """
 """
 # Point cloud classification

@@ -16,6 +16,11 @@ forecast cell the four plt lines dropped. The GraphConv layer keeps its weight i
 tf.Variable, as keras-io wrote it: Keras 3 does not track it, so that weight is not trained.
 Model cell: 9
 Fit: model train_dataset --validation-data val_dataset
+Expect: with a global mixed_float16 policy, building the model (cell 9, `st_gcn(inputs)`)
+fails: GraphConv keeps its weight in a raw tf.Variable made with dtype="float32", and
+tf.matmul(features, self.weight) gets float16 features: "Input 'y' of 'BatchMatMulV2' Op has type
+float32 that does not match type float16 of argument 'x'", reported by Keras as "Could not
+automatically infer the output shape / dtype of 'lstmgc' (of type LSTMGC)".
 """
 """
 ## Introduction

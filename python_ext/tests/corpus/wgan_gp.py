@@ -12,6 +12,13 @@ epochs = 20 -> 1; the GANMonitor callback cell (saves PNG files) and the IPython
 (shows them) dropped, so the cbk = GANMonitor(...) line is dropped and fit() gets no callbacks.
 Model cell: 5
 Fit: wgan train_images --batch-size 512
+Expect: with a global mixed_float16 policy, the generator outputs float16 images and
+gradient_penalty's `diff = fake_images - real_images` with the float32 real images fails in
+train_step: "Input 'y' of 'Sub' Op has type float32 that does not match type float16 of argument
+'x'" (the next line, `alpha * diff`, mixes the float32 tf.random.normal alpha in too). train_step
+also draws tf.random.normal latents and applies gradients from two optimizers with no loss
+scaling. The discriminator and generator are functional models built in cells 2 and 3, before the
+WGAN(...) cell.
 """
 
 """
