@@ -404,6 +404,56 @@ def _var_value(nb: Notebook, node: ast.AST) -> int | None:
 # ---------------------------------------------------------------------- mixed precision
 
 
+def _kwarg_edit(call: ast.Call, name: str, value: str) -> dict[str, Any] | None:
+    """Where to add `name=value` to a call of the user's code (None: it already has `name`)."""
+    if any(k.arg == name for k in call.keywords) or call.end_lineno is None:
+        return None
+    return {"line": call.end_lineno, "col": call.end_col_offset - 1, "text": f"{name}={value}"}
+
+
+def apply_kwarg_edits(source: str, edits: list[dict[str, Any]]) -> str:
+    """The cell's code with each `name=value` added before its call's closing parenthesis."""
+    lines = source.split("\n")
+    for e in sorted(edits, key=lambda e: (e["line"], e["col"]), reverse=True):
+        line = lines[e["line"] - 1]
+        head, tail = line[: e["col"]], line[e["col"] :]
+        before = head.rstrip()
+        sep = "" if before.endswith(("(", ",")) else ", "
+        if before.endswith(",") and not head.endswith(" "):
+            sep = " "
+        if head != before and before.endswith(","):  # "(a,\n    )": keep the layout
+            sep = ""
+        lines[e["line"] - 1] = head + sep + e["text"] + tail
+    return "\n".join(lines)
+
+
+def _train_step_trap_text(cls: str, step: ast.FunctionDef) -> str:
+    """Why a custom train_step breaks under mixed_float16 (Keras 3.15, trainers/trainer.py compile)."""
+    if "self.optimizer" in ast.unparse(step):
+        return (
+            f"{cls} has its own train_step and does not scale its loss: under mixed_float16 Keras wraps "
+            "the optimizer it compiles in a LossScaleOptimizer, which divides the gradients by the loss "
+            "scale (32768 at first), so the updates of this train_step would be about 30 000 times too "
+            "small, silently."
+        )
+    return (
+        f"{cls} has its own train_step: under a 16-bit policy its models return float16 while the batch "
+        "stays float32, and its ops that combine the two (concatenate, subtract, a loss written by hand) "
+        "fail ('have types [float16, float32] that don't all match')."
+    )
+
+
+def _is_output_activation(call: ast.Call) -> bool:
+    """A layer that ends a model by its activation (softmax / sigmoid): the one whose precision the
+    loss reads. A relu or a plain Dense last in the cell is usually not the model's output."""
+    if _call_name(call) == "Softmax":
+        return True
+    values = [*call.args[1:2], *(k.value for k in call.keywords if k.arg == "activation")]
+    if _call_name(call) == "Activation":
+        values = [*call.args[:1], *values]
+    return any(isinstance(v, ast.Constant) and v.value in ("softmax", "sigmoid") for v in values)
+
+
 def mixed_precision_traps(nb: Notebook) -> list[dict[str, Any]]:
     """What breaks or degrades under a float16/bfloat16 policy in the notebook's own model code:
     a float `Input` feeding an `Embedding` (ids get rounded), custom layers that make float32
@@ -430,6 +480,7 @@ def mixed_precision_traps(nb: Notebook) -> list[dict[str, Any]]:
                             "code": "float_input_embedding",
                             "cell": c.index,
                             "evidence": ast.unparse(n),
+                            "edit": _kwarg_edit(n, "dtype", '"int32"'),
                             "text": "This Input has no integer dtype and feeds an Embedding: under mixed "
                             "precision the token ids become float16 and ids above 2048 are rounded "
                             "(20000 can become an id the Embedding does not have: 'indices[...] = 20000 "
@@ -469,6 +520,7 @@ def mixed_precision_traps(nb: Notebook) -> list[dict[str, Any]]:
                             "code": "float32_in_custom_layer",
                             "cell": c.index,
                             "evidence": f"{n.name}.call: {ast.unparse(call)}",
+                            "edit": _kwarg_edit(call, "dtype", "self.compute_dtype"),
                             "text": f"The custom layer {n.name} makes a float32 tensor ({dotted}(...) "
                             "without dtype) in call() and combines it with its float16 inputs: "
                             "TensorFlow refuses the mixed dtypes ('expected to be a half tensor but is "
@@ -482,18 +534,17 @@ def mixed_precision_traps(nb: Notebook) -> list[dict[str, Any]]:
         for n in ast.walk(c.tree) if c.tree else ():
             if not (isinstance(n, ast.ClassDef) and n.name in nb.classes):
                 continue
-            if any(isinstance(f, ast.FunctionDef) and f.name == "train_step" for f in n.body):
+            steps = [f for f in n.body if isinstance(f, ast.FunctionDef) and f.name == "train_step"]
+            if steps and "scale_loss" not in ast.unparse(steps[0]):
                 traps.append(
                     {
                         "code": "custom_train_step",
                         "cell": c.index,
                         "evidence": f"{n.name}.train_step",
-                        "text": f"{n.name} has its own train_step: under a 16-bit policy its models return "
-                        "float16 while the batch stays float32, and ops there that combine the two "
-                        "(concatenate, add, a loss written by hand) fail ('have types [float16, float32] "
-                        "that don't all match').",
-                        "fix": "Cast one side in train_step, e.g. ops.cast(real_images, generated.dtype), "
-                        "or keep this model in float32.",
+                        "text": _train_step_trap_text(n.name, steps[0]),
+                        "fix": f"Keep {n.name} in float32, or scale its loss in train_step "
+                        "(self.optimizer.scale_loss(loss)) and cast the batch to the model's compute dtype.",
+                        "editable": False,
                         "blocking": True,
                     }
                 )
@@ -510,12 +561,13 @@ def mixed_precision_traps(nb: Notebook) -> list[dict[str, Any]]:
             continue
         last = max(layer_calls, key=lambda n: (n.lineno, n.col_offset))
         dtype = next((k.value for k in last.keywords if k.arg == "dtype"), None)
-        if dtype is None or "float32" not in ast.unparse(dtype):
+        if _is_output_activation(last) and (dtype is None or "float32" not in ast.unparse(dtype)):
             traps.append(
                 {
                     "code": "output_not_float32",
                     "cell": c.index,
                     "evidence": ast.unparse(last)[:120],
+                    "edit": _kwarg_edit(last, "dtype", '"float32"'),
                     "text": "The model's last layer computes in the mixed policy's float16/bfloat16: the "
                     "softmax and loss lose precision.",
                     "fix": 'Give the last layer dtype="float32" (or add keras.layers.Activation("linear", '
@@ -591,13 +643,39 @@ def is_wrapped(source: str) -> bool:
 # ---------------------------------------------------------------------- plans
 
 
-def _msg(level: str, text: str, action: str | None = None, code: str | None = None) -> dict[str, Any]:
+def _msg(
+    level: str, text: str, action: str | None = None, code: str | None = None, cell: int | None = None
+) -> dict[str, Any]:
+    """A message of a plan; `cell` is the index (after the plan's edits) of the cell it is about."""
     m: dict[str, Any] = {"level": level, "text": text}
     if action:
         m["action"] = action
     if code:
         m["code"] = code
+    if cell is not None:
+        m["cell"] = cell
     return m
+
+
+def _shifted(index: int):
+    """Maps a cell's index before one insertion at `index` to its index after it."""
+    return lambda i: i + 1 if i >= index else i
+
+
+def _finish(plan: dict[str, Any], cells: list[Cell]) -> dict[str, Any]:
+    """Adds each message's `cell_line`: the first non-empty line of the cell it points at, read
+    from the notebook as it will be after the edits (so a user can find the cell)."""
+    sources = [c.source for c in cells]
+    for edit in plan["edits"]:
+        if edit["op"] == "insert":
+            sources.insert(edit["index"], edit["source"])
+        else:
+            sources[edit["index"]] = edit["source"]
+    for m in plan["messages"]:
+        i = m.get("cell")
+        if isinstance(i, int) and 0 <= i < len(sources):
+            m["cell_line"] = next((ln.strip() for ln in sources[i].split("\n") if ln.strip()), "")
+    return plan
 
 
 def _refuse(tool: str, *messages: dict[str, Any], select: int | None = None) -> dict[str, Any]:
@@ -631,7 +709,10 @@ def plan(
     parsed = _cells(cells)
     if active is not None and not (isinstance(active, int) and 0 <= active < max(len(parsed), 1)):
         raise PlanError(f"active cell {active!r} is not a cell of this notebook (0-{len(parsed) - 1})")
-    nb = Notebook.of(parsed)
+    return _finish(_plan(tool, Notebook.of(parsed), active, options), parsed)
+
+
+def _plan(tool: str, nb: Notebook, active: int | None, options: dict[str, Any]) -> dict[str, Any]:
     if tool == "verify":
         return _plan_verify(nb)
     if tool == "wrap":
@@ -737,10 +818,42 @@ def _plan_mixed_precision(nb: Notebook, options) -> dict[str, Any]:
         messages.append(
             _msg("info", "No cell builds a Keras model yet: run this cell before the one that does.")
         )
-    for t in mixed_precision_traps(nb):
-        level = "warning" if t["blocking"] else "info"
-        messages.append(_msg(level, f"Check {_cell_no(t['cell'])}: {t['fix']} {t['text']}", code=t["code"]))
-    return _insert("mixed_precision", index, code, "mixed_precision", messages)
+    after = _shifted(index)
+    traps = mixed_precision_traps(nb)
+    stuck = next((t for t in traps if t["blocking"] and not t.get("edit")), None)
+    if stuck is not None:
+        return _refuse(
+            "mixed_precision",
+            _msg(
+                "warning",
+                f"Mixed precision was not added: {_cell_no(stuck['cell'])} ({stuck['evidence']}): "
+                f"{stuck['text']} {stuck['fix']} The notebook is unchanged and trains in float32.",
+                code=stuck["code"],
+                cell=stuck["cell"],
+            ),
+            select=stuck["cell"],
+        )
+    by_cell: dict[int, list[dict[str, Any]]] = {}
+    for t in traps:
+        if t.get("edit"):
+            by_cell.setdefault(t["cell"], []).append(t["edit"])
+        messages.append(
+            _msg(
+                "info" if t.get("edit") else "warning",
+                f"{_cell_no(after(t['cell']))}: {t['evidence']}: "
+                + (f"{t['edit']['text']} added. " if t.get("edit") else f"{t['fix']} ")
+                + t["text"],
+                code=t["code"],
+                cell=after(t["cell"]),
+            )
+        )
+    plan = _insert("mixed_precision", index, code, "mixed_precision", messages)
+    sources = {c.index: c.source for c in nb.cells}
+    plan["edits"] += [
+        {"op": "replace", "index": after(i), "source": apply_kwarg_edits(sources[i], edits)}
+        for i, edits in sorted(by_cell.items())
+    ]
+    return plan
 
 
 def _plan_distribute(nb: Notebook, options) -> dict[str, Any]:
@@ -788,37 +901,45 @@ def _plan_distribute(nb: Notebook, options) -> dict[str, Any]:
         messages.append(
             _msg("info", "No cell builds a Keras model yet: the strategy goes first; build models below it.")
         )
-    messages += _evaluation_warnings(nb)
-    for name, cell in models_without_call(nb):
-        messages.append(
+    after = _shifted(index)
+    marks, refusal = built_marks(nb)
+    if refusal is not None:
+        cls, cell, why = refusal
+        return _refuse(
+            "distribute",
             _msg(
                 "warning",
-                f"Give {name} ({_cell_no(cell)}) a call(): it has its own train_step but no call(), and "
-                "under a strategy Keras builds a model before fit by calling it, which fails ('Unable to "
-                f"automatically build the model'). Or build it before fit by calling it on one batch.",
+                f"Not distributed: {cls} ({_cell_no(cell)}) has its own train_step and no call(), and {why}, "
+                "so Keras cannot build it under a strategy ('Unable to automatically build the model'); "
+                f"give {cls} a call() that runs its sub-models to distribute it. The notebook is unchanged "
+                "and trains on one device.",
                 code="model_without_call",
+                cell=cell,
+            ),
+            select=cell,
+        )
+    plan = _insert("distribute", index, "\n".join(lines), DISTRIBUTE_ID, messages)
+    sources = {c.index: c.source for c in nb.cells}
+    for cell, lineno, line, cls, target in marks:
+        src = sources[cell].split("\n")
+        src.insert(lineno, line)
+        sources[cell] = "\n".join(src)
+        plan["messages"].append(
+            _msg(
+                "info",
+                f"{_cell_no(after(cell))}: `{target}.built = True` added after {target} is created. "
+                f"{cls} has its own train_step and no call(), so Keras cannot build it under a strategy "
+                "by calling it; its sub-models are built when it is created, so there is nothing left to "
+                "build.",
+                code="model_marked_built",
+                cell=after(cell),
             )
         )
-    return _insert("distribute", index, "\n".join(lines), DISTRIBUTE_ID, messages)
-
-
-def _evaluation_warnings(nb: Notebook) -> list[dict[str, Any]]:
-    """What a strategy does to the notebook's evaluate / validation / predict calls."""
-    evaluates = evaluation_calls(nb)
-    if not evaluates:
-        return []
-    cell, code = evaluates[0]
-    return [
-        _msg(
-            "warning",
-            f"Check {_cell_no(cell)}: it {code}, and batches must split evenly over the replicas. Keras 3 "
-            "with TensorFlow 2.21 fails when a batch of evaluate, validation or predict does not ('Inputs "
-            "to operation AddN ... must have the same size') or has fewer samples than replicas (predict "
-            "on one image). Keep validation and test sets a multiple of the global batch size (or batch "
-            "them with drop_remainder=True); run one sample with model(x, training=False).",
-            code="uneven_eval",
-        )
+    plan["edits"] += [
+        {"op": "replace", "index": after(cell), "source": sources[cell]}
+        for cell in sorted({m[0] for m in marks})
     ]
+    return plan
 
 
 def models_without_call(nb: Notebook) -> list[tuple[str, int]]:
@@ -852,22 +973,149 @@ def models_without_call(nb: Notebook) -> list[tuple[str, int]]:
     return out
 
 
-def evaluation_calls(nb: Notebook) -> list[tuple[int, str]]:
-    """Where the notebook evaluates a model: validation_split / validation_data in fit, evaluate()."""
+_KERAS_BUILT_BY_CALL = ("loss", "metrics", "weighted_metrics")  # compile() args Keras builds by calling
+_INPUT_KWARGS = {"input_shape", "batch_input_shape", "input_dim"}
+
+
+def _assignments(nb: Notebook, name: str) -> list[tuple[int, ast.Assign]]:
+    """Module-level `name = ...` statements of the notebook, in order."""
     out = []
     for c in nb.cells:
-        if c.tree is None or c.snippet:
-            continue
-        for n in ast.walk(c.tree):
-            if not (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)):
-                continue
-            if n.func.attr == "fit":
-                for kw in n.keywords:
-                    if kw.arg in ("validation_split", "validation_data"):
-                        out.append((c.index, f"validates in fit ({kw.arg}={ast.unparse(kw.value)})"))
-            elif n.func.attr in ("evaluate", "predict"):
-                out.append((c.index, f"calls {n.func.attr}()"))
-    return out
+        for n in _module_level(c.tree) if c.tree else ():
+            if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in n.targets):
+                out.append((c.index, n))
+    return sorted(out, key=lambda a: (a[0], a[1].lineno))
+
+
+def _defs(nb: Notebook, kind) -> dict[str, ast.AST]:
+    return {n.name: n for c in nb.cells for n in (ast.walk(c.tree) if c.tree else ()) if isinstance(n, kind)}
+
+
+def _unbuilt(nb: Notebook, expr: ast.AST, label: str, depth: int = 0) -> str | None:
+    """Why the model or layer `expr` makes has no variables once it runs (None: it has them, or it
+    is no layer). Keras models built from an Input (functional, or a Sequential that starts with
+    one) have their variables when they are created; layers get theirs when first called."""
+    if depth > 4:
+        return None
+    if isinstance(expr, ast.Name):
+        found = _assignments(nb, expr.id)
+        return _unbuilt(nb, found[-1][1].value, expr.id, depth + 1) if found else None
+    if not isinstance(expr, ast.Call):
+        return None
+    name = _call_name(expr) or ""
+    dotted = _dotted(expr.func)
+    if name in ("Model", "Functional"):
+        has_io = expr.args or any(k.arg in ("inputs", "outputs") for k in expr.keywords)
+        return None if has_io else f"`{label}` is a Model made without inputs, built only when called"
+    if name == "Sequential":
+        elts = expr.args[0].elts if expr.args and isinstance(expr.args[0], ast.List | ast.Tuple) else []
+        first = elts[0] if elts else None
+        starts = isinstance(first, ast.Call) and _call_name(first) in ("Input", "InputLayer")
+        shaped = any(isinstance(e, ast.Call) and {k.arg for k in e.keywords} & _INPUT_KWARGS for e in elts)
+        return (
+            None
+            if starts or shaped
+            else f"`{label}` is a Sequential without an Input, built only when called"
+        )
+    if name in ("load_model", "clone_model", "model_from_json") or ".applications." in f".{dotted}.":
+        return None
+    funcs = _defs(nb, ast.FunctionDef)
+    if name in funcs:  # a function that makes the sub-model: what does it return?
+        fn = funcs[name]
+        local = {
+            t.id: n.value
+            for n in ast.walk(fn)
+            if isinstance(n, ast.Assign)
+            for t in n.targets
+            if isinstance(t, ast.Name)
+        }
+        for ret in (n for n in ast.walk(fn) if isinstance(n, ast.Return) and n.value is not None):
+            value = local.get(ret.value.id, ret.value) if isinstance(ret.value, ast.Name) else ret.value
+            why = _unbuilt(nb, value, label, depth + 1)
+            if why:
+                return why
+        return None
+    if name in nb.classes or "layers" in dotted.split(".")[:-1]:
+        return f"`{label}` ({name}) is a layer, built only when first called"
+    return None
+
+
+def _compile_builds_by_call(nb: Notebook, cls: ast.ClassDef, target: str) -> bool:
+    """Whether Keras' compile() gets a loss or metrics for this model (it builds those by calling it)."""
+
+    def passes(call: ast.Call, first: int) -> bool:
+        kws = [k for k in call.keywords if k.arg in _KERAS_BUILT_BY_CALL or k.arg is None]
+        given = [k for k in kws if not (isinstance(k.value, ast.Constant) and k.value.value is None)]
+        return bool(given) or len(call.args) > first
+
+    own = next((f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "compile"), None)
+    if own is not None:  # compile() overridden: what it hands Keras' compile
+        supers = [
+            n
+            for n in ast.walk(own)
+            if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr == "compile"
+            and isinstance(n.func.value, ast.Call)
+            and _call_name(n.func.value) == "super"
+        ]
+        return any(passes(n, 1) for n in supers)
+    calls = [
+        n
+        for c in nb.cells
+        for n in (ast.walk(c.tree) if c.tree else ())
+        if _is_compile(n) and isinstance(n.func.value, ast.Name) and n.func.value.id == target
+    ]
+    return any(passes(n, 1) for n in calls)
+
+
+def built_marks(nb: Notebook) -> tuple[list[tuple[int, int, str, str, str]], tuple[str, int, str] | None]:
+    """For each user model with its own train_step and no call(): where to mark it built, or why
+    that is not safe. Keras (trainers/trainer.py `_symbolic_build`) calls a model under a strategy
+    before fit when any of its layers is unbuilt or compile() got a loss or metrics; a model without
+    call() fails there. Marking it built is right exactly when neither holds: its sub-models have
+    their variables when it is created, and compile() gives Keras no loss or metrics.
+
+    Returns ([(cell, line to insert after, the line, class, name)], None) or ([], (class, cell, why))."""
+    classes = _defs(nb, ast.ClassDef)
+    marks = []
+    for cls_name, cls_cell in models_without_call(nb):
+        cls = classes[cls_name]
+        made = [
+            (cell, stmt)
+            for c in nb.cells
+            for cell, stmt in (
+                (c.index, n)
+                for n in (_module_level(c.tree) if c.tree else ())
+                if isinstance(n, ast.Assign)
+                and isinstance(n.value, ast.Call)
+                and _call_name(n.value) == cls_name
+                and len(n.targets) == 1
+                and isinstance(n.targets[0], ast.Name)
+            )
+        ]
+        if not made:
+            return [], (cls_name, cls_cell, "kerasgpu cannot find the cell that creates it")
+        init = next((f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+        for cell, stmt in made:
+            target = stmt.targets[0].id
+            why = None
+            for arg in [*stmt.value.args, *(k.value for k in stmt.value.keywords)]:
+                why = why or _unbuilt(nb, arg, ast.unparse(arg))
+            for n in ast.walk(init) if init else ():
+                if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call):
+                    label = ast.unparse(n.targets[0])
+                    why = why or _unbuilt(nb, n.value, label)
+            if why is None and _compile_builds_by_call(nb, cls, target):
+                why = "its compile() hands Keras a loss or metrics, which Keras builds by calling the model"
+            if why:
+                return [], (cls_name, cell, why)
+            line = (
+                " " * stmt.col_offset
+                + f"{target}.built = True  # kerasgpu: {cls_name} has no call() and its sub-models are built"
+            )
+            marks.append((cell, stmt.end_lineno or stmt.lineno, line, cls_name, target))
+    return marks, None
 
 
 def _plan_wrap(nb: Notebook, active: int | None) -> dict[str, Any]:
@@ -959,6 +1207,6 @@ def _plan_wrap(nb: Notebook, active: int | None) -> dict[str, Any]:
         "tool": "wrap",
         "ok": True,
         "edits": [{"op": "replace", "index": active, "source": wrap_source(cell.source)}],
-        "messages": _evaluation_warnings(nb),
+        "messages": [],
         "select": active,
     }

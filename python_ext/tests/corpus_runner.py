@@ -40,8 +40,18 @@ del _tf, _cpus
 """
 # Appended after the user's cells in distributed runs: what a user would check by hand.
 REPLICAS_CHECK = """\
+import keras as _keras
 import tensorflow as tf
+from kerasgpu.kernel import strategy_guard as _guard
 print("REPLICAS", tf.distribute.get_strategy().num_replicas_in_sync)
+_models = {
+    _k: _guard.model_distribution(_v)
+    for _k, _v in list(globals().items())
+    if isinstance(_v, _keras.Model) and _v.built and _v.variables
+}
+_plain = sorted(_k for _k, _d in _models.items() if _d["distributed_variables"] < _d["variables"])
+print("TRAINED-NOT-MIRRORED", _plain)
+print("GUARD-ERRORS", [n["code"] for n in _guard.notes() if n["level"] == "error"])
 """
 
 MODES = ("baseline", "notebook", "wrap", "mixed_float16")
@@ -209,6 +219,11 @@ def _notebook(run: Run) -> nbformat.NotebookNode:
     return nb
 
 
+def _clip(text: str, keep: int = 3000) -> str:
+    """An error's head and tail (TensorFlow's graph errors put the message last)."""
+    return text if len(text) <= 2 * keep else text[:keep] + "\n...\n" + text[-keep:]
+
+
 async def execute_async(run: Run, timeout: int = 300) -> Run:
     """Runs the prepared notebook in a fresh kernel (two logical CPUs); records the first error."""
     nb = _notebook(run)
@@ -271,8 +286,3 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
-
-
-def _clip(text: str, keep: int = 3000) -> str:
-    """An error's head and tail (TensorFlow's graph errors put the message last)."""
-    return text if len(text) <= 2 * keep else text[:keep] + "\n...\n" + text[-keep:]
