@@ -245,11 +245,13 @@ class Feed:
             return {"x": src.take(n)}
         if self.kind == PYDATASET:
             return {"x": _cut(self.x, n)}
-        return {"x": _cycle(self.batches_taken), "steps_per_epoch": n}
+        # shuffle=False: Keras ignores it for a generator, and warns when it is left True
+        return {"x": _cycle(self.batches_taken), "steps_per_epoch": n, "shuffle": False}
 
     def eval_kwargs(self, n: int) -> dict[str, Any]:
         """`evaluate` arguments for `n` batches of this data."""
         kw = self.fit_kwargs(n)
+        kw.pop("shuffle", None)
         if "steps_per_epoch" in kw:
             kw["steps"] = kw.pop("steps_per_epoch")
         return kw
