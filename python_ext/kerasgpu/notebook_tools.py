@@ -412,18 +412,22 @@ def _kwarg_edit(call: ast.Call, name: str, value: str) -> dict[str, Any] | None:
 
 
 def apply_kwarg_edits(source: str, edits: list[dict[str, Any]]) -> str:
-    """The cell's code with each `name=value` added before its call's closing parenthesis."""
+    """The cell's code with each `name=value` added before its call's closing parenthesis (on a
+    line of its own, as the other arguments are, when the parenthesis starts its line)."""
     lines = source.split("\n")
     for e in sorted(edits, key=lambda e: (e["line"], e["col"]), reverse=True):
-        line = lines[e["line"] - 1]
-        head, tail = line[: e["col"]], line[e["col"] :]
+        n = e["line"] - 1
+        head, tail = lines[n][: e["col"]], lines[n][e["col"] :]
+        if not head.strip() and n > 0:  # "    activation='relu',\n)"
+            prev = lines[n - 1].rstrip()
+            indent = prev[: len(prev) - len(prev.lstrip())]
+            if not prev.endswith((",", "(")):
+                lines[n - 1] = prev + ","
+            lines.insert(n, f"{indent}{e['text']},")
+            continue
         before = head.rstrip()
-        sep = "" if before.endswith(("(", ",")) else ", "
-        if before.endswith(",") and not head.endswith(" "):
-            sep = " "
-        if head != before and before.endswith(","):  # "(a,\n    )": keep the layout
-            sep = ""
-        lines[e["line"] - 1] = head + sep + e["text"] + tail
+        sep = "" if before.endswith("(") else (" " if before.endswith(",") else ", ")
+        lines[n] = before + sep + e["text"] + tail
     return "\n".join(lines)
 
 

@@ -1,0 +1,120 @@
+"""The planner's fixes in the user's own code (notebook_tools: Distribute marks a model without
+call() built, Mixed Precision edits each trap), its refusals before inserting anything, and the
+cell links of its messages. Pure: cells in, a plan out (the kernel tests run what it inserts)."""
+
+from __future__ import annotations
+
+from kerasgpu import notebook_tools
+
+SUBMODELS = """\
+import keras
+encoder = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)], name="encoder")
+decoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)], name="decoder")"""
+MODEL_CLASS = """\
+class AutoEncoder(keras.Model):
+    def __init__(self, encoder, decoder, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    def train_step(self, data):
+        return {"loss": self.loss_tracker.result()}"""
+CREATE = "ae = AutoEncoder(encoder, decoder)\nae.compile(optimizer='adam')"
+FIT = "ae.fit(x, epochs=1, validation_split=0.1)"
+
+
+def _plan(tool: str, cells: list[str], **options) -> dict:
+    cells = [{"source": "# My autoencoder", "cell_type": "markdown"}] + [
+        {"source": c, "cell_type": "code"} for c in cells
+    ]
+    return notebook_tools.plan(tool, cells, None, options)
+
+
+def _applied(plan: dict, cells: list[str]) -> list[str]:
+    out = ["# My autoencoder", *cells]
+    for e in plan["edits"]:
+        if e["op"] == "insert":
+            out.insert(e["index"], e["source"])
+        else:
+            out[e["index"]] = e["source"]
+    return out
+
+
+def test_distribute_marks_a_model_without_call_built_in_the_users_cell():
+    cells = [SUBMODELS, MODEL_CLASS, CREATE, FIT]
+    plan = _plan("distribute", cells)
+    assert plan["ok"]
+    after = _applied(plan, cells)
+    assert "%gpu_distribute" in after[1]  # above the first model, below the title
+    model_cell = after.index(next(c for c in after if c.startswith("ae = AutoEncoder")))
+    lines = after[model_cell].split("\n")
+    assert lines[0] == "ae = AutoEncoder(encoder, decoder)"
+    assert lines[1].startswith("ae.built = True  # kerasgpu: AutoEncoder has no call()")
+    assert lines[2] == "ae.compile(optimizer='adam')"
+    msg = next(m for m in plan["messages"] if m.get("code") == "model_marked_built")
+    assert msg["cell"] == model_cell and msg["cell_line"] == "ae = AutoEncoder(encoder, decoder)"
+    assert msg["text"].startswith(f"cell {model_cell + 1}:")
+
+
+def test_distribute_refuses_before_inserting_when_a_sub_model_is_not_built():
+    unbuilt = SUBMODELS.replace("keras.Sequential([keras.Input((4,)), ", "keras.Sequential([")
+    plan = _plan("distribute", [unbuilt, MODEL_CLASS, CREATE, FIT])
+    assert not plan["ok"] and plan["edits"] == []
+    (msg,) = plan["messages"]
+    assert msg["text"].startswith("Not distributed: AutoEncoder")
+    assert "`decoder` is a Sequential without an Input" in msg["text"]
+    assert "trains on one device" in msg["text"]
+
+
+def test_distribute_refuses_when_compile_hands_keras_metrics_for_a_model_without_call():
+    create = CREATE.replace("optimizer='adam'", "optimizer='adam', metrics=['accuracy']")
+    plan = _plan("distribute", [SUBMODELS, MODEL_CLASS, create, FIT])
+    assert not plan["ok"]
+    assert "hands Keras a loss or metrics" in plan["messages"][0]["text"]
+
+
+def test_distribute_gives_no_uneven_batch_warning_it_cannot_know():
+    """validation_split / evaluate / predict: the kernel resizes the one failing case exactly."""
+    model = "import keras\nmodel = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])"
+    plan = _plan("distribute", [model, "model.fit(x, y, validation_split=0.1)\nmodel.evaluate(x, y)"])
+    assert plan["ok"] and all(m["level"] == "info" for m in plan["messages"])
+
+
+def test_mixed_precision_edits_each_trap_in_the_users_own_code():
+    layer = (
+        "import keras\nclass Noise(keras.layers.Layer):\n    def call(self, inputs):\n"
+        "        return inputs + keras.random.normal(keras.ops.shape(inputs))"
+    )
+    model = (
+        "inputs = keras.Input(shape=(200,))\nx = keras.layers.Embedding(20000, 32)(inputs)\n"
+        "x = Noise()(x)\noutputs = keras.layers.Dense(\n    2,\n    activation='softmax',\n)(x)\n"
+        "model = keras.Model(inputs, outputs)"
+    )
+    plan = _plan("mixed_precision", [layer, model], policy="mixed_float16")
+    assert plan["ok"], plan["messages"]
+    after = _applied(plan, [layer, model])
+    layer_at = next(i for i, c in enumerate(after) if c.startswith("import keras\nclass Noise"))
+    model_at = next(i for i, c in enumerate(after) if c.startswith("inputs = keras.Input"))
+    assert "keras.random.normal(keras.ops.shape(inputs), dtype=self.compute_dtype)" in after[layer_at]
+    assert 'keras.Input(shape=(200,), dtype="int32")' in after[model_at]
+    assert "activation='softmax',\n    dtype=\"float32\",\n)(x)" in after[model_at]
+    assert sum("set_mixed_precision" in c for c in after) == 1
+    codes = {m["code"]: m for m in plan["messages"] if m.get("code")}
+    assert set(codes) == {"float32_in_custom_layer", "float_input_embedding", "output_not_float32"}
+    assert codes["float_input_embedding"]["cell"] == model_at
+    assert codes["float32_in_custom_layer"]["cell_line"] == "import keras"
+    assert all(m["level"] == "info" for m in plan["messages"])  # nothing left for the user to fix
+
+
+def test_mixed_precision_refuses_a_custom_train_step_that_does_not_scale_its_loss():
+    step = MODEL_CLASS.replace(
+        'return {"loss": self.loss_tracker.result()}', "self.optimizer.apply_gradients([])\n        return {}"
+    )
+    plan = _plan("mixed_precision", [SUBMODELS, step, CREATE], policy="mixed_float16")
+    assert not plan["ok"] and plan["edits"] == []
+    text = plan["messages"][0]["text"]
+    assert text.startswith("Mixed precision was not added: cell 3 (AutoEncoder.train_step)")
+    assert "LossScaleOptimizer" in text and "trains in float32" in text
+    scaled = step.replace("self.optimizer.apply_gradients([])", "loss = self.optimizer.scale_loss(0.0)")
+    assert _plan("mixed_precision", [SUBMODELS, scaled, CREATE], policy="mixed_float16")["ok"]
