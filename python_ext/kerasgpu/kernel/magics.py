@@ -11,7 +11,7 @@ from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, 
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from . import checks, distribute, doctor, memory, settings
+from . import checks, distribute, doctor, memory, settings, strategy_guard
 from .render import Card, Section
 from .runtime import KerasGPUError, quiet_startup
 
@@ -310,9 +310,9 @@ class KerasGPUMagics(Magics):
                 "No exception in this kernel yet: paste an error log into a %%gpu_doctor cell.",
                 data={"kind": "gpu_doctor", "source": "exception", "matches": []},
             )
-            _show(card, args.json)
-            return
-        _show(doctor.report_exception(exc), args.json)
+        else:
+            card = doctor.report_exception(exc)
+        _show(strategy_guard.add_to_card(card), args.json)
 
     def _post_run_cell(self, result) -> None:
         """post_run_cell hook: offers the doctor's diagnosis when a known GPU error ended the cell."""

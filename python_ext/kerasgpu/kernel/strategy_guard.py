@@ -25,7 +25,7 @@ import inspect
 import math
 from typing import Any
 
-from .render import Card, Section
+from .render import Card, Fix, Section
 from .runtime import import_tensorflow
 
 _STATE: dict[str, Any] = {
@@ -65,6 +65,23 @@ class internal:
     def __exit__(self, *exc):
         _STATE["busy"] -= 1
         return False
+
+
+def add_to_card(card: Card) -> Card:
+    """`%gpu_doctor`'s card with what the guard found wrong in this kernel's distribution (a claim
+    that did not hold at fit), as fixes; the card's level rises to the worst of them."""
+    found = [n for n in _STATE["notes"] if n["level"] in ("warning", "error")]
+    seen = set()
+    for note in reversed(found):
+        if note["code"] in seen:
+            continue
+        seen.add(note["code"])
+        card.fixes.append(Fix(note["code"], note["level"], note["text"], "See the message above."))
+    if found and card.level in ("ok", "info"):
+        card.level = "error" if any(n["level"] == "error" for n in found) else "warning"
+        card.summary = f"{found[-1]['text']} {card.summary}"
+    card.data["distribution"] = [{"code": n["code"], "level": n["level"]} for n in found]
+    return card
 
 
 def model_distribution(model) -> dict[str, Any]:

@@ -76,14 +76,16 @@ def test_a_model_built_after_the_strategy_was_dropped_is_called_out_at_fit():
             "import keras\n%gpu_distribute",
             "tf.distribute.experimental_set_strategy(None)\n" + BUILD,
             "model.fit(x, y, verbose=0)",
-            "from kerasgpu.kernel import strategy_guard as g\nprint('NOTES', [n['code'] for n in g.notes()])",
+            "%gpu_doctor --json",
         ]
     )
     fit = cells[4]
     assert fit.error is None
     assert "was built outside the notebook's MirroredStrategy" in fit.text
     assert "runs on one device, not 2 replicas" in fit.text
-    assert "model_not_distributed" in cells[5].stdout
+    doctor = cells[5].json
+    assert doctor["level"] == "error" and "runs on one device" in doctor["summary"]
+    assert [f["code"] for f in doctor["fixes"]] == ["model_not_distributed"]
 
 
 VAE_LIKE = """\
