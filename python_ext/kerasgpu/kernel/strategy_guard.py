@@ -30,7 +30,6 @@ from .runtime import import_tensorflow
 
 _STATE: dict[str, Any] = {
     "strategy": None,  # the notebook's strategy the guard keeps (None: the guard is idle)
-    "busy": 0,  # > 0 while kerasgpu's own fits run (estimate, batch-size finder): no checks
     "notes": [],  # what the guard did or found, newest last (for %gpu_doctor)
     "quiet": False,  # tests and scripts: record notes without displaying them
 }
@@ -53,18 +52,6 @@ def keep(strategy) -> None:
 def notes() -> list[dict[str, Any]]:
     """What the guard did or found in this kernel (newest last)."""
     return list(_STATE["notes"])
-
-
-class internal:
-    """Context manager for kerasgpu's own fits (their copies are not the user's claim)."""
-
-    def __enter__(self):
-        _STATE["busy"] += 1
-        return self
-
-    def __exit__(self, *exc):
-        _STATE["busy"] -= 1
-        return False
 
 
 def add_to_card(card: Card) -> Card:
@@ -180,12 +167,19 @@ def _wrap_trainer() -> None:
         setattr(trainer, name, _guarded(name, current))
 
 
+def _internal_fit() -> bool:
+    """kerasgpu's own fits (the estimate's, the batch-size finder's copies) are not the user's claim."""
+    from .train.watch import in_internal
+
+    return in_internal()
+
+
 def _guarded(name: str, original):
     signature = inspect.signature(original)
 
     @functools.wraps(original)
     def method(self, *args, **kwargs):
-        if _STATE["strategy"] is None or _STATE["busy"]:
+        if _STATE["strategy"] is None or _internal_fit():
             return original(self, *args, **kwargs)
         bound = signature.bind(self, *args, **kwargs)
         if _before(self, name, bound.arguments) == "one_device":
