@@ -121,7 +121,11 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
           actions.push({
             label: trans.__('Cell %1', message.cell! + 1),
             caption: trans.__('Select %1 and scroll to it', label),
-            callback: () => selectCell(panel, message.cell!)
+            displayType: 'link',
+            callback: event => {
+              event.preventDefault(); // The toast stays: Details may follow.
+              selectCell(panel, message.cell!);
+            }
           });
         }
         if (cut || message.code) {

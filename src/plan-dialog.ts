@@ -30,9 +30,8 @@ export class PlanPreview extends Widget {
         'p',
         'kerasgpu-PlanPreview-summary',
         trans.__(
-          '%1: %2. Applied as one undo step (Z in command mode, or Edit ▸ Undo Cell Operation).',
-          options.title,
-          summarize(changes)
+          '%1. Applied as one undo step: Z in command mode (Undo Cell Operation) takes it all back.',
+          summarize(changes).replace(/^./, c => c.toUpperCase())
         )
       )
     );

@@ -2,8 +2,9 @@ import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 
 /**
  * The notebook tools in a real JupyterLab: snippets from the server's catalog
- * inserted by the cell toolbar buttons and commands, undone in one step, and
- * the GPU verification cell run in a real kernel (tensorflow-cpu installed).
+ * inserted by the cell toolbar buttons and commands, each previewed and
+ * applied on Apply, undone in one step, and the GPU verification cell run in
+ * a real kernel (tensorflow-cpu installed).
  */
 
 const VERIFY_TAG = 'kerasgpu-verify';
@@ -51,16 +52,39 @@ async function verificationCells(
   }, VERIFY_TAG);
 }
 
-/** Runs a JupyterLab command by id, as a toolbar button or the palette does. */
+/**
+ * Starts a JupyterLab command by id, as a toolbar button or the palette does,
+ * without waiting for it: a tool waits for its preview's Apply or Cancel.
+ */
 async function execute(
   page: IJupyterLabPageFixture,
   id: string,
   args: Record<string, unknown> = {}
 ): Promise<void> {
   await page.evaluate(
-    ({ id, args }) => (window as any).jupyterapp.commands.execute(id, args),
+    ({ id, args }) => {
+      void (window as any).jupyterapp.commands.execute(id, args);
+    },
     { id, args }
   );
+}
+
+/** The preview dialog of a notebook tool's edits. */
+function preview(page: IJupyterLabPageFixture) {
+  return page.locator('.jp-Dialog', {
+    has: page.locator('.kerasgpu-PlanPreview')
+  });
+}
+
+/** Clicks a button of the open preview and waits for it to close. */
+async function answer(
+  page: IJupyterLabPageFixture,
+  button: 'Apply' | 'Cancel'
+): Promise<void> {
+  const dialog = preview(page);
+  await expect(dialog).toBeVisible();
+  await dialog.getByRole('button', { name: button, exact: true }).click();
+  await expect(dialog).toHaveCount(0);
 }
 
 test.describe('GPU notebook tools', () => {
@@ -84,6 +108,10 @@ test.describe('GPU notebook tools', () => {
     );
     await expect(button).toBeVisible();
     await button.click();
+    await expect(preview(page)).toContainText(
+      'New cell 2, above `import tensorflow as tf`'
+    );
+    await answer(page, 'Apply');
 
     await expect.poll(() => sources(page)).toHaveLength(4);
     const after = await sources(page);
@@ -95,8 +123,12 @@ test.describe('GPU notebook tools', () => {
       page.locator('.Toastify__toast', { hasText: 'needs a kernel restart' })
     ).toHaveCount(0);
 
-    // A second click does not add a second copy.
+    // A second click does not add a second copy, and says so without a preview.
     await execute(page, 'kerasgpu:insert-snippet', { id: 'memory_growth' });
+    await expect(
+      page.locator('.Toastify__toast', { hasText: 'already in this notebook' })
+    ).toBeVisible();
+    await expect(preview(page)).toHaveCount(0);
     expect(await sources(page)).toHaveLength(4);
 
     await execute(page, 'notebook:undo-cell-action');
@@ -111,13 +143,14 @@ test.describe('GPU notebook tools', () => {
     await page.notebook.runCell(0, { inplace: true });
 
     await execute(page, 'kerasgpu:insert-snippet', { id: 'memory_growth' });
+    await answer(page, 'Apply');
     await expect.poll(() => sources(page)).toHaveLength(2);
     await expect(
       page.locator('.Toastify__toast', { hasText: 'needs a kernel restart' })
     ).toBeVisible();
   });
 
-  test('the wrap keeps a %%time first line and a triple-quoted string, and one Ctrl+Z restores it', async ({
+  test('the wrap keeps a %%time first line and a triple-quoted string, shows its changed lines first, and one undo (Z) restores it', async ({
     page
   }) => {
     const body =
@@ -128,6 +161,22 @@ test.describe('GPU notebook tools', () => {
     await execute(page, 'kerasgpu:insert-snippet', {
       id: 'mirrored_strategy'
     });
+    // The preview: the cell's lines, kept, removed and added.
+    const dialog = preview(page);
+    await expect(dialog.locator('.kerasgpu-PlanPreview-where')).toHaveText([
+      /^Cell 2, `%%time`: \d+ lines added, 3 lines removed$/
+    ]);
+    await expect(
+      dialog.locator('.kerasgpu-PlanPreview-line.kerasgpu-mod-removed')
+    ).toHaveText([
+      '- NOTE = """built',
+      '- model = keras.Sequential([keras.layers.Dense(1)])',
+      '- model.compile()'
+    ]);
+    await expect(
+      dialog.locator('.kerasgpu-PlanPreview-line.kerasgpu-mod-added').first()
+    ).toHaveText('+ import kerasgpu');
+    await answer(page, 'Apply');
     await expect
       .poll(async () => (await sources(page))[1])
       .toContain('kerasgpu.notebook_strategy().scope()');
@@ -146,8 +195,9 @@ test.describe('GPU notebook tools', () => {
     await expect(cell!.locator('.cm-content')).toContainText('%%time');
     expect(await sources(page)).toHaveLength(2);
 
-    await page.notebook.enterCellEditingMode(1);
-    await page.keyboard.press('Control+z');
+    // Z in command mode: the notebook's undo (Edit > Undo Cell Operation).
+    await page.notebook.selectCells(1);
+    await page.keyboard.press('z');
     await expect.poll(async () => (await sources(page))[1]).toBe(body);
   });
 
@@ -174,6 +224,7 @@ test.describe('GPU notebook tools', () => {
     await toast
       .getByRole('button', { name: 'Distribute This Notebook' })
       .click();
+    await answer(page, 'Apply');
     await expect.poll(() => sources(page)).toHaveLength(5);
     const after = await sources(page);
     expect(after[0]).toBe(cells[0]);
@@ -207,6 +258,7 @@ test.describe('GPU notebook tools', () => {
         '.jp-NotebookPanel-toolbar [data-jp-item-name="kerasgpu-verify"]'
       )
       .click();
+    await answer(page, 'Apply');
 
     await expect.poll(() => verificationCells(page)).toBe(1);
     const [verify, rest] = await sources(page);
@@ -233,11 +285,218 @@ test.describe('GPU notebook tools', () => {
       panel.content.model.sharedModel.cells[0].setSource('# edited');
     });
     await execute(page, 'kerasgpu:insert-verification-cell');
+    await expect(
+      preview(page).locator('.kerasgpu-PlanPreview-line.kerasgpu-mod-removed')
+    ).toHaveText(['- # edited']);
+    await answer(page, 'Apply');
+    await expect.poll(async () => (await sources(page))[0]).toBe(verify);
     expect(await verificationCells(page)).toBe(1);
     const again = await sources(page);
     expect(again).toHaveLength(2);
     expect(again[0]).toBe(verify);
     expect(again[1]).toBe('import tensorflow as tf');
+  });
+
+  test('Distribute This Notebook shows the cell it adds and where; Cancel changes nothing, Apply adds it, one undo removes it', async ({
+    page
+  }) => {
+    const cells = [
+      'import keras\nimport numpy as np',
+      'model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])\nmodel.compile(loss="mse")',
+      'model.fit(np.zeros((64, 4)), np.zeros(64), batch_size=32)'
+    ];
+    await setCells(page, cells);
+    await execute(page, 'kerasgpu:distribute-notebook');
+    const dialog = preview(page);
+    await expect(dialog.locator('.kerasgpu-PlanPreview-where')).toHaveText([
+      'New cell 2, above `model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])`'
+    ]);
+    await expect(
+      dialog.locator('.kerasgpu-PlanPreview-line.kerasgpu-mod-added')
+    ).toContainText(['%gpu_distribute']);
+    await expect(dialog.getByRole('button', { name: 'Apply' })).toBeFocused();
+    await answer(page, 'Cancel');
+    expect(await sources(page)).toEqual(cells);
+
+    // Keyboard: Escape cancels too; Enter applies.
+    await execute(page, 'kerasgpu:distribute-notebook');
+    await expect(preview(page)).toBeVisible();
+    await page.keyboard.press('Escape');
+    await expect(preview(page)).toHaveCount(0);
+    expect(await sources(page)).toEqual(cells);
+    await execute(page, 'kerasgpu:distribute-notebook');
+    await expect(preview(page)).toBeVisible();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => sources(page)).toHaveLength(4);
+    const after = await sources(page);
+    expect(after[1]).toContain('%gpu_distribute');
+    expect([after[0], ...after.slice(2)]).toEqual(cells);
+    expect(
+      await page.evaluate(
+        () =>
+          (window as any).jupyterapp.shell.currentWidget.content.activeCellIndex
+      )
+    ).toBe(1);
+
+    await execute(page, 'notebook:undo-cell-action');
+    await expect.poll(() => sources(page)).toEqual(cells);
+  });
+
+  test('a plan that adds a cell and changes another: its preview, one Apply, one undo, and message links that select the right cell', async ({
+    page
+  }) => {
+    const cells = [
+      'import keras',
+      'model = make_model()\nmodel.compile(loss="mse")',
+      'model.fit(ds, epochs=2)'
+    ];
+    await setCells(page, cells);
+    const long =
+      'Distiller overrides compile() and has no call(): Keras cannot build it under a strategy, so it is marked built once its sub-models exist (the line added below). ' +
+      'Remove that line to undo it; the whole text of this message is kept, however long it is, so nothing of what it says is lost.';
+    // The planner's contract: the cell a message is about, numbered after the edits.
+    const plan = {
+      tool: 'distribute',
+      ok: true,
+      edits: [
+        {
+          op: 'insert',
+          index: 1,
+          source: '%load_ext kerasgpu\n%gpu_distribute',
+          metadata: { kerasgpu: { snippet: 'distribute_notebook' } }
+        },
+        {
+          op: 'replace',
+          index: 2,
+          source:
+            'model = make_model()\nmodel.built = True  # kerasgpu\nmodel.compile(loss="mse")'
+        }
+      ],
+      messages: [
+        {
+          level: 'warning',
+          text: long,
+          cell: 2,
+          cell_line: 'model = make_model()'
+        },
+        {
+          level: 'info',
+          text: 'Your fit runs on every replica.',
+          cell: 3,
+          cell_line: 'model.fit(ds, epochs=2)'
+        }
+      ],
+      select: 1
+    };
+    // JupyterLab adds a cache-busting query to each request.
+    const planRoute = /\/kerasgpu\/api\/v1\/notebook-tools\/plan(\?|$)/;
+    await page.route(planRoute, route => route.fulfill({ json: plan }));
+    await execute(page, 'kerasgpu:distribute-notebook');
+    const dialog = preview(page);
+    await expect(dialog.locator('.kerasgpu-PlanPreview-where')).toHaveText([
+      'New cell 2, above `model = make_model()`',
+      'Cell 3 (was cell 2), `model = make_model()`: 1 line added, 0 lines removed'
+    ]);
+    await expect(
+      dialog.locator('.kerasgpu-PlanPreview-line.kerasgpu-mod-added')
+    ).toHaveText([
+      '+ %load_ext kerasgpu',
+      '+ %gpu_distribute',
+      '+ model.built = True  # kerasgpu'
+    ]);
+    // Messages in full, each with a link to its cell.
+    await expect(
+      dialog.locator('.kerasgpu-PlanPreview-text').first()
+    ).toHaveText(long);
+    const links = dialog.locator('.kerasgpu-PlanPreview-cellLink');
+    await expect(links).toHaveText([
+      'cell 3: model = make_model()',
+      'cell 4: model.fit(ds, epochs=2)'
+    ]);
+    if (process.env.KERASGPU_PREVIEW_SHOTS) {
+      await dialog.screenshot({
+        path: `${process.env.KERASGPU_PREVIEW_SHOTS}/preview-dialog.png`
+      });
+    }
+    // Cell 4 after the edits is cell 3 now: the link selects it behind the dialog.
+    await links.nth(1).click();
+    await expect
+      .poll(() =>
+        page.evaluate(
+          () =>
+            (window as any).jupyterapp.shell.currentWidget.content
+              .activeCellIndex
+        )
+      )
+      .toBe(2);
+    expect(await sources(page)).toEqual(cells);
+
+    await answer(page, 'Apply');
+    await expect.poll(() => sources(page)).toHaveLength(4);
+    expect(await sources(page)).toEqual([
+      cells[0],
+      '%load_ext kerasgpu\n%gpu_distribute',
+      plan.edits[1].source,
+      cells[2]
+    ]);
+
+    // The warning stays as a notification: its start, a link to its cell, its whole text.
+    const toast = page.locator('.Toastify__toast', {
+      hasText: 'Distiller overrides compile()'
+    });
+    await expect(toast).toBeVisible();
+    await page.notebook.selectCells(0);
+    await toast.getByRole('button', { name: 'Cell 3' }).click();
+    await expect
+      .poll(() =>
+        page.evaluate(
+          () =>
+            (window as any).jupyterapp.shell.currentWidget.content
+              .activeCellIndex
+        )
+      )
+      .toBe(2);
+    const cell = await page.notebook.getCellLocator(2);
+    await expect(cell!).toBeInViewport();
+    await expect(cell!).toHaveClass(/jp-mod-active/);
+
+    await page
+      .locator('.Toastify__toast', {
+        hasText: 'Distiller overrides compile()'
+      })
+      .getByRole('button', { name: 'Details' })
+      .click();
+    const details = page.locator('.jp-Dialog .kerasgpu-PlanPreview');
+    await expect(details.locator('.kerasgpu-PlanPreview-text')).toHaveText(
+      long
+    );
+    if (process.env.KERASGPU_PREVIEW_SHOTS) {
+      await page.screenshot({
+        path: `${process.env.KERASGPU_PREVIEW_SHOTS}/preview-details.png`
+      });
+    }
+    await page.evaluate(() => {
+      (window as any).jupyterapp.shell.currentWidget.content.activeCellIndex =
+        0;
+    });
+    await details
+      .getByRole('button', { name: 'cell 3: model = make_model()' })
+      .click();
+    await expect(details).toHaveCount(0);
+    await expect
+      .poll(() =>
+        page.evaluate(
+          () =>
+            (window as any).jupyterapp.shell.currentWidget.content
+              .activeCellIndex
+        )
+      )
+      .toBe(2);
+
+    // One undo: the new cell and the added line both go.
+    await execute(page, 'notebook:undo-cell-action');
+    await expect.poll(() => sources(page)).toEqual(cells);
+    await page.unroute(planRoute);
   });
 
   test('the GPU snippet commands carry labels saying where code goes', async ({
@@ -256,6 +515,34 @@ test.describe('GPU notebook tools', () => {
     expect(labels[1]).toBe("Run Cell in the Notebook's Strategy");
     expect(labels[2]).toMatch(/above the TensorFlow import/);
     expect(labels[3]).toBe('Distribute This Notebook');
+  });
+});
+
+test.describe('preview notebook edits (setting)', () => {
+  test('with the preview off, a tool applies at once, still one undo step', async ({
+    page
+  }) => {
+    const id = 'jupyterlab-kerasgpu:notebook-tools';
+    await page.evaluate(async id => {
+      const settings = (window as any).jupyterapp.serviceManager.settings;
+      await settings.save(id, JSON.stringify({ previewEdits: false }));
+    }, id);
+    try {
+      await page.reload();
+      await page.notebook.createNew();
+      const cells = ['import tensorflow as tf'];
+      await setCells(page, cells);
+      await execute(page, 'kerasgpu:insert-snippet', { id: 'memory_growth' });
+      await expect.poll(() => sources(page)).toHaveLength(2);
+      await expect(preview(page)).toHaveCount(0);
+      await execute(page, 'notebook:undo-cell-action');
+      await expect.poll(() => sources(page)).toEqual(cells);
+    } finally {
+      await page.evaluate(async id => {
+        const settings = (window as any).jupyterapp.serviceManager.settings;
+        await settings.save(id, JSON.stringify({}));
+      }, id);
+    }
   });
 });
 
