@@ -550,17 +550,19 @@ def _driver_library_missing(c, cuda, log, status, driver_gpus, driver_evidence, 
             "ldconfig` or LD_LIBRARY_PATH). Then restart the kernel."
         )
         commands = ["!nvidia-smi", "!ldconfig -p | grep libcuda", "docker run --gpus all ..."]
+    no_driver = not (from_log or driver_evidence) and status.get("state") not in (None, "ok")
     c.add(
         "driver_library_missing",
         BLOCKING,
         "No NVIDIA driver here: libcuda.so.1, the driver's library, does not load"
-        if not (from_log or driver_evidence) and status.get("state") not in (None, "ok")
+        if no_driver
         else "The NVIDIA driver's library libcuda.so.1 does not load in this process",
         "; ".join(_sentence(w).rstrip(".") for w in why) + ".",
         fix,
         commands,
         TOOLKIT_LINK,
     )
+    c.items[-1]["short"] = "no NVIDIA driver" if no_driver else "the driver's libcuda.so.1 does not load"
 
 
 def _driver_mismatch(c, why: str) -> None:
@@ -761,6 +763,9 @@ def verdict(facts: dict[str, Any]) -> dict[str, Any]:
     if backend in ("jax", "torch") and other.get("gpu_count") is None and not blocking:
         status_ = "unknown"
         summary = f"Keras uses the {backend} backend; run %gpu_check --deep to ask {backend} for its devices."
+    seen = len(driver_gpus) or cuda.get("device_count") or 0
+    installed = bool(tf.get("installed")) or backend in ("jax", "torch")
+    text = verdict_text(problems, name, n_gpu, seen, installed)
     return {
         "status": status_,
         "device": "GPU"
@@ -771,7 +776,78 @@ def verdict(facts: dict[str, Any]) -> dict[str, Any]:
         "summary": summary,
         "cause": blocking[0]["code"] if blocking else None,
         "problems": problems,
+        **text,
     }
+
+
+# Each blocking cause in a few words, for the one headline every surface shows.
+_SHORT = {
+    "windows_native": "no GPU on native Windows",
+    "no_tensorflow": "TensorFlow is not installed",
+    "no_devices": "no NVIDIA GPU here",
+    "cuda_visible_devices": "CUDA_VISIBLE_DEVICES hides the GPUs",
+    "no_cuda_device": "the driver finds no GPU",
+    "driver_stub_library": "a stub libcuda.so.1 is loaded",
+    "driver_mismatch": "driver version mismatch",
+    "driver_too_old": "the driver is too old",
+    "cuinit_failed": "the driver failed to start CUDA",
+    "tensorflow_import_failed": "TensorFlow fails to load",
+    "tensorflow_gpu_package": "the deprecated tensorflow-gpu package",
+    "cpu_only_wheel": "CPU-only build",
+    "missing_cuda_libraries": "CUDA libraries missing",
+    "cuda_library_broken": "a CUDA library does not load",
+    "arch_missing": "this GPU is not in the build",
+    "tf_sees_no_gpu": "TensorFlow registers no GPU",
+    "gpus_hidden": "set_visible_devices hides the GPUs",
+}
+
+
+def fix_commands(problems: list[dict[str, Any]]) -> list[str]:
+    """The blocking causes' commands as one list in a safe order: every `%pip uninstall` first (one
+    command), then the `%pip install`s, then the rest in the causes' order, each once. tensorflow-cpu
+    and tensorflow install the same files: uninstalling one after installing the other breaks both."""
+    removes: list[str] = []
+    installs: list[str] = []
+    rest: list[str] = []
+    for p in problems:
+        if p["severity"] != BLOCKING:
+            continue
+        for cmd in p.get("commands") or []:
+            m = re.match(r"%pip uninstall -y (.+)$", cmd)
+            if m:
+                removes += [d for d in m.group(1).split() if d not in removes]
+            elif cmd.startswith("%pip install") and cmd not in installs:
+                installs.append(cmd)
+            elif not cmd.startswith("%pip install") and cmd not in rest:
+                rest.append(cmd)
+    return ([f"%pip uninstall -y {' '.join(removes)}"] if removes else []) + installs + rest
+
+
+def verdict_text(
+    problems: list[dict[str, Any]], name: str, n_gpu: int, seen: int, installed: bool = True
+) -> dict[str, Any]:
+    """The one verdict every surface shows (panel, status bar, training card, %gpu_check, %gpu_doctor):
+    `headline` ("TensorFlow in this notebook sees 0 of 1 GPU: CPU-only build"), `commands` (the
+    fixes as code, in a safe order) and `text` (both, as plain text)."""
+    blocking = [p for p in problems if p["severity"] == BLOCKING]
+    if not installed:
+        head = f"{name} is not installed in this notebook's kernel"
+    elif seen:
+        head = f"{name} in this notebook sees {n_gpu} of {_gpus(seen)}"
+    elif n_gpu:
+        head = f"{name} in this notebook sees {_gpus(n_gpu)}"
+    else:
+        head = f"{name} in this notebook sees no GPU"
+    shorts = [p.get("short") or _SHORT.get(p["code"]) or p["title"] for p in blocking]
+    shorts = [s for i, s in enumerate(shorts) if s not in shorts[:i]]
+    if installed and shorts:
+        head += ": " + "; ".join(shorts)
+    commands = fix_commands(problems)
+    steps = [
+        {"code": p["code"], "fix": p["fix"], "commands": list(p.get("commands") or [])} for p in blocking
+    ]
+    text = head + "." + ("\nFix, in this order:\n" + "\n".join(commands) if commands else "")
+    return {"headline": head, "commands": commands, "fix_steps": steps, "text": text}
 
 
 # ---------------------------------------------------------------- a log on its own (%gpu_doctor)

@@ -51,7 +51,11 @@ class CheckReport(Card):
         level = {"gpu_ready": "ok", "no_tensorflow": "error"}.get(self.verdict["status"], "error")
         if level == "ok":
             level = worst([f.level for f in fixes if f.level != "error"] or ["ok"])
-        super().__init__("GPU check", level, self.verdict["summary"], _sections(facts), fixes)
+        # Not ready: the one headline every surface shows (diagnosis.verdict_text), and its fixes in order.
+        blocked = any(p["severity"] == diagnosis.BLOCKING for p in self.verdict["problems"])
+        summary = self.verdict["headline"] + "." if blocked else self.verdict["summary"]
+        super().__init__("GPU check", level, summary, _sections(facts), fixes)
+        self.order = list(self.verdict["commands"])
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "gpu_check", "verdict": self.verdict, **self.facts}
@@ -75,6 +79,18 @@ def gather(deep: bool = False) -> dict[str, Any]:
     facts["deep_check"] = _deep_facts() if deep else None
     facts["runtime_initialized_after"] = runtime_initialized()
     return facts
+
+
+_KERNEL_VERDICT: dict[str, Any] = {}
+
+
+def kernel_verdict(refresh: bool = False) -> dict[str, Any]:
+    """This kernel's verdict on light facts (nothing new imported), kept for the kernel's life: the
+    training card words a CPU fit with it, as %gpu_check and the panel do."""
+    if refresh or not _KERNEL_VERDICT:
+        _KERNEL_VERDICT.clear()
+        _KERNEL_VERDICT.update(verdict(gather_light()))
+    return _KERNEL_VERDICT
 
 
 def gather_light() -> dict[str, Any]:

@@ -360,12 +360,15 @@ def report(text: str, source: str, facts: dict[str, Any] | None = None, ctx: Con
         for c in diagnosis.diagnose(facts)
         if c["severity"] == diagnosis.BLOCKING and c["code"] not in named
     ]
+    judged = diagnosis.verdict(facts)
     data = {
         "kind": "gpu_doctor",
         "source": source,
         "matches": found,
         "kernel": kernel,
         "cause": (found or kernel or [{"code": None}])[0]["code"],
+        # The kernel's verdict as %gpu_check, the panel and the status bar word it.
+        "verdict": {k: judged[k] for k in ("headline", "commands", "text")},
     }
     for f in found:
         f["commands"] = _fill(f["commands"], ctx.names)
@@ -377,14 +380,16 @@ def report(text: str, source: str, facts: dict[str, Any] | None = None, ctx: Con
             Fix(f["code"], "error", f"{f['title']}: {f['cause']}", f["fix"], f["commands"], f["link"])
             for f in kernel
         ]
-        return Card(
+        card = Card(
             "GPU doctor",
             "error",
-            f"No known TensorFlow GPU failure in this {source}, but in this kernel: {kernel[0]['title']}.",
+            f"No known TensorFlow GPU failure in this {source}, but: {judged['headline']}.",
             [Section("Tried").add("known failures", [k.title for k in KNOWN])],
             fixes,
             data,
         )
+        card.order = list(judged["commands"])
+        return card
     if not found:
         return Card(
             "GPU doctor",

@@ -85,6 +85,8 @@ class Card:
         self.sections = sections or []
         self.fixes = fixes or []
         self.data = data if data is not None else {}
+        # The verdict's fix commands in the order to run them (diagnosis.fix_commands), under the headline.
+        self.order: list[str] = []
 
     @property
     def ok(self) -> bool:
@@ -104,6 +106,8 @@ class Card:
     def to_text(self) -> str:
         """The terminal form."""
         lines = [f"{self.title}: [{_MARK[self.level]}] {self.summary}"]
+        if self.order:
+            lines += ["Fix, in this order:", *(f"  {c}" for c in self.order)]
         for sec in self.sections:
             if not sec.rows:
                 continue
@@ -148,6 +152,13 @@ class Card:
             f'<div style="font-weight:600"><span style="color:{color}">{e(self.title)}</span>'
             f" &mdash; {e(self.summary)}</div>",
         ]
+        if self.order:
+            parts.append(
+                '<div class="kerasgpu-order" style="margin-top:4px">Fix, in this order:'
+                '<pre style="margin:2px 0;padding:2px 6px;background:var(--jp-layout-color2)">'
+                + e("\n".join(self.order))
+                + "</pre></div>"
+            )
         for sec in self.sections:
             if not sec.rows:
                 continue

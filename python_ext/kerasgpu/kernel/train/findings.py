@@ -196,10 +196,7 @@ def cpu_fit_with_gpu(stats: FitStats) -> Finding | None:
     cvd = stats.cuda_visible_devices
     if stats.tf_built_with_cuda is False:
         why = "this TensorFlow is a CPU-only build (no CUDA)"
-        fix = (
-            "Install the GPU build in the kernel's environment: pip install 'tensorflow[and-cuda]' "
-            "(and uninstall tensorflow-cpu), then restart the kernel. %gpu_check says what it sees."
-        )
+        fix = "Run %gpu_check: it names every cause and the commands to run, in order."
         code = "cpu_only_build"
     elif cvd is not None and cvd.strip() in ("", "-1", "none", "NoDevFiles"):
         why = f"CUDA_VISIBLE_DEVICES={cvd!r} hides every GPU from this process"
@@ -225,6 +222,12 @@ def cpu_fit_with_gpu(stats: FitStats) -> Finding | None:
         code = "cpu_fit"
     evidence = f"The training ran on the CPU while {has}: {why}"
     data = {"reason": code, "driver_gpus": n, "tf_gpus": stats.tf_gpus}
+    judged = _kernel_verdict() if code in ("cpu_only_build", "gpus_hidden", "tf_sees_no_gpu") else None
+    if judged and judged.get("commands"):
+        # The kernel's one verdict (kerasgpu.diagnosis), word for word as %gpu_check and the panel say it.
+        evidence = f"{judged['headline']}."
+        fix = "Run, in this order, then restart the kernel: " + " ; ".join(judged["commands"])
+        data.update(headline=judged["headline"], commands=judged["commands"])
     return Finding(
         "cpu_fit_with_gpu", "warning", "Training runs on the CPU, not the GPU", evidence, fix, data
     )
@@ -273,10 +276,16 @@ def gpus_unused(stats: FitStats) -> Finding | None:
         return None
     evidence = f"{used} of {available} GPUs train (the strategy has {stats.replicas} replica(s))"
     fix = (
-        "Train on all of them with tf.distribute.MirroredStrategy: run %%distribute --strategy mirrored "
-        "on the cells that build and compile the model (or the distribution snippet), and multiply the "
-        "batch by the number of GPUs."
+        "Train on all of them with tf.distribute.MirroredStrategy: run %gpu_distribute in a cell "
+        "before the model is built (or the distribution snippet), and multiply the batch by the "
+        "number of GPUs."
     )
+    set_replicas = _notebook_replicas()
+    if set_replicas > used:
+        fix = (
+            f"The notebook's strategy is already set ({set_replicas} replicas), but this model was built "
+            "outside it: run the cells that build and compile the model again, after %gpu_distribute."
+        )
     return Finding(
         "gpus_unused",
         "warning",
@@ -285,6 +294,27 @@ def gpus_unused(stats: FitStats) -> Finding | None:
         fix,
         {"used": used, "available": available},
     )
+
+
+def _kernel_verdict() -> dict[str, Any] | None:
+    """The kernel's verdict (kerasgpu.diagnosis via kernel.checks), None where it can't be read."""
+    try:
+        from ..checks import kernel_verdict
+
+        return kernel_verdict()
+    except Exception:
+        return None
+
+
+def _notebook_replicas() -> int:
+    """Replicas of the strategy the notebook made current (%gpu_distribute), 1 without one."""
+    import sys
+
+    tf = sys.modules.get("tensorflow")
+    try:
+        return int(tf.distribute.get_strategy().num_replicas_in_sync) if tf else 1
+    except Exception:
+        return 1
 
 
 RULES = (cpu_fit_with_gpu, input_starving, memory_unused, mixed_precision_off, gpus_unused)
