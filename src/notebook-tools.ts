@@ -92,7 +92,7 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
       }
     };
 
-    /** Selects a cell of the current notebook and scrolls to it. */
+    /** Selects a cell of a notebook and scrolls to it. */
     const selectCell = (panel: NotebookPanel, index: number): void => {
       if (
         !panel.isDisposed &&
@@ -101,6 +101,19 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
       ) {
         Private.activate(panel.content, index);
       }
+    };
+
+    /**
+     * A link to the cell now at `index` that still finds it after later edits
+     * move it (notifications stay in the notification centre).
+     */
+    const cellLink = (panel: NotebookPanel, index: number): (() => void) => {
+      const id = panel.model?.sharedModel.cells[index]?.id;
+      return () => {
+        const cells = panel.model?.sharedModel.cells ?? [];
+        const now = id ? cells.findIndex(cell => cell.id === id) : -1;
+        selectCell(panel, now >= 0 ? now : index);
+      };
     };
 
     /**
@@ -117,6 +130,11 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
         const { text, cut } = toastText(message.text);
         const actions: Notification.IAction[] = [];
         const label = cellLabel(message);
+        // Found by id when the link is followed, wherever the cell is then.
+        const go =
+          typeof message.cell === 'number'
+            ? cellLink(panel, message.cell)
+            : () => undefined;
         if (label !== null) {
           actions.push({
             label: trans.__('Cell %1', message.cell! + 1),
@@ -124,7 +142,7 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
             displayType: 'link',
             callback: event => {
               event.preventDefault(); // The toast stays: Details may follow.
-              selectCell(panel, message.cell!);
+              go();
             }
           });
         }
@@ -133,9 +151,7 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
             label: trans.__('Details'),
             caption: trans.__('The whole message'),
             callback: () => {
-              void showMessages(title, [message], trans, index =>
-                selectCell(panel, index)
-              );
+              void showMessages(title, [message], trans, () => go());
             }
           });
         }
