@@ -827,7 +827,7 @@ def verdict_text(
     problems: list[dict[str, Any]], name: str, n_gpu: int, seen: int, installed: bool = True
 ) -> dict[str, Any]:
     """The one verdict every surface shows (panel, status bar, training card, %gpu_check, %gpu_doctor):
-    `headline` ("TensorFlow in this notebook sees 0 of 1 GPU: CPU-only build"), `commands` (the
+    `headline` ("TensorFlow in this notebook sees 0 of 1 GPU: CPU-only build"), `fix_commands` (the
     fixes as code, in a safe order) and `text` (both, as plain text)."""
     blocking = [p for p in problems if p["severity"] == BLOCKING]
     if not installed:
@@ -847,7 +847,7 @@ def verdict_text(
         {"code": p["code"], "fix": p["fix"], "commands": list(p.get("commands") or [])} for p in blocking
     ]
     text = head + "." + ("\nFix, in this order:\n" + "\n".join(commands) if commands else "")
-    return {"headline": head, "commands": commands, "fix_steps": steps, "text": text}
+    return {"headline": head, "fix_commands": commands, "fix_steps": steps, "text": text}
 
 
 # ---------------------------------------------------------------- a log on its own (%gpu_doctor)

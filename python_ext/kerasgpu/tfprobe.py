@@ -417,9 +417,16 @@ def verdict(result: ProbeResult | None, driver: dict[str, Any], status: str, rea
         "summary": None,
         "problems": [],
         "log_diagnosis": [],
+        # The one verdict (diagnosis.verdict_text) the panel and the status bar show as they get it.
+        "headline": None,
+        "fix_commands": [],
+        "fix_steps": [],
+        "text": None,
     }
     if result is None or status not in (OK, NOT_INSTALLED, IMPORT_FAILED):
-        out.update(reason=reason, code=status, summary=reason)
+        out.update(
+            reason=reason, code=status, summary=reason, headline=(reason or "").rstrip("."), text=reason
+        )
         return out
     facts = result.facts
     env = facts.get("env", {})
@@ -452,7 +459,10 @@ def verdict(result: ProbeResult | None, driver: dict[str, Any], status: str, rea
             "log": diagnosis.parse_log(log),
         }
     )
-    out.update(status=judged["status"], summary=judged["summary"], problems=judged["problems"])
+    out.update(
+        {k: judged[k] for k in ("status", "summary", "problems", "headline", "fix_commands", "fix_steps")}
+    )
+    out["text"] = judged["text"]
     out["log_diagnosis"] = doctor.diagnose(log)
     if out["ok"]:
         return out

@@ -55,7 +55,7 @@ class CheckReport(Card):
         blocked = any(p["severity"] == diagnosis.BLOCKING for p in self.verdict["problems"])
         summary = self.verdict["headline"] + "." if blocked else self.verdict["summary"]
         super().__init__("GPU check", level, summary, _sections(facts), fixes)
-        self.order = list(self.verdict["commands"])
+        self.order = list(self.verdict["fix_commands"])
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "gpu_check", "verdict": self.verdict, **self.facts}

@@ -368,7 +368,7 @@ def report(text: str, source: str, facts: dict[str, Any] | None = None, ctx: Con
         "kernel": kernel,
         "cause": (found or kernel or [{"code": None}])[0]["code"],
         # The kernel's verdict as %gpu_check, the panel and the status bar word it.
-        "verdict": {k: judged[k] for k in ("headline", "commands", "text")},
+        "verdict": {k: judged[k] for k in ("headline", "fix_commands", "text")},
     }
     for f in found:
         f["commands"] = _fill(f["commands"], ctx.names)
@@ -388,7 +388,7 @@ def report(text: str, source: str, facts: dict[str, Any] | None = None, ctx: Con
             fixes,
             data,
         )
-        card.order = list(judged["commands"])
+        card.order = list(judged["fix_commands"])
         return card
     if not found:
         return Card(

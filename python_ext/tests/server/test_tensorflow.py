@@ -349,3 +349,72 @@ def test_interpreter_follows_jupyter_clients_rules(tmp_path):
     assert tfprobe.interpreter([str(tmp_path / "none")]) is None
     assert tfprobe.interpreter([]) is None
     assert tfprobe.spec_env({"A": "${HOME}/x"}) == {"A": os.environ["HOME"] + "/x"}
+
+
+# The one verdict on every surface: what the server's probe answers (the panel and the status bar
+# render it as they get it) is word for word what %gpu_check, %gpu_doctor and the training card say
+# in a kernel of the same environment. This venv is tensorflow-cpu on a machine without libcuda.so.1.
+_SURFACES = """
+import json
+from kerasgpu.kernel import checks, doctor
+from kerasgpu.kernel.train import findings as F
+report = checks.check()
+card = doctor.report("Epoch 1/3", "log")
+fit = F.cpu_fit_with_gpu(F.FitStats(device="cpu", driver_gpus=1, tf_built_with_cuda=False, tf_gpus=0))
+print(json.dumps({
+    "check": {"summary": report.summary, "order": report.order, "text": report.to_text(),
+              "html": report._repr_html_()},
+    "doctor": {"summary": card.summary, "verdict": card.data["verdict"]},
+    "finding": fit.to_json() if fit else None,
+}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("fault", "headline"),
+    [
+        (
+            "cpu_only_build",
+            "TensorFlow in this notebook sees 0 of 1 GPU: the driver's libcuda.so.1 does not load; "
+            "CPU-only build",
+        ),
+        ("no_driver", "TensorFlow in this notebook sees no GPU: no NVIDIA driver; CPU-only build"),
+        ("no_nvidia_smi", "TensorFlow in this notebook sees no GPU: no NVIDIA driver; CPU-only build"),
+    ],
+)
+async def test_one_verdict_text_on_every_surface(fault, headline, fake_smi, kernels, api, monkeypatch):
+    if fault == "no_driver":
+        fake_smi.set(fail="no_driver")
+    elif fault == "no_nvidia_smi":
+        path = [p for p in os.environ["PATH"].split(os.pathsep) if "fake_nvidia_smi" not in p]
+        monkeypatch.setenv("PATH", os.pathsep.join(path))
+    want = "ok" if fault == "cpu_only_build" else "unavailable"
+    for _ in range(100):  # the server's sampler follows the driver's state within a few readings
+        if (await api("devices"))["status"]["state"] == want:
+            break
+        await asyncio.sleep(0.1)
+    v = (await tensorflow(api, kernel_name="python3", refresh="1"))["verdict"]
+    assert v["headline"] == headline
+    # Every fix as code, in a safe order: tensorflow-cpu goes before the CUDA build comes, with %pip.
+    assert v["fix_commands"][:2] == [
+        "%pip uninstall -y tensorflow-cpu",
+        '%pip install "tensorflow[and-cuda]==2.21.0"',
+    ]
+    assert v["text"] == f"{headline}.\nFix, in this order:\n" + "\n".join(v["fix_commands"])
+    out = subprocess.run(
+        [sys.executable, "-c", _SURFACES], capture_output=True, text=True, env=dict(os.environ), timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["check"]["summary"] == f"{headline}."
+    assert seen["check"]["order"] == v["fix_commands"]
+    assert "Fix, in this order:\n" + "\n".join(f"  {c}" for c in v["fix_commands"]) in seen["check"]["text"]
+    assert seen["doctor"]["verdict"] == {
+        "headline": headline,
+        "fix_commands": v["fix_commands"],
+        "text": v["text"],
+    }
+    assert seen["doctor"]["summary"].endswith(f"but: {headline}.")
+    finding = seen["finding"]
+    assert finding["evidence"] == f"{headline}." and finding["data"]["fix_commands"] == v["fix_commands"]
+    assert "pip install 'tensorflow[and-cuda]' (and uninstall" not in json.dumps(seen)

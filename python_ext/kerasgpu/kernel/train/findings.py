@@ -22,6 +22,12 @@ CPU pipeline, 6.2 steps/s at 30 % busy):
   power of two with factor x peak <= MEMORY_HEADROOM (80 %) of the GPU's memory
   (activations grow about linearly with the batch; weights and optimizer don't,
   so this is a floor of what fits, which %gpu_batch_size confirms).
+- INPUT_HIGH_PCT = 20, INPUT_MODERATE_PCT = 5: the share of the step spent waiting for input
+  (measured by `inputwait`) at which a step is highly / moderately input-bound, the TensorBoard
+  profiler's Input Pipeline Analyzer thresholds (openxla/xprof
+  `op_stats_to_input_pipeline_analysis.cc`: kHighlyInfeedBoundThresholdInPercent = 20,
+  kModeratelyInfeedBoundThresholdInPercent = 5). On the H200 trace the starving phase is
+  1 - 6.2/20.2 = 69 % input (highly), the healthy phase under 5 % (not).
 - MIXED_PRECISION_MIN_CC = 7.0: Tensor Cores (Volta and newer) run float16
   matmuls several times faster; bfloat16 from 8.0 (Ampere).
 """
@@ -41,6 +47,8 @@ MEMORY_UNUSED_FRACTION = 0.35
 MEMORY_HEADROOM = 0.80
 MIXED_PRECISION_MIN_CC = 7.0
 BF16_MIN_CC = 8.0
+INPUT_HIGH_PCT = 20.0
+INPUT_MODERATE_PCT = 5.0
 
 THRESHOLDS = {
     "starving_util_pct": STARVING_UTIL_PCT,
@@ -50,6 +58,8 @@ THRESHOLDS = {
     "memory_unused_fraction": MEMORY_UNUSED_FRACTION,
     "memory_headroom": MEMORY_HEADROOM,
     "mixed_precision_min_cc": MIXED_PRECISION_MIN_CC,
+    "input_high_pct": INPUT_HIGH_PCT,
+    "input_moderate_pct": INPUT_MODERATE_PCT,
 }
 
 
@@ -82,6 +92,9 @@ class FitStats:
     batch_size: int | None = None
     dtype_policy: str | None = None  # Keras' global dtype policy name
     backend: str | None = None  # Keras backend
+    input_share: float | None = None  # 0..1 of the steady step time spent waiting for the next batch
+    pipeline: dict[str, Any] | None = None  # inputwait.pipeline_facts of a tf.data input; None otherwise
+    data_kind: str | None = None  # "tf.data" | "arrays" | "generator" | "pydataset"
 
     @property
     def steps_per_s(self) -> float | None:
@@ -148,7 +161,145 @@ def input_starving(stats: FitStats) -> Finding | None:
             f"Steps are short ({stats.step_time_s * 1000:.1f} ms): launch overhead dominates. Use a larger "
             "batch, or model.compile(..., steps_per_execution=32). " + fix
         )
+    share = stats.input_share
+    if share is not None:
+        evidence += f"; measured: each step waits {share * 100:.0f} % of its time for input ({input_level(share)})"
+        data["input_share"] = round(share, 3)
     return Finding("input_starving", "warning", "The GPU waits for its input", evidence, fix, data)
+
+
+def input_level(share: float) -> str:
+    """The Input Pipeline Analyzer's words for an input share (0..1)."""
+    pct = share * 100
+    if pct >= INPUT_HIGH_PCT:
+        return "highly input-bound"
+    if pct >= INPUT_MODERATE_PCT:
+        return "moderately input-bound"
+    return "not input-bound"
+
+
+def pipeline_changes(stats: FitStats) -> list[dict[str, str]]:
+    """The changes to the user's input that remove the wait, most effective first: {what, code, why}."""
+    pipe = stats.pipeline
+    kind = stats.data_kind
+    out: list[dict[str, str]] = []
+    if pipe is None:
+        if kind == "arrays":
+            out.append(
+                {
+                    "what": "from_tensor_slices",
+                    "code": "ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x))"
+                    f".batch({stats.batch_size or 32}).prefetch(tf.data.AUTOTUNE)",
+                    "why": "arrays fed from Python are sliced and converted each step; a tf.data pipeline "
+                    "prepares the next batch while the step runs",
+                }
+            )
+        elif kind in ("generator", "pydataset"):
+            out.append(
+                {
+                    "what": "workers",
+                    "code": "super().__init__(workers=4, use_multiprocessing=False)"
+                    if kind == "pydataset"
+                    else "tf.data.Dataset.from_generator(gen, output_signature=...)"
+                    ".prefetch(tf.data.AUTOTUNE)",
+                    "why": "a Python generator makes each batch while the step waits, one at a time",
+                }
+            )
+        return out
+    if pipe.get("sequential_maps"):
+        out.append(
+            {
+                "what": "num_parallel_calls",
+                "code": ".map(fn, num_parallel_calls=tf.data.AUTOTUNE)",
+                "why": f"{pipe['sequential_maps']} map(s) run one element at a time on one core",
+            }
+        )
+    if not pipe.get("cache") and pipe.get("source") in (
+        "TFRecord files",
+        "text files",
+        "fixed-length record files",
+        "files",
+    ):
+        out.append(
+            {
+                "what": "cache",
+                "code": ".cache()",
+                "why": f"every epoch reads {pipe['source']} again (cache before random augmentation)",
+            }
+        )
+    if not pipe.get("prefetch_last"):
+        out.append(
+            {
+                "what": "prefetch",
+                "code": ".prefetch(tf.data.AUTOTUNE)",
+                "why": "no prefetch at the end: the pipeline and the step take turns instead of overlapping",
+            }
+        )
+    return out
+
+
+def dominant_part(stats: FitStats) -> str | None:
+    """Which part of the input most likely sets the wait, when the pipeline's stages say so."""
+    pipe = stats.pipeline
+    if pipe is None:
+        return {
+            "arrays": "feeding arrays from Python",
+            "generator": "the Python generator",
+            "pydataset": "the PyDataset's __getitem__",
+        }.get(stats.data_kind or "")
+    if "generator" in (pipe.get("source") or ""):
+        return "the Python generator (from_generator runs it one element at a time, under the GIL)"
+    if pipe.get("sequential_maps"):
+        return "map without num_parallel_calls (one element at a time)"
+    if pipe.get("source") and "files" in pipe["source"] and not pipe.get("cache"):
+        return f"reading {pipe['source']}"
+    if not pipe.get("prefetch"):
+        return "no prefetch (input and compute take turns)"
+    return None
+
+
+def input_bound(stats: FitStats) -> Finding | None:
+    """The measured share of each step spent waiting for input, with the Input Pipeline Analyzer's levels."""
+    share = stats.input_share
+    if share is None or not stats.step_time_s or share * 100 < INPUT_MODERATE_PCT:
+        return None
+    if input_starving(stats) is not None:  # the GPU-busy finding already carries the share
+        return None
+    step = stats.step_time_s
+    wait = share * step
+    level = input_level(share)
+    evidence = (
+        f"Each step waits {wait * 1000:.1f} ms of its {step * 1000:.1f} ms for the next batch "
+        f"({share * 100:.0f} %: {level}; TensorBoard's Input Pipeline Analyzer: >= {INPUT_HIGH_PCT:.0f} % "
+        f"highly, >= {INPUT_MODERATE_PCT:.0f} % moderately)"
+    )
+    gpus = [g for g in stats.gpus if g.util_mean_pct is not None and g.samples >= MIN_GPU_SAMPLES]
+    if gpus:
+        util = sum(g.util_mean_pct for g in gpus) / len(gpus)
+        evidence += f", GPU busy {util:.0f} %"
+    part = dominant_part(stats)
+    if part:
+        evidence += f"; the likely cause: {part}"
+    changes = pipeline_changes(stats)
+    projected = step * (1 - share)
+    if changes:
+        fix = "In the cell that builds the input: " + "; ".join(f"`{c['code']}` ({c['why']})" for c in changes)
+    else:
+        fix = "The pipeline already prefetches and maps in parallel: make its slowest stage cheaper "
+        fix += "(decode once and `.cache()`, smaller images on disk) or use a larger batch."
+    fix += f". Without the wait a step would take about {projected * 1000:.1f} ms ({1 / (1 - share):.1f}x)."
+    data = {
+        "input_share": round(share, 3),
+        "wait_ms": round(wait * 1000, 2),
+        "step_ms": round(step * 1000, 2),
+        "level": "high" if share * 100 >= INPUT_HIGH_PCT else "moderate",
+        "dominant": part,
+        "changes": changes,
+        "projected_step_s": projected,
+    }
+    lvl = "warning" if share * 100 >= INPUT_HIGH_PCT else "info"
+    title = "Highly input-bound" if lvl == "warning" else "Moderately input-bound"
+    return Finding("input_bound", lvl, f"{title}: steps wait for their input", evidence, fix, data)
 
 
 def memory_unused(stats: FitStats) -> Finding | None:
@@ -223,11 +374,11 @@ def cpu_fit_with_gpu(stats: FitStats) -> Finding | None:
     evidence = f"The training ran on the CPU while {has}: {why}"
     data = {"reason": code, "driver_gpus": n, "tf_gpus": stats.tf_gpus}
     judged = _kernel_verdict() if code in ("cpu_only_build", "gpus_hidden", "tf_sees_no_gpu") else None
-    if judged and judged.get("commands"):
+    if judged and judged.get("fix_commands"):
         # The kernel's one verdict (kerasgpu.diagnosis), word for word as %gpu_check and the panel say it.
         evidence = f"{judged['headline']}."
-        fix = "Run, in this order, then restart the kernel: " + " ; ".join(judged["commands"])
-        data.update(headline=judged["headline"], commands=judged["commands"])
+        fix = "Run, in this order, then restart the kernel: " + " ; ".join(judged["fix_commands"])
+        data.update(headline=judged["headline"], fix_commands=judged["fix_commands"])
     return Finding(
         "cpu_fit_with_gpu", "warning", "Training runs on the CPU, not the GPU", evidence, fix, data
     )
@@ -317,7 +468,7 @@ def _notebook_replicas() -> int:
         return 1
 
 
-RULES = (cpu_fit_with_gpu, input_starving, memory_unused, mixed_precision_off, gpus_unused)
+RULES = (cpu_fit_with_gpu, input_starving, input_bound, memory_unused, mixed_precision_off, gpus_unused)
 
 
 def find(stats: FitStats) -> list[Finding]:
