@@ -375,18 +375,52 @@ class KerasGPUMagics(Magics):
     @argument(
         "--no-card", action="store_true", help="no live card in the cell output (the panel still shows it)"
     )
+    @argument(
+        "--backup",
+        nargs="?",
+        const="kerasgpu-backup",
+        default=None,
+        metavar="DIR",
+        help="checkpoint every fit with keras.callbacks.BackupAndRestore in DIR/<model> (default "
+        "kerasgpu-backup); the next fit of the same model resumes there",
+    )
+    @argument(
+        "--max-loss",
+        default=None,
+        help="with --backup: the most training an interruption may lose (default 15min); the checkpoint "
+        "interval in steps follows from the measured step time",
+    )
     @argument("--json", action="store_true", help="print the result as JSON")
     @line_magic
     def gpu_watch(self, line=""):
-        """Shows every Keras fit's progress, ETA and GPU use live, and what slows it, without code changes."""
+        """Shows every Keras fit's progress, ETA, GPU use and input wait live, and what slows it, without
+        code changes; with --deadline says early whether it makes it; with --backup it survives restarts."""
         from .train import watch
 
         args = parse_argstring(self.gpu_watch, line)
         try:
-            card = watch.watch_card(args.state, args.deadline, display=not args.no_card)
+            card = watch.watch_card(
+                args.state,
+                args.deadline,
+                display=not args.no_card,
+                backup=args.backup,
+                max_loss=args.max_loss,
+            )
         except ValueError as err:
             card = KerasGPUError("bad_deadline", str(err), "e.g. --deadline 36h").card("GPU watch")
         _show(card, args.json)
+
+    @magic_arguments()
+    @argument("--limit", type=int, default=20, help="how many runs, newest first")
+    @argument("--json", action="store_true", help="print the result as JSON")
+    @line_magic
+    def gpu_runs(self, line=""):
+        """Lists the watched fits' receipts (versions, device, precision, batch, input wait, steps/s) and
+        what changed between runs of the same model."""
+        from .train import runs_card
+
+        args = parse_argstring(self.gpu_runs, line)
+        _show(runs_card.runs_card(limit=args.limit), args.json)
 
     @magic_arguments()
     @argument("model", help="the compiled Keras model (a Python expression, e.g. its name)")

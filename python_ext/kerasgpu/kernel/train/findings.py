@@ -163,7 +163,9 @@ def input_starving(stats: FitStats) -> Finding | None:
         )
     share = stats.input_share
     if share is not None:
-        evidence += f"; measured: each step waits {share * 100:.0f} % of its time for input ({input_level(share)})"
+        evidence += (
+            f"; measured: each step waits {share * 100:.0f} % of its time for input ({input_level(share)})"
+        )
         data["input_share"] = round(share, 3)
     return Finding("input_starving", "warning", "The GPU waits for its input", evidence, fix, data)
 
@@ -283,7 +285,9 @@ def input_bound(stats: FitStats) -> Finding | None:
     changes = pipeline_changes(stats)
     projected = step * (1 - share)
     if changes:
-        fix = "In the cell that builds the input: " + "; ".join(f"`{c['code']}` ({c['why']})" for c in changes)
+        fix = "In the cell that builds the input: " + "; ".join(
+            f"`{c['code']}` ({c['why']})" for c in changes
+        )
     else:
         fix = "The pipeline already prefetches and maps in parallel: make its slowest stage cheaper "
         fix += "(decode once and `.cache()`, smaller images on disk) or use a larger batch."

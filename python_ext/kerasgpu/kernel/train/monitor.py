@@ -17,9 +17,10 @@ from typing import Any
 
 import keras
 
-from . import comm
-from .findings import FitStats, GpuUse, deadline_finding, find
+from . import comm, guard, receipts
+from .findings import FitStats, GpuUse, deadline_finding, find, input_level
 from .gpuwatch import GpuWatch, WatchWindow
+from .inputwait import InputTimer, pipeline_facts
 from .timeutil import format_clock, format_duration, parse_deadline
 
 WARMUP_STEPS = 3  # first steps of a fit: tracing / compilation, not training speed
@@ -48,6 +49,13 @@ class Progress:
     device: str = "cpu"
     gpus: list[int] = field(default_factory=list)
     gpu_util_pct: float | None = None
+    input_share: float | None = None  # 0..1 of a warm step spent waiting for its input
+    input_level: str | None = None  # "highly input-bound" | "moderately input-bound" | "not input-bound"
+    deadline_verdict: dict[str, Any] | None = None  # guard.verdict: meets, projected_end, best change
+    checkpoint_time: float | None = None  # epoch seconds of the last BackupAndRestore save
+    checkpoint_every: int | None = None  # its save_freq in steps
+    resumed: dict[str, Any] | None = None  # {"epoch", "saved_at"} when this fit resumed from a backup
+    compare: dict[str, Any] | None = None  # receipts.compare with the last run of the same model
     findings: list[dict[str, Any]] = field(default_factory=list)
     time: float = 0.0
 
@@ -149,13 +157,36 @@ class ProgressCard:
             parts.append(f"GPU {','.join(map(str, p.gpus))} busy {util}")
         elif p.device == "cpu":
             parts.append("on CPU")
+        if p.input_share is not None:
+            parts.append(f"input wait {p.input_share * 100:.0f} %")
         return "  ".join(parts)
+
+    def extra_lines(self) -> list[str]:
+        """Deadline verdict, checkpoint, resume and the comparison with the last run, as lines."""
+        p, out = self.p, []
+        v = p.deadline_verdict
+        if v:
+            out.append(v["text"])
+        elif p.deadline:
+            out.append(f"deadline {format_clock(p.deadline, self.now)}")
+        if p.resumed:
+            out.append(
+                f"resumed from the checkpoint of {format_clock(p.resumed['saved_at'], self.now)} "
+                f"(epoch {p.resumed['epoch'] + 1})"
+            )
+        if p.checkpoint_time:
+            out.append(
+                f"last checkpoint {format_duration(self.now - p.checkpoint_time)} ago "
+                f"(every {p.checkpoint_every} steps)"
+            )
+        if p.compare:
+            out.append(p.compare["text"])
+        return out
 
     def to_text(self) -> str:
         word = {"running": "Training", "done": "Trained", "stopped": "Stopped"}[self.p.state]
         lines = [f"{word}: {self.headline()}"]
-        if self.p.deadline:
-            lines.append(f"  deadline {format_clock(self.p.deadline, self.now)}")
+        lines += [f"  {line}" for line in self.extra_lines()]
         for f in self.p.findings:
             mark = "!!" if f["level"] == "warning" else "--"
             lines.append(f"  [{mark}] {f['title']}: {f['evidence']}")
@@ -186,8 +217,8 @@ class ProgressCard:
             '<div style="height:6px;background:var(--jp-layout-color3,#ddd);margin:4px 0;border-radius:3px">'
             f'<div style="height:6px;width:{pct:.1f}%;background:{color};border-radius:3px"></div></div>',
         ]
-        if p.deadline:
-            out.append(f"<div>Deadline {e(format_clock(p.deadline, self.now))}</div>")
+        for line in self.extra_lines():
+            out.append(f"<div>{e(line)}</div>")
         if p.findings:
             out.append('<ul style="margin:2px 0;padding-left:18px">')
             for f in p.findings:
@@ -223,6 +254,11 @@ class TrainingMonitor(keras.callbacks.Callback):
         display: bool = True,
         gpu: bool = True,
         publish: bool = True,
+        inputs: Any = None,
+        measure_input: bool = True,
+        backup=None,
+        max_loss_s: float = guard.MAX_LOSS_S,
+        record: bool = True,
     ):
         super().__init__()
         self.batch_size = batch_size
@@ -232,6 +268,13 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.show = display
         self.publish = publish
         self.watch = GpuWatch() if gpu else None
+        self.timer = InputTimer() if measure_input else None
+        self.pipeline = pipeline_facts(inputs)
+        self.data_kind = guard.data_kind(inputs)
+        self.backup = backup  # a guard.Backup (keras.callbacks.BackupAndRestore) in the same fit
+        self.max_loss_s = max_loss_s
+        self.record = record
+        self.receipt: dict[str, Any] | None = None
         self.findings: list[dict[str, Any]] = []
         self.epoch_findings: list[list[dict[str, Any]]] = []
         self.progress = Progress()
@@ -246,6 +289,8 @@ class TrainingMonitor(keras.callbacks.Callback):
         self._intervals = 0  # step intervals seen in this fit
         self._sum_t = 0.0  # steady time and steps (after warm-up)
         self._sum_n = 0
+        self._sum_w = 0.0  # input wait during those steps
+        self._w = 0.0  # the timer's total at the last batch begin
         self._next = 0.0
         self._epoch = 0
         self._steps_done = 0  # steps of finished epochs
@@ -258,16 +303,20 @@ class TrainingMonitor(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         now = time.perf_counter()
         t = self._t
+        timer = self.timer
+        w = timer.wait_s if timer is not None else 0.0
         if t is not None and batch > self._b:
             self._intervals += 1
             if self._intervals > self.warmup_steps:
                 self._sum_t += now - t
                 self._sum_n += batch - self._b
+                self._sum_w += w - self._w
             elif self._intervals == self.warmup_steps and self.watch is not None:
                 self.watch.take()  # drop the readings of the warm-up steps
                 self.watch.recording = True
         self._t = now
         self._b = batch
+        self._w = w
         if now >= self._next:
             self._next = now + self.refresh_s
             self._refresh(batch)
@@ -291,6 +340,11 @@ class TrainingMonitor(keras.callbacks.Callback):
             time=time.time(),
         )
         self._facts = tf_facts(self.model)
+        if self.timer is not None:
+            self.timer.install(self.model)
+        self._model_key = receipts.model_key(self.model)
+        self._last_run = receipts.last_run(self._model_key) if self.record else None
+        self.progress.resumed = guard.resumed(self.model, self.backup)
         self._handle = None
         self._notebook = _in_notebook()
         if self.watch is not None:
@@ -325,6 +379,9 @@ class TrainingMonitor(keras.callbacks.Callback):
         self._update(batch=None)
         stats = self._stats(window, fit_level=False)
         found = [f.to_json() for f in find(stats)] if stats else []
+        offer = guard.backup_offer(self, self.max_loss_s)
+        if offer is not None:
+            found.append(offer)
         self._check_deadline(found)
         self.epoch_findings.append(found)
         self.progress.findings = found
@@ -336,6 +393,8 @@ class TrainingMonitor(keras.callbacks.Callback):
     def _finish(self, state: str) -> None:
         if self in _active:
             _active.remove(self)
+        if self.timer is not None:
+            self.timer.uninstall()
         if self.watch is not None:
             window = self.watch.take()
             self._accumulate(window)
@@ -354,6 +413,7 @@ class TrainingMonitor(keras.callbacks.Callback):
                     "data": {},
                 },
             )
+        self._record(state)
         self.progress.state = state
         self.progress.findings = self.findings
         self.progress.remaining_s = 0.0 if state == "done" else self.progress.remaining_s
@@ -374,8 +434,19 @@ class TrainingMonitor(keras.callbacks.Callback):
         """Mean time of a warm step in this fit (None before the warm-up is over)."""
         return self._sum_t / self._sum_n if self._sum_n else None
 
+    @property
+    def input_share(self) -> float | None:
+        """Share of the warm steps' time spent waiting for the next batch (None: not measured yet)."""
+        if self.timer is None or not self.timer.installed and not self._sum_w or not self._sum_t:
+            return None
+        return min(1.0, self._sum_w / self._sum_t)
+
     def _refresh(self, batch: int) -> None:
         self._update(batch)
+        if self.backup is not None and self._sum_n:
+            self.backup.pace(self.step_time, self.max_loss_s)
+        if self.deadline and self._sum_n >= 10:
+            self._verdict()
         if self.deadline and self._sum_n >= 10 and not self._deadline_warned:
             found: list[dict[str, Any]] = list(self.progress.findings)
             if self._check_deadline(found):
@@ -390,6 +461,12 @@ class TrainingMonitor(keras.callbacks.Callback):
         p.step_time_s = st
         if st and self.batch_size:
             p.samples_per_s = self.batch_size / st
+        share = self.input_share
+        p.input_share = round(share, 4) if share is not None else None
+        p.input_level = input_level(share) if share is not None else None
+        if self.backup is not None:
+            p.checkpoint_time = self.backup.saved_at
+            p.checkpoint_every = self.backup.every
         done = self._steps_done + (batch if batch is not None else 0)
         spe = p.steps
         if spe:
@@ -466,6 +543,9 @@ class TrainingMonitor(keras.callbacks.Callback):
             batch_size=self.batch_size,
             dtype_policy=f.get("dtype_policy"),
             backend=f.get("backend"),
+            input_share=self.input_share if self._sum_n >= 2 else None,
+            pipeline=self.pipeline,
+            data_kind=self.data_kind,
         )
 
     def _tf_peak_mib(self, tf_index: int) -> float | None:
@@ -489,14 +569,65 @@ class TrainingMonitor(keras.callbacks.Callback):
         if not self.deadline or p.remaining_s is None:
             return False
         now = time.time()
+        self._verdict()
         rate = f"{p.step_time_s * 1000:.1f} ms a step" if p.step_time_s else "the measured rate"
         d = deadline_finding(now + p.remaining_s, self.deadline, now, rate)
         if d is None:
             return False
+        best = p.deadline_verdict.get("best")
+        if best:
+            d.evidence += f". {p.deadline_verdict['best_text']}"
+            d.fix = best["how"] + " " + d.fix
+            d.data["best"] = best
         self._deadline_warned = True
         self._deadline_finding = d.to_json()
         found.insert(0, self._deadline_finding)
         return True
+
+    def _verdict(self) -> None:
+        """Whether the run makes the deadline at the measured pace, and the largest measured saving."""
+        p = self.progress
+        if not self.deadline or p.remaining_s is None:
+            return
+        now = time.time()
+        options = guard.savings(self._current(), p.remaining_s, self._last_run, self.pipeline, self.data_kind)
+        p.deadline_verdict = guard.verdict(now + p.remaining_s, self.deadline, now, options)
+
+    def _current(self) -> dict[str, Any]:
+        """This fit's receipt so far (what shapes its speed, and its measured pace)."""
+        st = self.step_time
+        return receipts.receipt(
+            self.model,
+            self._facts,
+            key=self._model_key,
+            batch_size=self.batch_size,
+            step_time_s=st,
+            input_share=self.input_share,
+            gpus=self._stats(None, fit_level=True).gpus if self._facts else [],
+            pipeline=self.pipeline,
+            data_kind=self.data_kind,
+            epochs=self.progress.epochs,
+            steps=self.progress.steps,
+        )
+
+    def _record(self, state: str) -> None:
+        """Stores this fit's receipt and compares it with the last run of the same model."""
+        if not self.record or not self._sum_n or getattr(self, "_facts", None) is None:
+            return
+        try:
+            rec = self._current()
+            rec["status"] = state
+            self.receipt = rec
+            cmp = receipts.compare(self._last_run, rec) if self._last_run else None
+            self.progress.compare = cmp
+            if cmp is not None:
+                self.findings.append(cmp["finding"])
+            receipts.store(rec)
+        except Exception as err:  # a receipt must never break training
+            self.receipt = {"error": str(err)}
+        offer = guard.backup_offer(self, self.max_loss_s)
+        if offer is not None:
+            self.findings.append(offer)
 
     # --------------------------------------------------------------- output
 

@@ -45,6 +45,19 @@ def parse_deadline(text: str | float | None, now: float | None = None) -> float 
     return when.timestamp() if when.tzinfo else time.mktime(when.timetuple())
 
 
+def parse_duration(text: str | float) -> float:
+    """Seconds in a duration as people write it: "15min", "2h", "90s", "30" (minutes)."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    m = _REL.match(str(text).strip().strip("'\""))
+    if not m:
+        raise ValueError(f"can't read the duration {text!r}: write 15min, 2h or 90s")
+    unit = (m.group(2) or "min").lower()
+    if unit not in _UNITS:
+        raise ValueError(f"unknown unit {unit!r} in {text!r}: use s, min, h or d")
+    return float(m.group(1)) * _UNITS[unit]
+
+
 def format_duration(seconds: float) -> str:
     """A human duration: 45 s, 12 min, 3.5 h, 50 h (hours up to 100, as deadlines are given), 5.2 days."""
     s = max(0.0, float(seconds))

@@ -68,6 +68,9 @@ def infer_batch_size(x: Any, batch_size: int | None) -> int | None:
 
 
 def _wrap(original):
+    import keras
+
+    from . import guard, receipts
     from .monitor import TrainingMonitor
 
     @functools.wraps(original)
@@ -81,7 +84,12 @@ def _wrap(original):
         x = args[0] if args else kwargs.get("x")
         bs = args[2] if len(args) > 2 else kwargs.get("batch_size")
         opts = dict(_state["options"])
-        monitor = TrainingMonitor(batch_size=infer_batch_size(x, bs), **opts)
+        backup_dir = opts.pop("backup", None)
+        backup = None
+        if backup_dir and not any(isinstance(c, keras.callbacks.BackupAndRestore) for c in callbacks):
+            backup = guard.make_backup(backup_dir, receipts.model_key(self))
+            callbacks.append(backup)
+        monitor = TrainingMonitor(batch_size=infer_batch_size(x, bs), inputs=x, backup=backup, **opts)
         callbacks.append(monitor)
         if len(args) > cb_pos:
             args[cb_pos] = callbacks
@@ -140,10 +148,18 @@ def last_monitor():
     return _state["last"]
 
 
-def watch_card(state: str = "status", deadline: str | None = None, display: bool = True, warmup_steps=None):
+def watch_card(
+    state: str = "status",
+    deadline: str | None = None,
+    display: bool = True,
+    warmup_steps=None,
+    backup: str | None = None,
+    max_loss: str | None = None,
+):
     """What `%gpu_watch` shows: turns the monitor on or off and says what it will do."""
     from ..render import Card, Section
-    from .timeutil import format_clock, parse_deadline
+    from . import guard
+    from .timeutil import format_clock, format_duration, parse_deadline, parse_duration
 
     if state == "on":
         opts: dict[str, Any] = {"display": display}
@@ -151,16 +167,28 @@ def watch_card(state: str = "status", deadline: str | None = None, display: bool
             opts["deadline"] = parse_deadline(deadline)
         if warmup_steps:
             opts["warmup_steps"] = int(warmup_steps)
+        if backup:
+            opts["backup"] = backup
+        if max_loss:
+            opts["max_loss_s"] = parse_duration(max_loss)
         watch_on(**opts)
     elif state == "off":
         watch_off()
     st = status()
+    st["options"] = {k: v for k, v in st["options"].items()}
     sec = Section("Training monitor")
     sec.add("every fit", "monitored" if st["on"] else "not monitored")
     dl = st["options"].get("deadline")
     if st["on"]:
         sec.add("live card", "yes" if st["options"].get("display", True) else "no (panel only)")
         sec.add("deadline", format_clock(dl) if dl else "none")
+        if st["options"].get("backup"):
+            loss = st["options"].get("max_loss_s") or guard.MAX_LOSS_S
+            sec.add(
+                "checkpoints",
+                f"keras.callbacks.BackupAndRestore in {st['options']['backup']}/<model>, paced so that an "
+                f"interruption loses at most {format_duration(loss)}; the next fit resumes",
+            )
         summary = "Every Keras fit in this kernel shows its progress, ETA and GPU use, and what slows it."
         if dl:
             summary += f" Warns early if training will end after {format_clock(dl)}."
