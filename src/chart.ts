@@ -1,7 +1,7 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
-import { formatGiB, formatPercent } from './format';
+import { formatClockTime, formatGiB, formatPercent } from './format';
 import { ISeries } from './model';
 import { setText } from './dom';
 
@@ -251,7 +251,7 @@ export class HistoryChart {
       return;
     }
     const [t, util, mem] = this._data;
-    const when = new Date((t[idx] as number) * 1000).toLocaleTimeString();
+    const when = formatClockTime(new Date((t[idx] as number) * 1000), true);
     this._legend?.set(
       when,
       util[idx] ?? null,

@@ -86,3 +86,19 @@ export function formatThroughput(
   }
   return `RX ${formatRate(rx)} · TX ${formatRate(tx)}`;
 }
+
+/**
+ * A clock time in the user's locale ("14:32" or "2:32 PM"): the one time format of every view
+ * (the chart's pointer, the training card's ETA and deadline). `locale` is for tests.
+ */
+export function formatClockTime(
+  date: Date,
+  withSeconds = false,
+  locale?: string
+): string {
+  return date.toLocaleTimeString(locale, {
+    hour: '2-digit',
+    minute: '2-digit',
+    ...(withSeconds ? { second: '2-digit' } : {})
+  });
+}

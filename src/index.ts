@@ -70,7 +70,20 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
     notebooks: INotebookTracker | null,
     themes: IThemeManager | null
   ) => {
-    const tfCheck = new TensorFlowCheck(app.serviceManager.serverSettings);
+    const tfCheck = new TensorFlowCheck(app.serviceManager.serverSettings, {
+      // the notebook tools' command (src/notebook-tools.ts), run as it is
+      insertVerificationCell: () =>
+        void app.commands.execute('kerasgpu:insert-verification-cell')
+    });
+    // The driver's state changed: the verdict is worded with it, so it is asked again.
+    let driverCode = model.status?.code ?? null;
+    model.changed.connect((_, change) => {
+      const code = model.status?.code ?? null;
+      if (change === 'status' && code !== driverCode) {
+        driverCode = code;
+        void tfCheck.recheck();
+      }
+    });
     // each notebook's running fit, from its kernel's `kerasgpu` comm
     const training = connectTraining(notebooks);
     const extra = document.createElement('div');

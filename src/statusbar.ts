@@ -3,29 +3,24 @@ import { Widget } from '@lumino/widgets';
 import { formatGiB, formatPercent } from './format';
 import { IRemoteGpus } from './host-gpus';
 import { GpuModel } from './model';
-import { ITensorFlowReply } from './tfcheck';
+import { describeTensorFlow, ITensorFlowReply } from './tfcheck';
 
 /** What TensorFlow in the current notebook's kernel sees (from the server's probe). */
 export interface IKernelTensorFlow {
   /** GPUs TensorFlow sees there; null when it could not be checked. */
   tfGpus: number | null;
-  /** Why it sees none, for the tooltip. */
+  /** The server's verdict text (headline and fixes in order) when it is not all right. */
   why: string | null;
 }
 
-/** The probe's answer as the status item needs it. */
+/** The probe's answer as the status item needs it: the server's own words, none composed here. */
 export function kernelTensorFlow(reply: ITensorFlowReply): IKernelTensorFlow {
+  const view = describeTensorFlow(reply);
+  const why = view.ok ? null : view.text || `${view.headline}.`;
   if (reply.status !== 'ok' || !reply.tensorflow) {
-    return {
-      tfGpus: reply.tensorflow ? null : 0,
-      why: reply.reason ?? 'TensorFlow is not installed in this kernel.'
-    };
+    return { tfGpus: reply.tensorflow ? null : 0, why };
   }
-  const v = reply.verdict;
-  return {
-    tfGpus: v.tf_gpus,
-    why: v.ok ? null : (v.reason ?? v.summary ?? v.fix)
-  };
+  return { tfGpus: reply.verdict.tf_gpus, why };
 }
 
 /** The GPUs `processes` hold memory on (sorted), the memory summed, and whether any was given. */
@@ -104,8 +99,13 @@ export class GpuStatusItem extends Widget {
     }
     if (model.state !== 'ok' || devices.length === 0) {
       const code = model.status?.code ?? '';
+      const words = STATE_WORDS[code] ?? (devices.length ? 'error' : 'none found');
+      if (kernelId && tf?.tfGpus === 0 && tf.why) {
+        // The kernel said so: its verdict, word for word as the panel shows it.
+        return { text: `CPU only · ${words}`, title: tf.why };
+      }
       return {
-        text: `GPU: ${STATE_WORDS[code] ?? (devices.length ? 'error' : 'none found')}`,
+        text: `GPU: ${words}`,
         title: model.status?.reason ?? 'No GPU can be read.'
       };
     }
@@ -150,17 +150,23 @@ export class GpuStatusItem extends Widget {
     if (tf && tf.tfGpus === 0) {
       return {
         text: 'CPU only · TensorFlow sees no GPU',
-        title:
-          `This notebook's TensorFlow sees no GPU, so it runs on the CPU. ${tf.why ?? ''}`.trim()
+        title: tf.why ?? "This notebook's TensorFlow sees no GPU, so it runs on the CPU."
       };
     }
+    if (!tf || tf.tfGpus === null) {
+      // Nothing said yet (or not checkable): never "CPU only" before the kernel says so.
+      return {
+        text: 'GPU: none held yet',
+        title:
+          "This notebook's kernel holds no GPU memory yet; what its TensorFlow sees is being checked."
+      };
+    }
+    const n = `${tf.tfGpus} GPU${tf.tfGpus > 1 ? 's' : ''}`;
     return {
-      text: 'CPU only · no GPU memory held',
+      text: `${n} ready · none held yet`,
       title:
-        "This notebook's kernel holds no memory on any GPU: nothing of it runs on a GPU now" +
-        (tf?.tfGpus
-          ? ` (its TensorFlow sees ${tf.tfGpus} GPU${tf.tfGpus > 1 ? 's' : ''}).`
-          : '.')
+        `This notebook's TensorFlow sees ${n}; its kernel holds no GPU memory yet (nothing of it has run on a GPU).` +
+        (tf.why ? `\n${tf.why}` : '')
     };
   }
 
@@ -227,6 +233,12 @@ export class GpuStatusItem extends Widget {
       return;
     }
     const kernelId = this._currentKernel();
+    const code = this._model.status?.code ?? null;
+    if (code !== this._statusCode) {
+      // The driver's state changed: the verdict (worded with it) is asked again.
+      this._statusCode = code;
+      this._tf.clear();
+    }
     this._askTensorFlow(kernelId);
     const { text, title } = GpuStatusItem.describe(
       this._model,
@@ -272,6 +284,7 @@ export class GpuStatusItem extends Widget {
   private _model: GpuModel;
   private _probe: ((kernelId: string) => Promise<ITensorFlowReply>) | null;
   private _remote: (() => IRemoteGpus | null) | null;
+  private _statusCode: string | null | undefined = undefined;
   private _tf = new Map<string, IKernelTensorFlow>();
 }
 

@@ -1,6 +1,20 @@
 import { requestAPI } from './request';
 import { ServerConnection } from '@jupyterlab/services';
 
+import { el } from './dom';
+import { withCode } from './panel';
+
+/** A blocking cause of the verdict (python_ext/kerasgpu/diagnosis.py). */
+export interface IVerdictProblem {
+  code: string;
+  severity: 'blocking' | 'info' | string;
+  title: string;
+  problem: string;
+  fix: string;
+  commands: string[];
+  link: string | null;
+}
+
 /** The verdict part of GET /kerasgpu/api/v1/tensorflow. */
 export interface ITensorFlowReply {
   status: string;
@@ -15,32 +29,49 @@ export interface ITensorFlowReply {
     reason: string | null;
     fix: string | null;
     summary: string | null;
+    /** The one verdict every surface shows, worded by the server (diagnosis.verdict_text). */
+    headline?: string | null;
+    /** The fixes as code, in the order to run them. */
+    fix_commands?: string[];
+    /** Headline and fixes as plain text (the status bar's tooltip). */
+    text?: string | null;
+    problems?: IVerdictProblem[];
   };
 }
 
-/** "TensorFlow 2.21.0 sees 0 of 1 GPUs" and whether that is a problem. */
-export function describeTensorFlow(reply: ITensorFlowReply): {
+/** The verdict as the views show it: never composed here, only taken from the server's answer. */
+export interface IVerdictView {
+  /** "TensorFlow in this notebook sees 0 of 1 GPU: CPU-only build". */
+  headline: string;
+  /** Why: each blocking cause in full. */
+  why: string[];
+  /** Fix: each cause's fix in words. */
+  fixes: string[];
+  /** The commands to run, in order. */
+  commands: string[];
+  /** Headline and commands as plain text. */
   text: string;
-  problem: string | null;
   ok: boolean;
-} {
+}
+
+/** The server's verdict for the views (headline, why, fix and commands, as the server words them). */
+export function describeTensorFlow(reply: ITensorFlowReply): IVerdictView {
   const v = reply.verdict;
-  if (reply.status !== 'ok' || !reply.tensorflow) {
-    return {
-      text: reply.reason ?? 'TensorFlow could not be checked in this kernel.',
-      problem: reply.hint,
-      ok: false
-    };
-  }
-  const version = reply.tensorflow.version ?? '';
-  // "0 of 0 GPUs" reads as a count; with no GPU on the machine say it in words.
-  const text =
-    v.driver_gpus === 0
-      ? `TensorFlow ${version} sees no GPU (the driver reports none)`
-      : `TensorFlow ${version} sees ${v.tf_gpus ?? 0} of ${v.driver_gpus} GPU${v.driver_gpus === 1 ? '' : 's'}`;
+  const headline = (v.headline || reply.reason || v.summary || '')
+    .trim()
+    .replace(/\.$/, '');
+  const problems = (v.problems ?? []).filter(p => p.severity === 'blocking');
+  const why = problems.length
+    ? problems.map(p => p.problem)
+    : [v.reason, reply.hint].filter((x): x is string => !!x && x !== headline);
+  const fixes = problems.map(p => p.fix);
+  const commands = v.fix_commands ?? [];
   return {
-    text,
-    problem: v.ok ? null : (v.reason ?? v.summary ?? v.fix),
+    headline: headline || 'TensorFlow could not be checked in this kernel',
+    why,
+    fixes,
+    commands,
+    text: v.text ?? (headline ? `${headline}.` : ''),
     ok: v.ok
   };
 }
@@ -51,8 +82,12 @@ export function describeTensorFlow(reply: ITensorFlowReply): {
  * own Python (cached there), never in the browser.
  */
 export class TensorFlowCheck {
-  constructor(serverSettings: ServerConnection.ISettings) {
+  constructor(
+    serverSettings: ServerConnection.ISettings,
+    options: TensorFlowCheck.IOptions = {}
+  ) {
     this._settings = serverSettings;
+    this._insertCell = options.insertVerificationCell ?? null;
     this.node = document.createElement('div');
     this.node.className = 'jp-kerasgpu-tf';
     this.node.setAttribute('aria-live', 'polite');
@@ -62,18 +97,38 @@ export class TensorFlowCheck {
   /** The line's element, placed by the panel. */
   readonly node: HTMLElement;
 
+  /** The latest answer shown (null: none yet, or no notebook). */
+  get reply(): ITensorFlowReply | null {
+    return this._reply;
+  }
+
   /** Checks the kernel with this id (null: no notebook, nothing shown). */
   async check(kernelId: string | null, refresh = false): Promise<void> {
     if (kernelId && kernelId === this._kernelId && !refresh) {
       return; // already shown (or on its way) for this kernel
     }
     this._kernelId = kernelId;
+    this._reply = null;
     if (!kernelId) {
       this.node.hidden = true;
       return;
     }
     this.node.hidden = false;
-    this._show('Checking TensorFlow in this notebook’s kernel…', null, 'busy');
+    this._showBusy();
+    await this._ask(kernelId, refresh);
+  }
+
+  /**
+   * Asks again for the same kernel without re-probing it (the server's cache): the
+   * driver's state changed, and the verdict must not contradict the panel above it.
+   */
+  async recheck(): Promise<void> {
+    if (this._kernelId) {
+      await this._ask(this._kernelId, false);
+    }
+  }
+
+  private async _ask(kernelId: string, refresh: boolean): Promise<void> {
     let reply: ITensorFlowReply;
     try {
       reply = await requestAPI<ITensorFlowReply>(
@@ -83,36 +138,103 @@ export class TensorFlowCheck {
       );
     } catch (error) {
       if (this._kernelId === kernelId) {
-        this._show(
-          'TensorFlow could not be checked in this kernel.',
-          (error as Error).message,
-          'problem'
-        );
+        this._show({
+          headline: 'TensorFlow could not be checked in this kernel',
+          why: [(error as Error).message],
+          fixes: [],
+          commands: [],
+          text: '',
+          ok: false
+        });
       }
       return;
     }
     if (this._kernelId !== kernelId) {
       return; // the user moved on to another notebook meanwhile
     }
-    const { text, problem, ok } = describeTensorFlow(reply);
-    this._show(text, problem, ok ? 'ok' : 'problem');
+    this._reply = reply;
+    this._show(describeTensorFlow(reply));
   }
 
-  private _show(text: string, problem: string | null, kind: string): void {
+  private _showBusy(): void {
+    this.node.replaceChildren(
+      el(
+        'p',
+        'jp-kerasgpu-tf-text',
+        'Checking TensorFlow in this notebook’s kernel…'
+      )
+    );
+    this.node.dataset.kind = 'busy';
+  }
+
+  private _show(view: IVerdictView): void {
     this.node.replaceChildren();
-    this.node.dataset.kind = kind;
-    const line = document.createElement('p');
-    line.className = 'jp-kerasgpu-tf-text';
-    line.textContent = text;
-    this.node.appendChild(line);
-    if (problem) {
-      const why = document.createElement('p');
-      why.className = 'jp-kerasgpu-tf-problem';
-      why.textContent = problem;
-      this.node.appendChild(why);
+    this.node.dataset.kind = view.ok ? 'ok' : 'problem';
+    this.node.appendChild(el('p', 'jp-kerasgpu-tf-text', view.headline));
+    const open = this._open;
+    if (view.why.length || view.commands.length || view.fixes.length) {
+      const details = el('details', 'jp-kerasgpu-tf-details') as HTMLDetailsElement;
+      details.open = open;
+      details.addEventListener('toggle', () => (this._open = details.open));
+      details.appendChild(el('summary', '', view.ok ? 'Details' : 'Why / Fix'));
+      for (const why of view.why) {
+        details.appendChild(el('p', 'jp-kerasgpu-tf-why', why));
+      }
+      if (view.commands.length) {
+        details.appendChild(el('p', 'jp-kerasgpu-tf-label', 'Fix, in this order:'));
+        details.appendChild(commandBlock(view.commands));
+      }
+      for (const fix of view.fixes) {
+        const p = el('p', 'jp-kerasgpu-tf-fix');
+        p.append(...withCode(fix));
+        details.appendChild(p);
+      }
+      this.node.appendChild(details);
+    }
+    if (this._insertCell && !view.ok) {
+      const insert = el(
+        'button',
+        'jp-mod-styled jp-kerasgpu-tf-insert',
+        'Insert GPU Verification Cell'
+      ) as HTMLButtonElement;
+      insert.type = 'button';
+      insert.title =
+        'Add the GPU verification cell (%gpu_check) at the top of this notebook';
+      const run = this._insertCell;
+      insert.addEventListener('click', () => run());
+      this.node.appendChild(insert);
     }
   }
 
+  private _insertCell: (() => void) | null;
   private _kernelId: string | null = null;
+  private _open = false;
+  private _reply: ITensorFlowReply | null = null;
   private _settings: ServerConnection.ISettings;
+}
+
+export namespace TensorFlowCheck {
+  /** Options of the TensorFlow line. */
+  export interface IOptions {
+    /** Runs the notebook tools' "Insert GPU Verification Cell" command. */
+    insertVerificationCell?: () => void;
+  }
+}
+
+/** Commands as one copyable code block, with a Copy button. */
+export function commandBlock(commands: string[]): HTMLElement {
+  const box = el('div', 'jp-kerasgpu-commands');
+  const pre = el('pre', 'jp-kerasgpu-commands-code');
+  pre.appendChild(el('code', '', commands.join('\n')));
+  const copy = el('button', 'jp-kerasgpu-copy', 'Copy') as HTMLButtonElement;
+  copy.type = 'button';
+  copy.title = 'Copy these commands (paste them into a notebook cell)';
+  copy.addEventListener('click', () => {
+    void navigator.clipboard?.writeText(commands.join('\n')).then(
+      () => (copy.textContent = 'Copied'),
+      () => undefined
+    );
+  });
+  box.append(pre, copy);
+  return box;
 }

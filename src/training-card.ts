@@ -2,6 +2,7 @@ import { Widget } from '@lumino/widgets';
 
 import { ITrainingState, summarize, TrainingModel } from './training';
 import { el } from './dom';
+import { commandBlock } from './tfcheck';
 
 /**
  * The training cards of the GPU panel: one per notebook whose kernel reports a
@@ -72,9 +73,15 @@ function card(state: ITrainingState): HTMLElement {
     f.dataset.level = s.finding.level;
     f.appendChild(el('strong', '', s.finding.title));
     f.appendChild(document.createTextNode(`: ${s.finding.evidence}`));
-    f.title = `Fix: ${s.finding.fix}`;
-    const fix = el('div', 'jp-kerasgpu-training-fix', `Fix: ${s.finding.fix}`);
-    f.appendChild(fix);
+    const commands = s.finding.data?.fix_commands;
+    if (commands?.length) {
+      // The kernel's verdict: its fixes as copyable code, in order (as the panel shows them).
+      f.appendChild(el('div', 'jp-kerasgpu-training-fix', 'Fix, in this order:'));
+      f.appendChild(commandBlock(commands));
+    } else {
+      f.title = `Fix: ${s.finding.fix}`;
+      f.appendChild(el('div', 'jp-kerasgpu-training-fix', `Fix: ${s.finding.fix}`));
+    }
     root.appendChild(f);
   }
   return root;

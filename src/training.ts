@@ -1,6 +1,8 @@
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
+import { formatClockTime } from './format';
+
 /** The comm target the kernel extension opens (python_ext/kerasgpu/kernel/train/comm.py). */
 export const COMM_TARGET = 'kerasgpu';
 
@@ -11,6 +13,8 @@ export interface ITrainingFinding {
   title: string;
   evidence: string;
   fix: string;
+  /** The kernel's one verdict, when the finding is about it (fix_commands: in the order to run them). */
+  data?: { headline?: string; fix_commands?: string[] } & Record<string, unknown>;
 }
 
 /** One progress message of a running `fit` (the comm's `data`, type "training"). */
@@ -80,16 +84,17 @@ export function formatDuration(seconds: number | null | undefined): string {
   return `${(s / 86400).toFixed(1)} days`;
 }
 
-/** A clock time for an ETA: "14:32" today, "Tue 09:10" within a week, else the date. */
+/** A clock time for an ETA in the user's locale: "14:32" today, "Tue 09:10" within a week, else the date. */
 export function formatEta(
   epochSeconds: number | null,
-  now: Date = new Date()
+  now: Date = new Date(),
+  locale?: string
 ): string {
   if (epochSeconds === null || !isFinite(epochSeconds)) {
     return '–';
   }
   const t = new Date(epochSeconds * 1000);
-  const hm = `${String(t.getHours()).padStart(2, '0')}:${String(t.getMinutes()).padStart(2, '0')}`;
+  const hm = formatClockTime(t, false, locale);
   const day = (d: Date) =>
     new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
   const days = Math.round((day(t) - day(now)) / 86_400_000);
@@ -97,9 +102,9 @@ export function formatEta(
     return hm;
   }
   if (days > 0 && days < 7) {
-    return `${t.toLocaleDateString('en-US', { weekday: 'short' })} ${hm}`;
+    return `${t.toLocaleDateString(locale, { weekday: 'short' })} ${hm}`;
   }
-  return `${t.getFullYear()}-${String(t.getMonth() + 1).padStart(2, '0')}-${String(t.getDate()).padStart(2, '0')} ${hm}`;
+  return `${t.toLocaleDateString(locale)} ${hm}`;
 }
 
 /** The lines of a training card, from one message (pure: what the view renders). */
@@ -121,7 +126,8 @@ export interface ITrainingSummary {
 /** Turns a progress message into what the card shows. */
 export function summarize(
   state: ITrainingState,
-  now: Date = new Date()
+  now: Date = new Date(),
+  locale?: string
 ): ITrainingSummary {
   const m = state.message;
   const percent = Math.max(0, Math.min(100, (m.progress ?? 0) * 100));
@@ -144,14 +150,15 @@ export function summarize(
     .join(' · ');
   let eta = '';
   if (m.status === 'running' && m.eta !== null) {
-    eta = `ETA ${formatEta(m.eta, now)} (in ${formatDuration(m.remaining_s)})`;
+    eta = `ETA ${formatEta(m.eta, now, locale)} (in ${formatDuration(m.remaining_s)})`;
   } else if (m.status === 'done') {
     eta = 'finished';
   } else if (m.status === 'stopped') {
     eta = 'stopped before the end';
   }
   let gpu: string;
-  if (m.gpus.length) {
+  // nvidia-smi may list the kernel's pid while its TensorFlow trains on the CPU: the device decides.
+  if (m.gpus.length && m.device === 'gpu') {
     const util =
       m.gpu_util_pct === null ? '–' : `${Math.round(m.gpu_util_pct)} %`;
     gpu = `GPU ${m.gpus.join(', ')} busy ${util}`;
@@ -166,7 +173,9 @@ export function summarize(
     eta,
     gpu,
     deadline:
-      m.deadline !== null ? `deadline ${formatEta(m.deadline, now)}` : '',
+      m.deadline !== null
+        ? `deadline ${formatEta(m.deadline, now, locale)}`
+        : '',
     late:
       m.finding?.code === 'deadline_miss' ||
       m.finding?.code === 'deadline_missed',

@@ -37,12 +37,28 @@ describe('the status bar item tells the truth about the current notebook', () =>
     expect(title).toContain('CPU-only build');
   });
 
-  it('says CPU only when the kernel holds no GPU memory', () => {
-    const { text } = GpuStatusItem.describe(model(), 'mine', {
-      tfGpus: 1,
-      why: null
+  it('never says CPU only before the kernel said so', () => {
+    expect(GpuStatusItem.describe(model(), 'mine', null).text).toBe(
+      'GPU: none held yet'
+    );
+    expect(
+      GpuStatusItem.describe(model(), 'mine', { tfGpus: 1, why: null }).text
+    ).toBe('1 GPU ready · none held yet');
+  });
+
+  it("shows the kernel's verdict as its tooltip when the driver is missing", () => {
+    const m = model({
+      state: 'unavailable',
+      status: { state: 'unavailable', code: 'smi_not_found', reason: 'x' },
+      devices: []
     });
-    expect(text).toBe('CPU only · no GPU memory held');
+    const why = 'TensorFlow in this notebook sees no GPU: no NVIDIA driver.';
+    const { text, title } = GpuStatusItem.describe(m, 'mine', {
+      tfGpus: 0,
+      why
+    });
+    expect(text).toBe('CPU only · no NVIDIA driver');
+    expect(title).toBe(why);
   });
 
   it("shows the memory this kernel holds and its GPU's utilization", () => {
@@ -101,7 +117,7 @@ describe('the status bar item tells the truth about the current notebook', () =>
           summary: null
         }
       })
-    ).toEqual({ tfGpus: 0, why: 'TensorFlow is not installed' });
+    ).toEqual({ tfGpus: 0, why: 'TensorFlow is not installed.' });
   });
 });
 

@@ -1,5 +1,11 @@
 import { withCode } from '../panel';
-import { describeTensorFlow, ITensorFlowReply } from '../tfcheck';
+import { ServerConnection } from '@jupyterlab/services';
+
+import {
+  describeTensorFlow,
+  ITensorFlowReply,
+  TensorFlowCheck
+} from '../tfcheck';
 
 const base: ITensorFlowReply = {
   status: 'ok',
@@ -17,57 +23,105 @@ const base: ITensorFlowReply = {
   }
 };
 
-describe('describeTensorFlow', () => {
-  it('says how many of the driver’s GPUs TensorFlow sees', () => {
-    expect(describeTensorFlow(base)).toEqual({
-      text: 'TensorFlow 2.21.0 sees 1 of 1 GPU',
-      problem: null,
-      ok: true
-    });
-  });
-
-  it('flags fewer GPUs than the driver has, with the reason', () => {
-    const reply = {
-      ...base,
-      verdict: {
-        ...base.verdict,
-        tf_gpus: 0,
-        driver_gpus: 4,
-        ok: false,
-        reason: 'This TensorFlow is the CPU-only build.'
+const cpuOnly: ITensorFlowReply = {
+  ...base,
+  verdict: {
+    ...base.verdict,
+    tf_gpus: 0,
+    ok: false,
+    reason: 'The NVIDIA driver’s library libcuda.so.1 does not load.',
+    headline:
+      "TensorFlow in this notebook sees 0 of 1 GPU: the driver's libcuda.so.1 does not load; CPU-only build",
+    fix_commands: [
+      '%pip uninstall -y tensorflow-cpu',
+      '%pip install "tensorflow[and-cuda]==2.21.0"',
+      'docker run --gpus all ...'
+    ],
+    text: 'TensorFlow in this notebook sees 0 of 1 GPU: …',
+    problems: [
+      {
+        code: 'driver_library_missing',
+        severity: 'blocking',
+        title: 'The NVIDIA driver’s library libcuda.so.1 does not load',
+        problem: 'The NVIDIA driver’s library libcuda.so.1 does not load. …',
+        fix: 'Give this process the GPU driver: `docker run --gpus all`.',
+        commands: ['docker run --gpus all ...'],
+        link: null
+      },
+      {
+        code: 'cpu_only_wheel',
+        severity: 'blocking',
+        title: 'This TensorFlow (tensorflow-cpu 2.21.0) is a CPU-only build',
+        problem: 'This TensorFlow (tensorflow-cpu 2.21.0) is a CPU-only build. …',
+        fix: 'Install the CUDA build, then restart the kernel.',
+        commands: ['%pip uninstall -y tensorflow-cpu'],
+        link: null
+      },
+      {
+        code: 'arch_ptx_jit',
+        severity: 'info',
+        title: 'a note',
+        problem: 'a note.',
+        fix: 'fine',
+        commands: [],
+        link: null
       }
-    };
-    expect(describeTensorFlow(reply)).toEqual({
-      text: 'TensorFlow 2.21.0 sees 0 of 4 GPUs',
-      problem: 'This TensorFlow is the CPU-only build.',
-      ok: false
-    });
-  });
+    ]
+  }
+};
 
-  it('says "no GPU" in words, not "0 of 0", on a machine without one', () => {
-    const reply = {
-      ...base,
-      verdict: { ...base.verdict, tf_gpus: 0, driver_gpus: 0, ok: false }
-    };
-    const out = describeTensorFlow(reply);
-    expect(out.text).toBe(
-      'TensorFlow 2.21.0 sees no GPU (the driver reports none)'
-    );
-    expect(out.text).not.toContain('0 of 0');
-  });
-
-  it('explains a kernel without TensorFlow', () => {
-    const reply = {
-      ...base,
-      status: 'not_installed',
-      tensorflow: null,
-      reason: 'TensorFlow is not installed in this kernel’s environment.',
-      hint: 'pip install tensorflow[and-cuda] in that environment'
-    };
-    const out = describeTensorFlow(reply);
+describe('describeTensorFlow', () => {
+  it('shows the server’s headline, every blocking cause and its commands, in its order', () => {
+    const out = describeTensorFlow(cpuOnly);
+    expect(out.headline).toBe(cpuOnly.verdict.headline);
+    expect(out.why).toEqual([
+      'The NVIDIA driver’s library libcuda.so.1 does not load. …',
+      'This TensorFlow (tensorflow-cpu 2.21.0) is a CPU-only build. …'
+    ]);
+    expect(out.commands).toEqual(cpuOnly.verdict.fix_commands);
     expect(out.ok).toBe(false);
-    expect(out.text).toContain('not installed');
-    expect(out.problem).toContain('pip install');
+  });
+
+  it('composes no text of its own: a probe that failed shows its reason as the headline', () => {
+    const reply = {
+      ...base,
+      status: 'timeout',
+      tensorflow: null,
+      reason: 'The TensorFlow probe did not finish within 60 s.',
+      hint: 'Run nvidia-smi.',
+      verdict: { ...base.verdict, ok: false, tf_gpus: null }
+    };
+    const out = describeTensorFlow(reply);
+    expect(out.headline).toBe('The TensorFlow probe did not finish within 60 s');
+    // the reason is the headline already: Why says only what comes on top
+    expect(out.why).toEqual(['Run nvidia-smi.']);
+    expect(out.commands).toEqual([]);
+  });
+});
+
+describe('TensorFlowCheck', () => {
+  it('renders one headline, a Why / Fix expander with the commands as code, and the insert button', async () => {
+    const inserted: number[] = [];
+    const check = new TensorFlowCheck(ServerConnection.makeSettings(), {
+      insertVerificationCell: () => inserted.push(1)
+    });
+    (check as any)._kernelId = 'k';
+    (check as any)._show(describeTensorFlow(cpuOnly));
+    const node = check.node;
+    expect(node.querySelectorAll('.jp-kerasgpu-tf-text')).toHaveLength(1);
+    expect(node.querySelector('.jp-kerasgpu-tf-text')!.textContent).toBe(
+      cpuOnly.verdict.headline
+    );
+    const details = node.querySelector('details')!;
+    expect(details.open).toBe(false);
+    expect(details.querySelector('summary')!.textContent).toBe('Why / Fix');
+    expect(details.querySelector('pre code')!.textContent).toBe(
+      cpuOnly.verdict.fix_commands!.join('\n')
+    );
+    const button = node.querySelector('button.jp-kerasgpu-tf-insert') as HTMLButtonElement;
+    expect(button.textContent).toBe('Insert GPU Verification Cell');
+    button.click();
+    expect(inserted).toEqual([1]);
   });
 });
 

@@ -57,15 +57,13 @@ describe('training messages', () => {
     expect(formatDuration(5400)).toBe('1.5 h');
     expect(formatDuration(50 * 3600)).toBe('50 h');
     expect(formatDuration(null)).toBe('–');
-    expect(
-      formatEta(new Date(2026, 10, 29, 14, 32).getTime() / 1000, NOW)
-    ).toBe('14:32');
-    expect(formatEta(new Date(2026, 11, 1, 18, 0).getTime() / 1000, NOW)).toBe(
-      'Tue 18:00'
-    );
-    expect(formatEta(new Date(2027, 0, 5, 8, 5).getTime() / 1000, NOW)).toBe(
-      '2027-01-05 08:05'
-    );
+    // the user's locale decides (one format in every view): 24 h in en-GB, AM/PM in en-US
+    const at = (d: Date, locale: string) =>
+      formatEta(d.getTime() / 1000, NOW, locale);
+    expect(at(new Date(2026, 10, 29, 14, 32), 'en-GB')).toBe('14:32');
+    expect(at(new Date(2026, 10, 29, 14, 32), 'en-US')).toBe('02:32 PM');
+    expect(at(new Date(2026, 11, 1, 18, 0), 'en-GB')).toBe('Tue 18:00');
+    expect(at(new Date(2027, 0, 5, 8, 5), 'en-GB')).toBe('05/01/2027 08:05');
   });
 
   it('summarizes progress, speed, ETA, GPU use and the latest finding', () => {
@@ -76,7 +74,8 @@ describe('training messages', () => {
         message: message(),
         receivedAt: 0
       },
-      NOW
+      NOW,
+      'en-GB'
     );
     expect(s.title).toBe('Training: train.ipynb');
     expect(s.percent).toBeCloseTo(13);
@@ -95,7 +94,8 @@ describe('training messages', () => {
         }),
         receivedAt: 0
       },
-      NOW
+      NOW,
+      'en-GB'
     );
     expect(withDeadline.deadline).toBe('deadline Tue 18:00');
     const cpu = summarize(
@@ -109,6 +109,17 @@ describe('training messages', () => {
     );
     expect(cpu.gpu).toBe('on the CPU');
     expect(cpu.eta).toBe('finished');
+    // nvidia-smi lists the kernel's pid, but its TensorFlow trains on the CPU: no GPU claim
+    const listed = summarize(
+      {
+        key: 'k',
+        label: 'k',
+        message: message({ gpus: [0], device: 'cpu' }),
+        receivedAt: 0
+      },
+      NOW
+    );
+    expect(listed.gpu).toBe('on the CPU');
   });
 });
 
