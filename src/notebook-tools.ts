@@ -146,7 +146,7 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
             }
           });
         }
-        if (cut || message.code) {
+        if (cut) {
           actions.push({
             label: trans.__('Details'),
             caption: trans.__('The whole message'),

@@ -198,7 +198,7 @@ export function renderMessages(
       item.appendChild(link);
     }
     if (message.code) {
-      item.appendChild(el('pre', 'kerasgpu-PlanPreview-code', message.code));
+      item.dataset.code = message.code;
     }
     list.appendChild(item);
   }

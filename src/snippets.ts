@@ -139,7 +139,7 @@ export interface IPlanMessage {
   /** The whole message, never cut. */
   text: string;
   action?: 'distribute-notebook';
-  /** Code the message is about or proposes, if any. */
+  /** What kind of message it is, e.g. `model_marked_built` (an id, not Python code). */
   code?: string;
   /** The cell the message is about: its index in the notebook after the plan's edits. */
   cell?: number;

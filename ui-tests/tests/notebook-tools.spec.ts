@@ -499,6 +499,97 @@ test.describe('GPU notebook tools', () => {
     await page.unroute(planRoute);
   });
 
+  test("the server's planner: Distribute marks a model without call() built in the user's own cell (previewed, linked, one undo) or refuses with its whole reason", async ({
+    page
+  }) => {
+    const submodels =
+      'import keras\n' +
+      'encoder = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)], name="encoder")\n' +
+      'decoder = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)], name="decoder")';
+    const modelClass = [
+      'class AutoEncoder(keras.Model):',
+      '    def __init__(self, encoder, decoder, **kwargs):',
+      '        super().__init__(**kwargs)',
+      '        self.encoder = encoder',
+      '        self.decoder = decoder',
+      '        self.loss_tracker = keras.metrics.Mean(name="loss")',
+      '',
+      '    def train_step(self, data):',
+      '        return {"loss": self.loss_tracker.result()}'
+    ].join('\n');
+    const create =
+      "ae = AutoEncoder(encoder, decoder)\nae.compile(optimizer='adam')";
+    const cells = [submodels, modelClass, create, 'ae.fit(x, epochs=1)'];
+    await setCells(page, cells);
+    await execute(page, 'kerasgpu:distribute-notebook');
+    const dialog = preview(page);
+    const where = dialog.locator('.kerasgpu-PlanPreview-where');
+    await expect(where).toHaveCount(2);
+    await expect(where.first()).toHaveText(/^New cell \d, above `/);
+    await expect(where.nth(1)).toHaveText(
+      /^Cell \d \(was cell 3\), `ae = AutoEncoder\(encoder, decoder\)`: 1 line added, 0 lines removed$/
+    );
+    await expect(
+      dialog
+        .locator('.kerasgpu-PlanPreview-change.kerasgpu-mod-changed')
+        .locator('.kerasgpu-PlanPreview-line.kerasgpu-mod-added')
+    ).toHaveText([/^\+ ae\.built = True {2}# kerasgpu/]);
+    const message = dialog.locator(
+      '.kerasgpu-PlanPreview-message[data-code="model_marked_built"]'
+    );
+    const link = message.locator('.kerasgpu-PlanPreview-cellLink');
+    await expect(link).toHaveText(
+      /^cell \d: ae = AutoEncoder\(encoder, decoder\)$/
+    );
+    await link.click();
+    // The cell as numbered now, before the new cell goes in above it.
+    await expect
+      .poll(() =>
+        page.evaluate(
+          () =>
+            (window as any).jupyterapp.shell.currentWidget.content
+              .activeCellIndex
+        )
+      )
+      .toBe(2);
+    await answer(page, 'Apply');
+    await expect.poll(() => sources(page)).toHaveLength(5);
+    const after = await sources(page);
+    const model = after.findIndex(source =>
+      source.startsWith('ae = AutoEncoder')
+    );
+    expect(after[model].split('\n')[1]).toMatch(/^ae\.built = True/);
+    await execute(page, 'notebook:undo-cell-action');
+    await expect.poll(() => sources(page)).toEqual(cells);
+
+    // A sub-model without an Input: refused before inserting, the whole reason a click away.
+    const unbuilt = [
+      submodels.replace(
+        'keras.Sequential([keras.Input((4,)), ',
+        'keras.Sequential(['
+      ),
+      ...cells.slice(1)
+    ];
+    await setCells(page, unbuilt);
+    await execute(page, 'kerasgpu:distribute-notebook');
+    const toast = page.locator('.Toastify__toast', {
+      hasText: 'Not distributed: AutoEncoder'
+    });
+    await expect(toast).toBeVisible();
+    await expect(preview(page)).toHaveCount(0);
+    expect(await sources(page)).toEqual(unbuilt);
+    await toast.getByRole('button', { name: 'Details' }).click();
+    const details = page.locator('.jp-Dialog .kerasgpu-PlanPreview');
+    await expect(details.locator('.kerasgpu-PlanPreview-text')).toContainText(
+      'trains on one device'
+    );
+    await page
+      .locator('.jp-Dialog-footer')
+      .getByRole('button', { name: 'Close' })
+      .click();
+    await expect(details).toHaveCount(0);
+  });
+
   test('the GPU snippet commands carry labels saying where code goes', async ({
     page
   }) => {
