@@ -165,6 +165,39 @@ def _wrap_trainer() -> None:
         if current is None or getattr(current, "_kerasgpu", False):
             continue
         setattr(trainer, name, _guarded(name, current))
+    current = trainer.__dict__.get("_maybe_symbolic_build")
+    if current is not None and not getattr(current, "_kerasgpu", False):
+        trainer._maybe_symbolic_build = _build_on_any_dtype(current)
+
+
+def _build_on_any_dtype(original):
+    """Keras 3.15 builds a model under a strategy on the replicas' first batches averaged
+    (`strategy.reduce("MEAN", ...)`, backend/tensorflow/trainer.py `_maybe_symbolic_build`): a
+    batch of strings (a model that starts with TextVectorization) cannot be averaged, and evaluate
+    or fit fails ('Value for attr 'T' of string is not in the list of allowed values ... AddN').
+    Only shapes and dtypes are read from it, so the first replica's batch serves as well."""
+
+    @functools.wraps(original)
+    def method(self, iterator=None, data_batch=None):
+        if iterator is None or self._distribute_strategy is None or _STATE["strategy"] is None:
+            return original(self, iterator=iterator, data_batch=data_batch)
+        tf = import_tensorflow()
+        batch = None
+        for _, _, it in iterator:
+            batch = next(it)
+            break
+        strategy = self.distribute_strategy
+        flat = tf.nest.flatten(batch)
+        if flat and all(isinstance(v, tf.distribute.DistributedValues) for v in flat):
+            local = tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], batch)
+            if any(v.dtype == tf.string for v in tf.nest.flatten(local)):
+                batch = local
+            else:
+                batch = strategy.reduce("MEAN", batch, axis=None)
+        return original(self, data_batch=batch)
+
+    method._kerasgpu = True
+    return method
 
 
 def _internal_fit() -> bool:

@@ -241,3 +241,30 @@ def test_a_gan_with_its_own_optimizers_trains_on_both_replicas():
     assert "d_optimizer on discriminator.trainable_weights" in cells[4].text
     assert "g_optimizer on generator.trainable_weights" in cells[4].text
     assert "SLOTS MirroredVariable" in cells[4].stdout
+
+
+def test_a_model_on_strings_evaluates_on_both_replicas():
+    """keras-io's text_classification_from_scratch: an end-to-end model starting with
+    TextVectorization, evaluated on a dataset of raw strings. Keras averages the replicas' first
+    batches to build it, which strings cannot be ('... string is not in the list of allowed values')."""
+    cells = run_cells(
+        [
+            TWO_CPUS,
+            "%gpu_distribute",
+            "import keras\nimport tensorflow as tf\n"
+            "texts = tf.data.Dataset.from_tensor_slices((['good film', 'bad film', 'so good', 'so bad'] * 4, "
+            "[1, 0, 1, 0] * 4)).batch(8)\n"
+            "vectorize = keras.layers.TextVectorization(max_tokens=20, output_sequence_length=4)\n"
+            "vectorize.adapt(texts.map(lambda x, y: x))\n"
+            "inputs = keras.Input(shape=(1,), dtype='string')\n"
+            "x = keras.layers.Embedding(20, 4)(vectorize(inputs))\n"
+            "x = keras.layers.GlobalAveragePooling1D()(x)\n"
+            "outputs = keras.layers.Dense(1, activation='sigmoid')(x)\n"
+            "model = keras.Model(inputs, outputs)\n"
+            "model.compile(loss='binary_crossentropy', optimizer='adam', metrics=['accuracy'])\n"
+            "texts = texts.map(lambda x, y: (tf.expand_dims(x, -1), y))\n"
+            "print('EVAL', model.evaluate(texts, verbose=0))\nmodel.fit(texts, verbose=0)",
+        ]
+    )
+    assert cells[2].error is None, cells[2].error
+    assert "EVAL" in cells[2].stdout
