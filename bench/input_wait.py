@@ -1,4 +1,4 @@
-"""The input-wait measurement: its cost per step, and its verdict against known truths (a benchmark, not a test).
+"""The input-wait measurement: its cost per step, and its verdict against known truths (a benchmark).
 
     python bench/input_wait.py [--step-ms 10] [--steps 150] [--rounds 12] [--part all|cost|slowed|trace]
 
@@ -110,7 +110,10 @@ def main() -> None:
     m = model(width)
     fit(m, fast_ds(), True)
     fit(m, fast_ds(), False)
-    print(f"model: MLP 3x{width}, batch {batch}, {args.steps} steps a fit; TF {tf.__version__}, Keras {keras.__version__}")
+    print(
+        f"model: MLP 3x{width}, batch {batch}, {args.steps} steps a fit; "
+        f"TF {tf.__version__}, Keras {keras.__version__}"
+    )
 
     if args.part in ("all", "cost"):
         ratios, steps0 = [], []
@@ -153,10 +156,14 @@ def main() -> None:
                 worst = max(worst, abs(err))
                 print(
                     f"  no prefetch delay {delay_ms:>2} ms: step {mean_step * 1000:6.2f} ms, measured "
-                    f"{share * 100:5.1f} %, pipeline-alone/step {truth * 100:5.1f} %, error {err:+5.1f} points, "
+                    f"{share * 100:5.1f} %, pipeline-alone/step {truth * 100:5.1f} %, "
+                    f"error {err:+5.1f} points, "
                     f"{input_level(share)}"
                 )
-        print(f"slowed (no prefetch: the delay's share): largest error {worst:.1f} points ({'within' if worst <= 5 else 'OUTSIDE'} 5)")
+        print(
+            f"slowed (no prefetch): largest error {worst:.1f} points "
+            f"({'within' if worst <= 5 else 'OUTSIDE'} 5)"
+        )
 
     if args.part in ("all", "trace"):
         phases = [json.loads(line) for line in (TRACE / "phases.jsonl").read_text().splitlines()]
