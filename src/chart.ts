@@ -79,6 +79,9 @@ export function relativeLabel(secondsBefore: number): string {
   return `-${Number.isInteger(h) ? h : h.toFixed(1)} h`;
 }
 
+/** A dense row's sparkline: tall enough to read a trend. */
+export const SPARKLINE_HEIGHT = 26;
+
 /** The chart's height for a width: grows with the panel, within bounds. */
 export function chartHeight(width: number, min = 96, max = 200): number {
   return Math.round(Math.min(max, Math.max(min, width * 0.3)));
@@ -94,7 +97,7 @@ function cssVar(node: HTMLElement, name: string, fallback: string): string {
  *
  * Full size: its height follows its width (taller in a wide sidebar or the
  * dashboard), a time axis counts back from "now", and a legend under it gives
- * the values at the pointer (the newest ones otherwise). Sparkline: 16 px, no
+ * the values at the pointer (the newest ones otherwise). Sparkline: 26 px, no
  * axis, no legend. Created lazily: nothing is drawn while the host has no width
  * (hidden panel), and data are handed to uPlot without copying.
  */
@@ -164,6 +167,18 @@ export class HistoryChart {
     }
   }
 
+  /** The most height the chart may take (the dashboard gives it the room it has). */
+  get maxHeight(): number {
+    return this._maxHeight;
+  }
+  set maxHeight(value: number) {
+    if (value !== this._maxHeight) {
+      this._maxHeight = value;
+      this._width = -1; // drawn again at the new height
+      this.resize();
+    }
+  }
+
   /** Follows the host's new width (0 while hidden: drawn again once shown). */
   resize(): void {
     const width = this._plotHost.clientWidth;
@@ -230,8 +245,12 @@ export class HistoryChart {
       return this._fixedHeight;
     }
     return this._sparkline
-      ? 16
-      : chartHeight(width, this._minHeight, Math.max(200, this._minHeight));
+      ? SPARKLINE_HEIGHT
+      : chartHeight(
+          width,
+          this._minHeight,
+          Math.max(this._maxHeight, this._minHeight)
+        );
   }
 
   private _setWindow(): void {
@@ -351,6 +370,7 @@ export class HistoryChart {
   private _hover: number | null = null;
   private _legend: Legend | null = null;
   private _minHeight: number;
+  private _maxHeight = 200;
   private _plot: uPlot | null = null;
   private _plotHost: HTMLElement;
   private _series: ISeries | null = null;
@@ -362,7 +382,7 @@ export class HistoryChart {
 export namespace HistoryChart {
   /** Options of a history chart. */
   export interface IOptions {
-    /** A 16 px line without axes or legend (dense rows). */
+    /** A small line without axes or legend (dense rows). */
     sparkline?: boolean;
     /** A fixed height in CSS pixels (default: follows the width). */
     height?: number;

@@ -95,6 +95,8 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
     const panel = new GpuPanel({
       model,
       extra,
+      currentKernel: () =>
+        notebooks?.currentWidget?.sessionContext.session?.kernel?.id ?? null,
       onShow: () => checkTensorFlow(),
       openPath,
       themeChanged: themes?.themeChanged ?? null,
@@ -116,7 +118,10 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
         void tfCheck.check(currentKernelId(), refresh);
       }
     }
-    notebooks?.currentChanged.connect(() => checkTensorFlow());
+    notebooks?.currentChanged.connect(() => {
+      checkTensorFlow();
+      panel.refreshMarks();
+    });
     notebooks?.widgetAdded.connect((_, nb) => {
       // A new kernel, or a restart (same id: maybe after `pip install`), asks again
       // past the server's cache, for the notebook in front only.

@@ -14,7 +14,7 @@ import {
   percentOf
 } from './format';
 import { GpuModel } from './model';
-import { setText } from './dom';
+import { el, setText } from './dom';
 
 /** The sidebar panel's id (for `app.shell.activateById`). */
 export const PANEL_ID = 'jp-kerasgpu-panel';
@@ -35,7 +35,7 @@ export const DEFAULT_PANEL_CONFIG: IPanelConfig = {
   showPower: true,
   showClocks: true,
   showChart: true,
-  compactThreshold: 8
+  compactThreshold: 2
 };
 
 /**
@@ -83,6 +83,10 @@ export class GpuPanel extends Widget {
     this._cards = document.createElement('ul');
     this._cards.className = 'jp-kerasgpu-cards';
     this._cards.setAttribute('aria-label', 'GPUs');
+    // What every GPU shares (model, driver, CUDA) once, with the totals: not on each card.
+    this._summary = document.createElement('div');
+    this._summary.className = 'jp-kerasgpu-summary';
+    this._currentKernel = options.currentKernel ?? null;
     this._procs = document.createElement('section');
     this._procs.className = 'jp-kerasgpu-processes';
     this._procs.setAttribute('aria-label', 'Processes using GPU memory');
@@ -90,7 +94,7 @@ export class GpuPanel extends Widget {
     if (options.extra) {
       this.node.appendChild(options.extra);
     }
-    this.node.append(this._cards, this._procs);
+    this.node.append(this._summary, this._cards, this._procs);
 
     this._model.changed.connect(this._onChange, this);
     options.themeChanged?.connect(this._restyle, this);
@@ -146,14 +150,57 @@ export class GpuPanel extends Widget {
   }
 
   protected onResize(msg: Widget.ResizeMessage): void {
+    this._fitDashboard();
     for (const card of this._cardViews.values()) {
       card.chart?.resize();
+    }
+  }
+
+  /** Marks the GPUs the current notebook's kernel holds memory on (call when the notebook changes). */
+  refreshMarks(): void {
+    const kernelId = this._currentKernel?.() ?? null;
+    const mine = new Set(
+      this._model.processes
+        .filter(p => kernelId && p.kernel?.id === kernelId)
+        .map(p => p.gpu_index)
+    );
+    for (const [index, card] of this._cardViews) {
+      card.mark(mine.has(index));
+    }
+  }
+
+  /** The dashboard: a grid of 1, 2x1, 2x2, 3x2 or 4x2 GPUs whose charts share the tab's height. */
+  private _fitDashboard(): void {
+    if (!this._dashboard || this._cardViews.size === 0) {
+      return;
+    }
+    const n = this._cardViews.size;
+    const cols = n <= 1 ? 1 : n <= 4 ? 2 : n <= 6 ? 3 : 4;
+    const rows = Math.ceil(n / cols);
+    this._cards.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
+    const height = this.node.clientHeight;
+    if (!height) {
+      return;
+    }
+    const above = this._cards.offsetTop;
+    // A card's title, meters and facts (measured) take their height; the rest of its row is its chart's.
+    const first = this._cardViews.values().next().value as GpuCard;
+    const host = first.node.querySelector(
+      '.jp-kerasgpu-chart'
+    ) as HTMLElement | null;
+    const chrome = first.node.offsetHeight - (host?.offsetHeight ?? 0) || 190;
+    const room = (height - above - 24) / rows - 12 - chrome;
+    for (const card of this._cardViews.values()) {
+      if (card.chart) {
+        card.chart.maxHeight = Math.max(80, Math.floor(room));
+      }
     }
   }
 
   private _onChange(_: GpuModel, change: GpuModel.Change): void {
     if (change === 'processes') {
       this._renderProcesses();
+      this.refreshMarks();
     } else if (change === 'status') {
       this._renderState();
     } else {
@@ -229,8 +276,61 @@ export class GpuPanel extends Widget {
         this._cardViews.set(device.index, card);
         this._cards.appendChild(card.node);
       }
+      this._renderSummary();
+      this.refreshMarks();
+      this._fitDashboard();
     }
     this._updateCards();
+  }
+
+  /** "8 × NVIDIA H200 · driver 580.159.04 · CUDA 13.0", once for all GPUs (hidden for one). */
+  private _renderSummary(): void {
+    const devices = this._model.devices;
+    this._summary.replaceChildren();
+    if (devices.length < 2 && !this._dashboard) {
+      return;
+    }
+    const names = [...new Set(devices.map(d => d.name))];
+    const d0 = devices[0];
+    const shared = [
+      names.length === 1
+        ? `${devices.length} × ${names[0]}`
+        : `${devices.length} GPUs`,
+      d0?.driver_version ? `driver ${d0.driver_version}` : null,
+      d0?.cuda_driver_version ? `CUDA ${d0.cuda_driver_version}` : null
+    ].filter(Boolean);
+    this._summary.appendChild(
+      el('span', 'jp-kerasgpu-summary-shared', shared.join(' · '))
+    );
+    this._totals = el('span', 'jp-kerasgpu-summary-totals');
+    this._summary.appendChild(this._totals);
+  }
+
+  /** The totals of the summary row: memory used of all, mean utilization, power. */
+  private _updateTotals(): void {
+    if (!this._totals) {
+      return;
+    }
+    let used = 0;
+    let total = 0;
+    let util = 0;
+    let n = 0;
+    let power = 0;
+    for (const d of this._model.devices) {
+      const s = this._model.latest(d.index);
+      used += s?.memory_used_mib ?? 0;
+      total += s?.memory_total_mib ?? d.memory_total_mib ?? 0;
+      if (s?.utilization_gpu !== null && s?.utilization_gpu !== undefined) {
+        util += s.utilization_gpu;
+        n++;
+      }
+      power += s?.power_draw_w ?? 0;
+    }
+    setText(
+      this._totals,
+      `memory ${formatGiB(used)} / ${formatGiB(total)} · busy ${formatPercent(n ? util / n : null)} on average` +
+        (power ? ` · ${Math.round(power)} W` : '')
+    );
   }
 
   /** New readings: text, bars and charts updated in place. */
@@ -244,6 +344,7 @@ export class GpuPanel extends Widget {
     for (const [index, card] of this._cardViews) {
       card.update(model.latest(index), model.series(index), window, stale);
     }
+    this._updateTotals();
   }
 
   private _renderProcesses(): void {
@@ -296,17 +397,28 @@ export class GpuPanel extends Widget {
     const detail = document.createElement('span');
     detail.className = 'jp-kerasgpu-process-detail';
     const gpus = row.gpus.length
-      ? `GPU ${row.gpus.join(',')} · `
+      ? `GPU ${row.gpus.join(', ')}`
       : row.gpu_index === null
-        ? ''
-        : `GPU ${row.gpu_index} · `;
+        ? null
+        : `GPU ${row.gpu_index}`;
+    // Who holds it, in words: this server's kernel, or a process this server did not start.
     const who = row.kernel
       ? `${row.name ?? 'kernel'} · pid ${row.pid}`
-      : `pid ${row.pid} · not this server's`;
+      : row.user
+        ? `pid ${row.pid}, ${row.user}'s process outside this Jupyter server`
+        : `pid ${row.pid}, a process outside this Jupyter server (another user, container or server)`;
     const since =
-      typeof row.started === 'number' ? ` · ${formatElapsed(row.started)}` : '';
-    const user = row.user ? ` · ${row.user}` : '';
-    detail.textContent = `${gpus}${formatGiB(row.used_memory_mib)} · ${who}${user}${since}`;
+      typeof row.started === 'number' ? formatElapsed(row.started) : null;
+    const user = row.kernel && row.user ? row.user : null;
+    detail.textContent = [
+      gpus,
+      formatGiB(row.used_memory_mib),
+      who,
+      user,
+      since
+    ]
+      .filter(Boolean)
+      .join(' · ');
     item.append(what, detail);
     if (row.cmdline) {
       const cmd = document.createElement('code');
@@ -316,15 +428,19 @@ export class GpuPanel extends Widget {
       item.append(cmd);
     }
     if (row.can_shutdown && row.kernel) {
+      // Small and neutral: the red is for the confirmation, where it is the choice.
       const button = document.createElement('button');
-      button.className = 'jp-mod-styled jp-mod-warn jp-kerasgpu-shutdown';
-      button.textContent = 'Shut down kernel';
+      button.type = 'button';
+      button.className = 'jp-kerasgpu-shutdown';
+      button.textContent = 'Shut down';
+      button.title =
+        'Shut down this kernel (asks first) to free its GPU memory';
       button.setAttribute(
         'aria-label',
         `Shut down the kernel of ${session?.path ?? `process ${row.pid}`}`
       );
       button.addEventListener('click', () => void this._shutdown(row));
-      item.appendChild(button);
+      detail.append(' ', button);
     }
     return item;
   }
@@ -354,6 +470,9 @@ export class GpuPanel extends Widget {
   }
 
   private _cardViews = new Map<number, GpuCard>();
+  private _currentKernel: (() => string | null) | null;
+  private _summary: HTMLElement;
+  private _totals: HTMLElement | null = null;
   private _cards: HTMLElement;
   private _config: IPanelConfig = { ...DEFAULT_PANEL_CONFIG };
   private _dashboard: boolean;
@@ -391,6 +510,8 @@ export namespace GpuPanel {
     layout?: 'sidebar' | 'dashboard';
     /** Opens the dashboard (a button in the sidebar's header). */
     openDashboard?: () => void;
+    /** The current notebook's kernel id: its GPUs are marked. */
+    currentKernel?: () => string | null;
   }
 }
 
@@ -445,8 +566,14 @@ class GpuCard {
         toggle.setAttribute('aria-expanded', `${open}`);
         toggle.textContent = open ? 'Less' : 'Details';
       });
-      title.appendChild(toggle);
+      // nvitop's density: temperature and power on the row itself.
+      this._rowFacts = el('span', 'jp-kerasgpu-row-facts');
+      title.append(this._rowFacts, toggle);
     }
+    this._mine = el('span', 'jp-kerasgpu-mine-badge', 'this notebook');
+    this._mine.title = "This notebook's kernel holds memory on this GPU";
+    this._mine.hidden = true;
+    title.insertBefore(this._mine, name.nextSibling);
 
     this._memory = new Meter('Memory', 'memory');
     this._util = new Meter('Utilization', 'util');
@@ -461,7 +588,7 @@ class GpuCard {
       item.appendChild(host);
       this.chart = new HistoryChart(host, {
         sparkline: compact,
-        minHeight: dashboard ? 140 : 96
+        minHeight: dashboard ? 80 : 96
       });
       this.chart.memoryTotalMib = device.memory_total_mib;
     }
@@ -477,11 +604,20 @@ class GpuCard {
       this._clock = addFact(facts, 'SM clock');
     }
     // The memory bus's busy share (nvidia-smi's utilization.memory), memory clock, P-state.
-    this._memBusy = addFact(facts, 'Mem bus');
+    this._memBusy = addFact(
+      facts,
+      'Memory-bus busy',
+      'Share of the last sample period in which device memory was read or written ' +
+        "(nvidia-smi's utilization.memory). Not how full the memory is: that is Memory above."
+    );
     if (config.showClocks) {
-      this._memClock = addFact(facts, 'Mem clock');
+      this._memClock = addFact(facts, 'Memory clock');
     }
-    this._pstate = addFact(facts, 'P-state');
+    this._pstate = addFact(
+      facts,
+      'P-state',
+      'Performance state: P0 is full speed, higher numbers save power.'
+    );
     // PCIe / NVLink traffic from NVML's counters; where not measured, the reason is said.
     this._pcie = addFact(facts, 'PCIe');
     this._nvlink = addFact(facts, 'NVLink');
@@ -502,7 +638,8 @@ class GpuCard {
           : null,
         device.compute_capability ? `CC ${device.compute_capability}` : null
       ].filter(Boolean);
-      if (versions.length > 0) {
+      // With several GPUs the shared line above the rows says them once.
+      if (versions.length > 0 && !compact) {
         const dd = addFact(facts, 'Versions');
         dd.classList.add('jp-kerasgpu-fact-wide');
         setText(dd, versions.join(' · '));
@@ -560,12 +697,34 @@ class GpuCard {
         ? notMeasured(this.device.nvlink_throughput_reason)
         : formatThroughput(sample?.nvlink_rx_mib_s, sample?.nvlink_tx_mib_s)
     );
+    if (this._rowFacts) {
+      setText(
+        this._rowFacts,
+        [
+          formatTemperature(sample?.temperature_c),
+          sample?.power_draw_w !== null && sample?.power_draw_w !== undefined
+            ? `${Math.round(sample.power_draw_w)} W`
+            : null
+        ]
+          .filter(Boolean)
+          .join(' · ')
+      );
+    }
     this.chart?.update(series, window);
+  }
+
+  /** Marks (or unmarks) this GPU as the current notebook's. */
+  mark(mine: boolean): void {
+    this._mine.hidden = !mine;
+    this.node.classList.toggle('jp-kerasgpu-mine', mine);
   }
 
   dispose(): void {
     this.chart?.dispose();
   }
+
+  private _mine: HTMLElement;
+  private _rowFacts: HTMLElement | null = null;
 
   private _clock: HTMLElement | null = null;
   private _compact = false;
@@ -642,9 +801,13 @@ function basename(path: string): string {
   return path.split('/').pop() || path;
 }
 
-function addFact(list: HTMLElement, term: string): HTMLElement {
+function addFact(list: HTMLElement, term: string, help?: string): HTMLElement {
   const dt = document.createElement('dt');
   dt.textContent = term;
+  if (help) {
+    dt.title = help;
+    dt.classList.add('jp-kerasgpu-help');
+  }
   const dd = document.createElement('dd');
   list.append(dt, dd);
   return dd;

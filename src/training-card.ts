@@ -76,11 +76,16 @@ function card(state: ITrainingState): HTMLElement {
     const commands = s.finding.data?.fix_commands;
     if (commands?.length) {
       // The kernel's verdict: its fixes as copyable code, in order (as the panel shows them).
-      f.appendChild(el('div', 'jp-kerasgpu-training-fix', 'Fix, in this order:'));
-      f.appendChild(commandBlock(commands));
+      // Collapsed: the GPU rows stay on screen; the same commands are in the TensorFlow box above.
+      const fix = el('details', 'jp-kerasgpu-training-fix');
+      fix.appendChild(el('summary', '', 'Fix, in this order'));
+      fix.appendChild(commandBlock(commands));
+      f.appendChild(fix);
     } else {
       f.title = `Fix: ${s.finding.fix}`;
-      f.appendChild(el('div', 'jp-kerasgpu-training-fix', `Fix: ${s.finding.fix}`));
+      f.appendChild(
+        el('div', 'jp-kerasgpu-training-fix', `Fix: ${s.finding.fix}`)
+      );
     }
     root.appendChild(f);
   }

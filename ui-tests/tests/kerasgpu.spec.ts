@@ -73,7 +73,7 @@ test('the GPU panel shows the H200 under load', async ({ page }) => {
   );
   // Memory bus, memory clock, P-state and the versions are on screen, not in a tooltip only.
   const facts = card.locator('.jp-kerasgpu-facts');
-  await expect(facts).toContainText('Mem bus24 %');
+  await expect(facts).toContainText('Memory-bus busy24 %');
   await expect(facts).toContainText('Mem clock3201 MHz');
   await expect(facts).toContainText('P-stateP0');
   await expect(facts).toContainText('driver 580.159.04');
@@ -151,22 +151,28 @@ test('a notebook holding GPU memory is named, linked and can be shut down', asyn
   await expect(ours).toContainText('24.4 GiB');
   await expect(ours).toContainText('python3');
   const theirs = panel.locator('.jp-kerasgpu-process[data-pid="4242"]');
-  await expect(theirs).toContainText("not this server's");
+  await expect(theirs).toContainText('outside this Jupyter server');
   await expect(theirs.getByRole('button')).toHaveCount(0);
   // TensorFlow in this notebook's kernel (the CPU wheel) sees none of the GPU.
   const tf = panel.locator('.jp-kerasgpu-tf');
-  await expect(tf).toContainText(/TensorFlow 2\.\d+\.\d+ sees 0 of 1 GPU/, {
-    timeout: 90_000
-  });
+  await expect(tf.locator('.jp-kerasgpu-tf-text')).toHaveText(
+    /^TensorFlow in this notebook sees 0 of 1 GPU: .*CPU-only build$/,
+    { timeout: 90_000 }
+  );
   await expect(tf).toHaveAttribute('data-kind', 'problem');
-  await expect(tf.locator('.jp-kerasgpu-tf-problem')).not.toBeEmpty();
+  // The notebook's name is whole at the default sidebar width, on a line of its own.
+  const link = ours.locator('.jp-kerasgpu-process-link');
+  expect(
+    await link.evaluate((a: HTMLElement) => a.scrollWidth <= a.clientWidth + 1)
+  ).toBe(true);
+  await expect(link).toBeVisible();
   // The status bar shows what this notebook's kernel holds on the GPU it uses.
   await expect(page.locator('.jp-kerasgpu-status')).toHaveText(
     'GPU 0: 24.4 GiB held · 100 % busy'
   );
   // The shutdown button shows its words whole at the default sidebar width.
   const shutdown = ours.getByRole('button', { name: /Shut down the kernel/ });
-  await expect(shutdown).toHaveText('Shut down kernel');
+  await expect(shutdown).toHaveText('Shut down');
   const clipped = await shutdown.evaluate(
     (b: HTMLElement) => b.scrollWidth > b.clientWidth + 1
   );
@@ -325,3 +331,221 @@ test("a driver that is not loaded is reported with nvidia-smi's reason", async (
     page.locator('#jp-kerasgpu-panel').getByRole('alert')
   ).toContainText(/driver/i);
 });
+
+/** A small Keras fit on the CPU, watched: the training card shows what the kernel found. */
+const CPU_FIT = [
+  '%load_ext kerasgpu',
+  '%gpu_watch on',
+  'import numpy as np, keras',
+  'x = np.random.rand(512, 8).astype("float32"); y = np.random.rand(512, 1).astype("float32")',
+  'm = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])',
+  'm.compile("sgd", "mse")',
+  'm.fit(x, y, epochs=2, batch_size=32, verbose=0);'
+].join('\n');
+
+async function notebookWithCpuFit(page: any): Promise<void> {
+  await page.notebook.createNew();
+  await page.evaluate((source: string) => {
+    const shared = (window as any).jupyterapp.shell.currentWidget.content.model
+      .sharedModel;
+    shared.cells[0].setSource(source);
+    shared.insertCell(1, { cell_type: 'code', source: '%gpu_check' });
+  }, CPU_FIT);
+  await page.notebook.runCell(0, true);
+  await page.notebook.runCell(1, true);
+}
+
+for (const [fault, fake, headline] of [
+  [
+    'CPU-only build and driver library missing',
+    { state: 'load' },
+    "TensorFlow in this notebook sees 0 of 1 GPU: the driver's libcuda.so.1 does not load; CPU-only build"
+  ],
+  [
+    'no driver',
+    { state: 'load', fail: 'no_driver' },
+    'TensorFlow in this notebook sees no GPU: no NVIDIA driver; CPU-only build'
+  ]
+] as const) {
+  test(`one verdict on the panel, status bar, training card and %gpu_check: ${fault}`, async ({
+    page
+  }) => {
+    test.setTimeout(240_000);
+    setFake(fake);
+    await page.goto();
+    await notebookWithCpuFit(page);
+    await page.sidebar.openTab('jp-kerasgpu-panel');
+    const panel = page.locator('#jp-kerasgpu-panel');
+    const tf = panel.locator('.jp-kerasgpu-tf');
+    await expect(tf.locator('.jp-kerasgpu-tf-text')).toHaveText(headline, {
+      timeout: 90_000
+    });
+    // One box for the state: the verdict never says more GPUs than the panel above it.
+    if (fault === 'no driver') {
+      await expect(panel.getByRole('alert')).toHaveCount(1);
+      await expect(tf).not.toContainText('nvidia-smi sees');
+    }
+    await tf.getByText('Why / Fix').click();
+    const commands = (await tf.locator('pre code').textContent()) ?? '';
+    const lines = commands.split('\n');
+    expect(lines[0]).toBe('%pip uninstall -y tensorflow-cpu');
+    expect(lines[1]).toBe('%pip install "tensorflow[and-cuda]==2.21.0"');
+    await expect(
+      tf.getByRole('button', { name: 'Insert GPU Verification Cell' })
+    ).toBeVisible();
+    // The status bar: "CPU only" (the kernel said so), and the same verdict as its tooltip.
+    const item = page.locator('.jp-kerasgpu-status');
+    await expect(item).toContainText('CPU only');
+    await expect(item).toHaveAttribute(
+      'title',
+      `${headline}.\nFix, in this order:\n${commands}\nClick to open the GPU panel.`
+    );
+    // The training card: the same headline, the same commands as code.
+    const training = panel.locator('.jp-kerasgpu-training-card');
+    await expect(training.locator('.jp-kerasgpu-training-gpu')).toHaveText(
+      'on the CPU',
+      {
+        timeout: 60_000
+      }
+    );
+    if (fault !== 'no driver') {
+      // (Without a driver the machine has no GPU to miss: the card names no GPU problem then.)
+      const finding = training.locator('.jp-kerasgpu-training-finding');
+      await expect(finding).toContainText(`${headline}.`);
+      await expect(finding.locator('pre code')).toHaveText(commands);
+    }
+    // %gpu_check: the same headline and the same commands, in the same order.
+    const check = page
+      .locator('.jp-Cell')
+      .nth(1)
+      .locator('.jp-OutputArea-output');
+    await expect(check).toContainText(`GPU check — ${headline}.`);
+    await expect(check.locator('.kerasgpu-order pre')).toHaveText(commands);
+  });
+}
+
+test('eight GPU rows, a notebook and its training card fit 1280x800 together', async ({
+  page
+}) => {
+  test.setTimeout(240_000);
+  await page.setViewportSize({ width: 1280, height: 800 });
+  setFake({ state: 'load', gpus: 8 });
+  await page.goto();
+  await notebookWithCpuFit(page);
+  await page.sidebar.openTab('jp-kerasgpu-panel');
+  const panel = page.locator('#jp-kerasgpu-panel');
+  const card = panel.locator('.jp-kerasgpu-training-card');
+  await expect(card).toBeVisible({ timeout: 60_000 });
+  await expect(panel.locator('.jp-kerasgpu-tf-text')).toContainText(
+    'sees 0 of 8 GPUs',
+    {
+      timeout: 90_000
+    }
+  );
+  const rows = panel.locator('.jp-kerasgpu-card');
+  await expect(rows).toHaveCount(8);
+  // The shared driver line once, not on each row.
+  await expect(panel.locator('.jp-kerasgpu-summary')).toContainText(
+    '8 × NVIDIA H200 · driver'
+  );
+  for (const box of [
+    ...(await Promise.all(
+      [...Array(8).keys()].map(i => rows.nth(i).boundingBox())
+    )),
+    await card.boundingBox(),
+    await page.locator('.jp-NotebookPanel').first().boundingBox()
+  ]) {
+    expect(box).not.toBeNull();
+    expect(box!.y + Math.min(box!.height, 60)).toBeLessThanOrEqual(800);
+  }
+  for (let i = 0; i < 8; i++) {
+    const box = (await rows.nth(i).boundingBox())!;
+    expect(box.y + box.height, `row ${i}`).toBeLessThanOrEqual(800);
+  }
+  const cardBox = (await card.boundingBox())!;
+  expect(cardBox.y + cardBox.height).toBeLessThanOrEqual(800);
+  await shoot(page, 'panel-8gpus-notebook.png');
+});
+
+async function shoot(page: any, name: string): Promise<void> {
+  const dir =
+    process.env.KERASGPU_SCREENSHOTS_DIR ??
+    path.resolve(__dirname, '..', 'screenshots');
+  await page.screenshot({ path: path.join(dir, name) });
+}
+
+for (const gpus of [1, 2, 4] as const) {
+  test(`${gpus} GPU(s) with a notebook and its training card at 1280x800, light and dark`, async ({
+    page
+  }) => {
+    test.setTimeout(240_000);
+    await page.setViewportSize({ width: 1280, height: 800 });
+    setFake({ state: 'load', gpus });
+    await page.goto();
+    await notebookWithCpuFit(page);
+    await page.sidebar.openTab('jp-kerasgpu-panel');
+    const panel = page.locator('#jp-kerasgpu-panel');
+    await expect(panel.locator('.jp-kerasgpu-training-card')).toBeVisible({
+      timeout: 60_000
+    });
+    await expect(panel.locator('.jp-kerasgpu-card')).toHaveCount(gpus);
+    await expect(panel.locator('.jp-kerasgpu-tf-text')).toContainText(
+      'TensorFlow in this notebook',
+      {
+        timeout: 90_000
+      }
+    );
+    await shoot(page, `panel-${gpus}gpu-notebook-light.png`);
+    await page.theme.setDarkTheme();
+    await shoot(page, `panel-${gpus}gpu-notebook-dark.png`);
+    await page.theme.setLightTheme();
+  });
+}
+
+for (const [gpus, width, height] of [
+  [1, 1920, 1080],
+  [4, 1920, 1080],
+  [4, 1280, 800]
+] as const) {
+  test(`the dashboard fills ${width}x${height} with ${gpus} GPU(s), no scrolling`, async ({
+    page
+  }) => {
+    await page.setViewportSize({ width, height });
+    setFake({ state: 'load', gpus });
+    await page.goto();
+    await page.evaluate(() =>
+      (window as any).jupyterapp.commands.execute('kerasgpu:open-dashboard')
+    );
+    const dash = page.locator('#jp-kerasgpu-dashboard-content');
+    const cards = dash.locator('.jp-kerasgpu-card');
+    await expect(cards).toHaveCount(gpus);
+    await expect(dash.locator('.jp-kerasgpu-summary')).toContainText('busy');
+    await page.waitForTimeout(1500); // the charts take their new height after a resize
+    const tab = (await dash.boundingBox())!;
+    for (let i = 0; i < gpus; i++) {
+      const box = (await cards.nth(i).boundingBox())!;
+      expect(box.y + box.height, `card ${i}`).toBeLessThanOrEqual(
+        tab.y + tab.height + 1
+      );
+    }
+    const chart = (await cards
+      .first()
+      .locator('.jp-kerasgpu-chart canvas')
+      .first()
+      .boundingBox())!;
+    expect(chart.height).toBeGreaterThanOrEqual(gpus === 1 ? 300 : 120);
+    if (gpus === 4) {
+      // 2x2: the third card starts a second row under the first
+      const [a, c] = [
+        (await cards.nth(0).boundingBox())!,
+        (await cards.nth(2).boundingBox())!
+      ];
+      expect(c.x).toBeCloseTo(a.x, 0);
+      expect(c.y).toBeGreaterThan(a.y + a.height - 1);
+    }
+    await shoot(page, `dashboard-${gpus}gpu-${width}x${height}-light.png`);
+    await page.theme.setDarkTheme();
+    await shoot(page, `dashboard-${gpus}gpu-${width}x${height}-dark.png`);
+    await page.theme.setLightTheme();
+  });
+}
