@@ -99,7 +99,8 @@ export class GpuStatusItem extends Widget {
     }
     if (model.state !== 'ok' || devices.length === 0) {
       const code = model.status?.code ?? '';
-      const words = STATE_WORDS[code] ?? (devices.length ? 'error' : 'none found');
+      const words =
+        STATE_WORDS[code] ?? (devices.length ? 'error' : 'none found');
       if (kernelId && tf?.tfGpus === 0 && tf.why) {
         // The kernel said so: its verdict, word for word as the panel shows it.
         return { text: `CPU only · ${words}`, title: tf.why };
@@ -150,7 +151,9 @@ export class GpuStatusItem extends Widget {
     if (tf && tf.tfGpus === 0) {
       return {
         text: 'CPU only · TensorFlow sees no GPU',
-        title: tf.why ?? "This notebook's TensorFlow sees no GPU, so it runs on the CPU."
+        title:
+          tf.why ??
+          "This notebook's TensorFlow sees no GPU, so it runs on the CPU."
       };
     }
     if (!tf || tf.tfGpus === null) {

@@ -173,7 +173,10 @@ export class TensorFlowCheck {
     this.node.appendChild(el('p', 'jp-kerasgpu-tf-text', view.headline));
     const open = this._open;
     if (view.why.length || view.commands.length || view.fixes.length) {
-      const details = el('details', 'jp-kerasgpu-tf-details') as HTMLDetailsElement;
+      const details = el(
+        'details',
+        'jp-kerasgpu-tf-details'
+      ) as HTMLDetailsElement;
       details.open = open;
       details.addEventListener('toggle', () => (this._open = details.open));
       details.appendChild(el('summary', '', view.ok ? 'Details' : 'Why / Fix'));
@@ -181,7 +184,9 @@ export class TensorFlowCheck {
         details.appendChild(el('p', 'jp-kerasgpu-tf-why', why));
       }
       if (view.commands.length) {
-        details.appendChild(el('p', 'jp-kerasgpu-tf-label', 'Fix, in this order:'));
+        details.appendChild(
+          el('p', 'jp-kerasgpu-tf-label', 'Fix, in this order:')
+        );
         details.appendChild(commandBlock(view.commands));
       }
       for (const fix of view.fixes) {

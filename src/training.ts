@@ -14,7 +14,10 @@ export interface ITrainingFinding {
   evidence: string;
   fix: string;
   /** The kernel's one verdict, when the finding is about it (fix_commands: in the order to run them). */
-  data?: { headline?: string; fix_commands?: string[] } & Record<string, unknown>;
+  data?: { headline?: string; fix_commands?: string[] } & Record<
+    string,
+    unknown
+  >;
 }
 
 /** One progress message of a running `fit` (the comm's `data`, type "training"). */

@@ -52,7 +52,8 @@ const cpuOnly: ITensorFlowReply = {
         code: 'cpu_only_wheel',
         severity: 'blocking',
         title: 'This TensorFlow (tensorflow-cpu 2.21.0) is a CPU-only build',
-        problem: 'This TensorFlow (tensorflow-cpu 2.21.0) is a CPU-only build. …',
+        problem:
+          'This TensorFlow (tensorflow-cpu 2.21.0) is a CPU-only build. …',
         fix: 'Install the CUDA build, then restart the kernel.',
         commands: ['%pip uninstall -y tensorflow-cpu'],
         link: null
@@ -92,7 +93,9 @@ describe('describeTensorFlow', () => {
       verdict: { ...base.verdict, ok: false, tf_gpus: null }
     };
     const out = describeTensorFlow(reply);
-    expect(out.headline).toBe('The TensorFlow probe did not finish within 60 s');
+    expect(out.headline).toBe(
+      'The TensorFlow probe did not finish within 60 s'
+    );
     // the reason is the headline already: Why says only what comes on top
     expect(out.why).toEqual(['Run nvidia-smi.']);
     expect(out.commands).toEqual([]);
@@ -118,7 +121,9 @@ describe('TensorFlowCheck', () => {
     expect(details.querySelector('pre code')!.textContent).toBe(
       cpuOnly.verdict.fix_commands!.join('\n')
     );
-    const button = node.querySelector('button.jp-kerasgpu-tf-insert') as HTMLButtonElement;
+    const button = node.querySelector(
+      'button.jp-kerasgpu-tf-insert'
+    ) as HTMLButtonElement;
     expect(button.textContent).toBe('Insert GPU Verification Cell');
     button.click();
     expect(inserted).toEqual([1]);
