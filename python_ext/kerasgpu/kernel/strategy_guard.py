@@ -29,6 +29,7 @@ from .render import Card, Fix, Section
 from .runtime import import_tensorflow
 
 _STATE: dict[str, Any] = {
+    "trim_outputs": None,  # predict: how many outputs are the user's (the rest pad the last batch)
     "strategy": None,  # the notebook's strategy the guard keeps (None: the guard is idle)
     "notes": [],  # what the guard did or found, newest last (for %gpu_doctor)
     "quiet": False,  # tests and scripts: record notes without displaying them
@@ -83,20 +84,6 @@ def model_distribution(model) -> dict[str, Any]:
         "variables": len(variables),
         "distributed_variables": distributed,
     }
-
-
-def first_batch_fix(n_samples: int, batch_size: int, replicas: int) -> int | None:
-    """The batch size that makes the first batch of `n_samples` split over `replicas`.
-
-    None when the first batch already splits (or there is nothing to fix), 0 when no batch size can
-    (fewer samples than replicas)."""
-    if replicas <= 1 or n_samples <= 0 or batch_size <= 0:
-        return None
-    first = min(batch_size, n_samples)
-    if first % replicas == 0:
-        return None
-    fixed = (first // replicas) * replicas
-    return fixed if fixed >= replicas else 0
 
 
 def build_without_call(model) -> str | None:
@@ -160,7 +147,7 @@ def _wrap_trainer() -> None:
         trainer = _trainer_class()
     except ImportError:  # another backend: tf.distribute does not train it
         return
-    for name in ("fit", "evaluate"):
+    for name in ("fit", "evaluate", "predict"):
         current = trainer.__dict__.get(name)
         if current is None or getattr(current, "_kerasgpu", False):
             continue
@@ -220,6 +207,9 @@ def _guarded(name: str, original):
         result = original(*bound.args, **bound.kwargs)
         if name == "fit":
             _after_fit(self)
+        keep, _STATE["trim_outputs"] = _STATE["trim_outputs"], None
+        if name == "predict" and keep is not None:
+            result = _cut(result, 0, keep)
         return result
 
     method._kerasgpu = True
@@ -281,7 +271,7 @@ def _before(model, name: str, args: dict[str, Any]) -> str | None:
     _fix_model_without_call(model)
     _build_step_optimizers(model)
     if replicas > 1:
-        _fix_first_batches(model, name, args, replicas)
+        _fix_batches(model, name, args, replicas)
     return None
 
 
@@ -400,51 +390,112 @@ def _n_samples(x) -> int | None:
         return None
 
 
-def _fix_first_batches(model, name: str, args: dict[str, Any], replicas: int) -> None:
+def _cut(data, start: int, stop: int):
+    """Samples [start:stop) of NumPy-like input (an array, or a list / tuple / dict of arrays)."""
+    if data is None:
+        return None
+    if isinstance(data, dict):
+        return {k: _cut(v, start, stop) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return type(data)(_cut(v, start, stop) for v in data)
+    return data[start:stop]
+
+
+def _even_batches(n: int, batch: int, replicas: int) -> tuple[int, int]:
+    """(samples, batch size) so that every batch splits over the replicas: the samples a multiple
+    of them (the last n % replicas left out) and, when they make several batches, the batch too."""
+    usable = n - n % replicas
+    if usable <= batch:  # one batch of `usable` samples
+        return usable, batch
+    return usable, max(replicas, (batch // replicas) * replicas)
+
+
+def _fix_batches(model, name: str, args: dict[str, Any], replicas: int) -> None:
+    """Every batch of NumPy input splits over the replicas (TF 2.21, measured on 2 and 3 logical
+    CPUs: a first batch that does not split fails every model in fit, evaluate and validation
+    ('Inputs to operation AddN ... must have the same size'); a batch that leaves a replica empty
+    fails many, depending on their ops: a Conv2D model in fit, an LSTM in predict on one sample,
+    a Conv2D + BatchNormalization model in evaluate and predict ('Incompatible shapes: [128] vs.
+    [0,64,64,3]')). Training and evaluation leave out the last n % replicas samples; predict keeps
+    every sample: it pads the last batch and drops the padding's outputs."""
     x = args.get("x")
     n = _n_samples(x)
     if n is None:  # datasets, PyDatasets, generators: their batches are the user's
         return
-    batch = args.get("batch_size") or 32
-    split = float(args.get("validation_split") or 0.0) if name == "fit" else 0.0
-    n_train = int(math.floor(n * (1.0 - split))) if split else n
-    what = "training" if name == "fit" else "evaluation"
-    _resize(args, "batch_size", n_train, batch, replicas, what)
-    if name != "fit":
-        return
-    n_val = n - n_train if split else None
-    val = args.get("validation_data")
-    if n_val is None and isinstance(val, tuple | list) and val:
-        n_val = _n_samples(val[0])
-    if n_val:
-        vbatch = args.get("validation_batch_size") or args.get("batch_size") or 32
-        _resize(args, "validation_batch_size", n_val, vbatch, replicas, "validation")
+    batch = int(args.get("batch_size") or 32)
+    if name == "fit" and args.get("validation_split"):
+        split = float(args["validation_split"])
+        n_train = int(math.floor(n * (1.0 - split)))
+        x, y, w = args.get("x"), args.get("y"), args.get("sample_weight")
+        args["validation_data"] = (_cut(x, n_train, n), _cut(y, n_train, n)) + (
+            (_cut(w, n_train, n),) if w is not None else ()
+        )
+        args["x"], args["y"], args["validation_split"] = _cut(x, 0, n_train), _cut(y, 0, n_train), 0.0
+        args["sample_weight"] = _cut(w, 0, n_train)
+        n = n_train
+    what = {"fit": "training", "evaluate": "evaluation", "predict": "prediction"}[name]
+    _even(args, ("x", "y", "sample_weight"), "batch_size", n, batch, replicas, what, name == "predict")
+    val = args.get("validation_data") if name == "fit" else None
+    if isinstance(val, tuple | list) and val and _n_samples(val[0]):
+        keys = [f"v{i}" for i in range(len(val))]
+        parts: dict[str, Any] = dict(zip(keys, val, strict=True))
+        vbatch = int(args.get("validation_batch_size") or args.get("batch_size") or 32)
+        if _even(parts, keys, "vb", _n_samples(val[0]), vbatch, replicas, "validation", False):
+            args["validation_data"] = tuple(parts[k] for k in keys)
+            if parts.get("vb"):
+                args["validation_batch_size"] = parts["vb"]
 
 
-def _resize(args: dict[str, Any], key: str, n: int, batch: int, replicas: int, what: str) -> None:
-    fixed = first_batch_fix(n, batch, replicas)
-    if fixed is None:
-        return
-    first = min(batch, n)
-    if fixed == 0:
+def _even(parts, keys, batch_key, n, batch, replicas, what, pad) -> bool:
+    """Makes the batches of `parts[keys]` split over the replicas; True when it changed them."""
+    usable, size = _even_batches(n, batch, replicas)
+    if usable == n and size == batch:
+        return False
+    if n < replicas and not pad:
         _note(
             "error",
-            "uneven_first_batch",
+            "uneven_batch",
             f"The {what} data has {n} sample(s), fewer than the {replicas} replicas: TensorFlow's "
-            "MirroredStrategy fails on a first batch that does not split over them ('Inputs to operation "
-            f"AddN ... must have the same size'). Give it at least {replicas} samples (a multiple of "
-            f"{replicas}).",
+            "MirroredStrategy fails on a batch that does not split over them. Give it a multiple of "
+            f"{replicas} samples.",
         )
-        return
-    args[key] = fixed
+        return False
+    changes = []
+    if size != batch:
+        parts[batch_key] = size
+        changes.append(f"batches of {size} instead of {batch}")
+    if usable != n:
+        if pad:
+            total = n + (replicas - n % replicas)
+            parts["x"] = _pad(parts["x"], total)
+            _STATE["trim_outputs"] = n
+            changes.append(f"{total - n} copy of its last sample added and its output dropped")
+        else:
+            for k in keys:
+                parts[k] = _cut(parts.get(k), 0, usable)
+            changes.append(f"{usable} of its {n} samples (the last {n - usable} left out)")
     _note(
         "info",
-        "uneven_first_batch_fixed",
-        f"The first {what} batch would hold {first} samples, which do not split over {replicas} replicas "
-        f"(TensorFlow's MirroredStrategy then fails: 'Inputs to operation AddN ... must have the same "
-        f"size'): kerasgpu ran it with {key}={fixed}"
-        + (" (every sample is still used; the results are the same)." if what != "training" else "."),
+        "uneven_batch_fixed",
+        f"So that every {what} batch splits over the {replicas} replicas, kerasgpu ran it with "
+        f"{' and '.join(changes)}. (With TensorFlow 2.21's MirroredStrategy a first batch that does not "
+        "split fails every model, and a batch that leaves a replica empty fails many: convolutions in "
+        "fit, LSTMs in predict.)",
     )
+    return True
+
+
+def _pad(data, total: int):
+    """NumPy-like input padded to `total` samples with copies of its last sample."""
+    import numpy as np
+
+    if isinstance(data, dict):
+        return {k: _pad(v, total) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return type(data)(_pad(v, total) for v in data)
+    arr = np.asarray(data)
+    extra = np.repeat(arr[-1:], total - len(arr), axis=0)
+    return np.concatenate([arr, extra], axis=0)
 
 
 def _after_fit(model) -> None:
