@@ -269,7 +269,11 @@ async def run_all(runs: list[Run], parallel: int = 2) -> list[Run]:
         if run.mode == "wrap" and run.refused:
             return run
         async with gate:
-            return await execute_async(run)
+            try:
+                return await execute_async(run)
+            except Exception as exc:  # a dead or stuck kernel is this run's failure, not every run's
+                run.ran, run.error = True, f"{type(exc).__name__}: {exc}"
+                return run
 
     return list(await asyncio.gather(*(one(r) for r in runs)))
 
