@@ -138,9 +138,7 @@ class Distiller(keras.Model):
 
         # Return a dict of performance
         results = {m.name: m.result() for m in self.metrics}
-        results.update(
-            {"student_loss": student_loss, "distillation_loss": distillation_loss}
-        )
+        results.update({"student_loss": student_loss, "distillation_loss": distillation_loss})
         return results
 
     def test_step(self, data):

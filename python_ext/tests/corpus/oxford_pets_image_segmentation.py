@@ -18,6 +18,7 @@ and the display calls dropped).
 Model cell: 2
 Fit: model train_gen --validation-data val_gen
 """
+
 """
 ## Prepare paths of input images and target segmentation masks
 """
@@ -31,12 +32,8 @@ num_classes = 3
 batch_size = 32
 
 # Stand-in for the listing of images/ and annotations/trimaps/ (nothing is read from disk).
-input_img_paths = sorted(
-    [os.path.join(input_dir, f"pet_{i:03d}.jpg") for i in range(64)]
-)
-target_img_paths = sorted(
-    [os.path.join(target_dir, f"pet_{i:03d}.png") for i in range(64)]
-)
+input_img_paths = sorted([os.path.join(input_dir, f"pet_{i:03d}.jpg") for i in range(64)])
+target_img_paths = sorted([os.path.join(target_dir, f"pet_{i:03d}.png") for i in range(64)])
 
 print("Number of samples:", len(input_img_paths))
 
@@ -122,9 +119,7 @@ def get_model(img_size, num_classes):
         x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
 
         # Project residual
-        residual = layers.Conv2D(filters, 1, strides=2, padding="same")(
-            previous_block_activation
-        )
+        residual = layers.Conv2D(filters, 1, strides=2, padding="same")(previous_block_activation)
         x = layers.add([x, residual])  # Add back residual
         previous_block_activation = x  # Set aside next residual
 
@@ -178,9 +173,7 @@ val_input_img_paths = input_img_paths[-val_samples:]
 val_target_img_paths = target_img_paths[-val_samples:]
 
 # Instantiate data Sequences for each split
-train_gen = OxfordPets(
-    batch_size, img_size, train_input_img_paths, train_target_img_paths
-)
+train_gen = OxfordPets(batch_size, img_size, train_input_img_paths, train_target_img_paths)
 val_gen = OxfordPets(batch_size, img_size, val_input_img_paths, val_target_img_paths)
 
 """

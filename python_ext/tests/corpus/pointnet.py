@@ -20,6 +20,7 @@ OrthogonalRegularizer (an activity_regularizer, applied only when the model runs
 float32 tf.eye from the float16 xxt: "Input 'y' of 'Sub' Op has type float32 that does not match
 type float16 of argument 'x'" (raised from Functional.call()).
 """
+
 """
 # Point cloud classification
 """
@@ -79,9 +80,7 @@ NUM_POINTS = 256
 NUM_CLASSES = 10
 BATCH_SIZE = 32
 
-train_points, test_points, train_labels, test_labels, CLASS_MAP = parse_dataset(
-    NUM_POINTS
-)
+train_points, test_points, train_labels, test_labels, CLASS_MAP = parse_dataset(NUM_POINTS)
 
 """
 Our data can now be read into a `tf.data.Dataset()` object. We set the shuffle buffer

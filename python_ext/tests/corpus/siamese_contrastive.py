@@ -188,6 +188,7 @@ produces embeddings. A `Lambda` layer then merges them using an
 merged output is fed to the final network.
 """
 
+
 # Provided two tensors t1 and t2
 # Euclidean distance = sqrt(sum(square(t1-t2)))
 def euclidean_distance(vects):
@@ -266,9 +267,7 @@ def loss(margin=1):
 
         square_pred = tf.math.square(y_pred)
         margin_square = tf.math.square(tf.math.maximum(margin - (y_pred), 0))
-        return tf.math.reduce_mean(
-            (1 - y_true) * square_pred + (y_true) * margin_square
-        )
+        return tf.math.reduce_mean((1 - y_true) * square_pred + (y_true) * margin_square)
 
     return contrastive_loss
 

@@ -15,6 +15,7 @@ of 80 "train" files); epochs = 3 -> 1.
 Model cell: 5
 Fit: model train_ds --validation-data val_ds
 """
+
 """
 ## Introduction
 
@@ -63,10 +64,7 @@ _words = np.array([f"Word{i}," for i in range(2000)])
 
 
 def _reviews(n):
-    texts = [
-        " ".join(_rng.choice(_words, _rng.integers(50, 300))) + "<br /><br />The end."
-        for _ in range(n)
-    ]
+    texts = [" ".join(_rng.choice(_words, _rng.integers(50, 300))) + "<br /><br />The end." for _ in range(n)]
     labels = _rng.integers(0, 2, n).astype("int32")
     return tf.data.Dataset.from_tensor_slices((texts, labels)).batch(batch_size)
 
@@ -104,6 +102,7 @@ from tensorflow.keras.layers import TextVectorization
 import string
 import re
 
+
 # Having looked at our data above, we see that the raw text contains HTML break
 # tags of the form '<br />'. These tags will not be removed by the default
 # standardizer (which doesn't strip HTML). Because of this, we will need to
@@ -111,9 +110,7 @@ import re
 def custom_standardization(input_data):
     lowercase = tf.strings.lower(input_data)
     stripped_html = tf.strings.regex_replace(lowercase, "<br />", " ")
-    return tf.strings.regex_replace(
-        stripped_html, f"[{re.escape(string.punctuation)}]", ""
-    )
+    return tf.strings.regex_replace(stripped_html, f"[{re.escape(string.punctuation)}]", "")
 
 
 # Model constants.
@@ -257,9 +254,7 @@ outputs = model(indices)
 
 # Our end to end model
 end_to_end_model = tf.keras.Model(inputs, outputs)
-end_to_end_model.compile(
-    loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"]
-)
+end_to_end_model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
 
 # Test it with `raw_test_ds`, which yields raw strings
 end_to_end_model.evaluate(raw_test_ds)

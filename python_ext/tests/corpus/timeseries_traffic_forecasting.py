@@ -22,6 +22,7 @@ tf.matmul(features, self.weight) gets float16 features: "Input 'y' of 'BatchMatM
 float32 that does not match type float16 of argument 'x'", reported by Keras as "Could not
 automatically infer the output shape / dtype of 'lstmgc' (of type LSTMGC)".
 """
+
 """
 ## Introduction
 
@@ -274,11 +275,7 @@ def create_tf_dataset(
         batch_size=batch_size,
     )
 
-    target_offset = (
-        input_sequence_length
-        if multi_horizon
-        else input_sequence_length + forecast_horizon - 1
-    )
+    target_offset = input_sequence_length if multi_horizon else input_sequence_length + forecast_horizon - 1
     target_seq_length = forecast_horizon if multi_horizon else 1
     targets = timeseries_dataset_from_array(
         data_array[target_offset:],
@@ -322,9 +319,7 @@ is less than a threshold.
 """
 
 
-def compute_adjacency_matrix(
-    route_distances: np.ndarray, sigma2: float, epsilon: float
-):
+def compute_adjacency_matrix(route_distances: np.ndarray, sigma2: float, epsilon: float):
     """Computes the adjacency matrix from distances matrix.
 
     It uses the formula in https://github.com/VeritasYin/STGCN_IJCAI-18#data-preprocessing to
@@ -419,9 +414,7 @@ class GraphConv(layers.Layer):
         self.aggregation_type = aggregation_type
         self.combination_type = combination_type
         self.weight = tf.Variable(
-            initial_value=keras.initializers.glorot_uniform()(
-                shape=(in_feat, out_feat), dtype="float32"
-            ),
+            initial_value=keras.initializers.glorot_uniform()(shape=(in_feat, out_feat), dtype="float32"),
             trainable=True,
         )
         self.activation = layers.Activation(activation)
@@ -557,9 +550,7 @@ class LSTMGC(layers.Layer):
 
         # LSTM takes only 3D tensors as input
         gcn_out = tf.reshape(gcn_out, (batch_size * num_nodes, input_seq_len, out_feat))
-        lstm_out = self.lstm(
-            gcn_out
-        )  # lstm_out has shape: (batch_size * num_nodes, lstm_units)
+        lstm_out = self.lstm(gcn_out)  # lstm_out has shape: (batch_size * num_nodes, lstm_units)
 
         dense_output = self.dense(
             lstm_out
