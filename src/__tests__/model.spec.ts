@@ -274,9 +274,13 @@ describe('GpuPanel', () => {
           .textContent!.includes('100 %'),
       'utilization'
     );
+    // Two GPUs are rows: each row says what it holds, the shared line says what they are.
     expect(
       card.querySelector('.jp-kerasgpu-meter-memory')!.textContent
-    ).toMatch(/25\.\d GiB \/ 140\.4 GiB/);
+    ).toMatch(/25\.\d GiB \(18 %\)/);
+    expect(
+      panel.node.querySelector('.jp-kerasgpu-summary-shared')!.textContent
+    ).toContain('2 × NVIDIA H200');
     const meter = card.querySelector('[role="meter"]')!;
     expect(meter.getAttribute('aria-valuenow')).toBe('18');
     Widget.detach(panel);
@@ -331,7 +335,7 @@ describe('GpuPanel', () => {
     expect(ours.querySelector('button')).not.toBeNull();
     expect(panel.node.querySelector('[data-pid="202"] button')).toBeNull();
     expect(panel.node.querySelector('[data-pid="202"]')!.textContent).toContain(
-      "not this server's"
+      'a process outside this Jupyter server'
     );
     await model.shutdownKernelOf(101);
     expect(server.shutdowns).toEqual([101]);
