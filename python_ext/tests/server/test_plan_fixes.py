@@ -4,6 +4,7 @@ cell links of its messages. Pure: cells in, a plan out (the kernel tests run wha
 
 from __future__ import annotations
 
+import pytest
 from kerasgpu import notebook_tools
 
 SUBMODELS = """\
@@ -118,3 +119,32 @@ def test_mixed_precision_refuses_a_custom_train_step_that_does_not_scale_its_los
     assert "LossScaleOptimizer" in text and "trains in float32" in text
     scaled = step.replace("self.optimizer.apply_gradients([])", "loss = self.optimizer.scale_loss(0.0)")
     assert _plan("mixed_precision", [SUBMODELS, scaled, CREATE], policy="mixed_float16")["ok"]
+
+
+def test_the_input_pipeline_fix_goes_into_the_cells_that_build_the_dataset():
+    cells = [
+        "import tensorflow as tf\nds = tf.data.TFRecordDataset(files).map(parse)",
+        "ds = ds.map(augment).shuffle(100).batch(32)",
+        "model.fit(ds, epochs=2)",
+    ]
+    plan = _plan("input_pipeline", cells, dataset="ds", fixes=["prefetch", "num_parallel_calls", "cache"])
+    after = _applied(plan, cells)
+    assert after[1] == (
+        "import tensorflow as tf\n"
+        "ds = tf.data.TFRecordDataset(files).cache().map(parse, num_parallel_calls=tf.data.AUTOTUNE)"
+    )  # cached right after reading: the augmentation still runs every epoch
+    assert after[2] == (
+        "ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE).shuffle(100).batch(32)"
+        ".prefetch(tf.data.AUTOTUNE)"
+    )
+    assert after[3] == "model.fit(ds, epochs=2)"
+    assert {m["cell"] for m in plan["messages"]} == {1, 2}
+
+
+def test_the_input_pipeline_tool_refuses_what_it_cannot_find_or_need_not_do():
+    plan = _plan("input_pipeline", ["model.fit(ds)"], dataset="ds", fixes=["prefetch"])
+    assert not plan["ok"] and "No cell of this notebook assigns `ds`" in plan["messages"][0]["text"]
+    done = _plan("input_pipeline", ["ds = make().prefetch(2)"], dataset="ds", fixes=["prefetch"])
+    assert not done["ok"] and "already has" in done["messages"][0]["text"]
+    with pytest.raises(notebook_tools.PlanError):
+        _plan("input_pipeline", ["ds = make()"], dataset="ds; import os", fixes=["prefetch"])

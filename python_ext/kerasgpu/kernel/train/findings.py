@@ -95,6 +95,7 @@ class FitStats:
     input_share: float | None = None  # 0..1 of the steady step time spent waiting for the next batch
     pipeline: dict[str, Any] | None = None  # inputwait.pipeline_facts of a tf.data input; None otherwise
     data_kind: str | None = None  # "tf.data" | "arrays" | "generator" | "pydataset"
+    input_name: str | None = None  # the user's variable fit was given as x (for a one-click pipeline fix)
 
     @property
     def steps_per_s(self) -> float | None:
@@ -178,6 +179,10 @@ def input_level(share: float) -> str:
     if pct >= INPUT_MODERATE_PCT:
         return "moderately input-bound"
     return "not input-bound"
+
+
+# pipeline_changes' "what" -> the fix the notebook planner's input_pipeline tool makes in the cell.
+PLANNER_FIXES = {"num_parallel_calls": "num_parallel_calls", "cache": "cache", "prefetch": "prefetch"}
 
 
 def pipeline_changes(stats: FitStats) -> list[dict[str, str]]:
@@ -301,6 +306,10 @@ def input_bound(stats: FitStats) -> Finding | None:
         "changes": changes,
         "projected_step_s": projected,
     }
+    offered = [PLANNER_FIXES[c["what"]] for c in changes if c["what"] in PLANNER_FIXES]
+    if offered and stats.input_name and stats.pipeline is not None:
+        # The notebook tool that makes these changes in the user's own cell (planner "input_pipeline").
+        data["pipeline_fix"] = {"dataset": stats.input_name, "fixes": offered}
     lvl = "warning" if share * 100 >= INPUT_HIGH_PCT else "info"
     title = "Highly input-bound" if lvl == "warning" else "Moderately input-bound"
     return Finding("input_bound", lvl, f"{title}: steps wait for their input", evidence, fix, data)

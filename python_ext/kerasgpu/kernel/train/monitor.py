@@ -123,6 +123,20 @@ def physical_index(tf_index: int, cuda_visible: str | None) -> int:
     return tf_index
 
 
+def user_name(value: Any) -> str | None:
+    """The name the user's namespace binds to `value` (None outside IPython or when unnamed)."""
+    if value is None:
+        return None
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:
+        return None
+    ns = getattr(shell, "user_ns", None) or {}
+    return next((k for k, v in list(ns.items()) if v is value and not k.startswith("_")), None)
+
+
 def _in_notebook() -> bool:
     try:
         from IPython import get_ipython
@@ -270,6 +284,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.watch = GpuWatch() if gpu else None
         self.timer = InputTimer() if measure_input else None
         self.pipeline = pipeline_facts(inputs)
+        self.input_name = user_name(inputs)
         self.data_kind = guard.data_kind(inputs)
         self.backup = backup  # a guard.Backup (keras.callbacks.BackupAndRestore) in the same fit
         self.max_loss_s = max_loss_s
@@ -546,6 +561,7 @@ class TrainingMonitor(keras.callbacks.Callback):
             input_share=self.input_share if self._sum_n >= 2 else None,
             pipeline=self.pipeline,
             data_kind=self.data_kind,
+            input_name=self.input_name,
         )
 
     def _tf_peak_mib(self, tf_index: int) -> float | None:
@@ -606,6 +622,7 @@ class TrainingMonitor(keras.callbacks.Callback):
             gpus=self._stats(None, fit_level=True).gpus if self._facts else [],
             pipeline=self.pipeline,
             data_kind=self.data_kind,
+            input_name=self.input_name,
             epochs=self.progress.epochs,
             steps=self.progress.steps,
         )
