@@ -12,6 +12,15 @@ HERE = Path(__file__).resolve().parent
 PYTHON_EXT = HERE.parents[1]
 RUNNER = HERE / "ipython_runner.py"
 DOCTOR_FIXTURES = HERE / "fixtures" / "doctor"
+# A first cell that splits the CPU into two logical devices (TensorFlow's documented way to test
+# distribution without GPUs): MirroredStrategy then has two replicas.
+TWO_CPUS = """\
+import tensorflow as tf
+cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+"""
 
 
 class Cell:

@@ -8,18 +8,11 @@ import re
 
 import pytest
 from kerasgpu import notebook_tools
-from kgpu_testlib import run_cells
+from kgpu_testlib import TWO_CPUS, run_cells
 
 pytest.importorskip("tensorflow")
 pytestmark = pytest.mark.tf
 
-TWO_CPUS = """\
-import tensorflow as tf
-cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(
-    cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
-)
-"""
 DATA = "import numpy as np\nx = np.random.rand(64, 8).astype('float32')\ny = np.random.randint(0, 3, 64)"
 BUILD = (
     "import keras\nmodel = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation='relu'), "
