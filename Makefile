@@ -11,11 +11,12 @@ STAMPS := .stamps
 CHROMIUM ?= /usr/bin/chromium
 export PATH := $(BIN):$(PATH)
 
-.PHONY: lab test setup build lint lint-fix test-js test-py test-jax test-cuda test-ui test-package test-compat screenshots clean help
+.PHONY: lab test check setup build lint lint-fix test-js test-py test-jax test-cuda test-ui test-package test-compat screenshots clean help
 
 help:
 	@echo "make lab    set up everything and start JupyterLab with the extension (demo notebook open)"
 	@echo "make test   set up everything and run every test tier (lint, jest, pytest, CUDA builds, galata)"
+	@echo "make check  the daily loop: lint, jest, pytest without the corpus, gateway, CUDA and compatibility tiers"
 
 $(STAMPS):
 	mkdir -p $(STAMPS)
@@ -163,6 +164,10 @@ test-compat: build $(STAMPS)/chromium $(UI_NPM_STAMP) $(COMPAT_ENVS)/.built
 screenshots: build $(STAMPS)/chromium $(UI_NPM_STAMP) $(EG_VENV)/.built
 	cd ui-tests && KERASGPU_SCREENSHOTS_DIR=$(CURDIR)/docs npx playwright test
 	cd ui-tests && KERASGPU_EG_VENV=$(EG_VENV) KERASGPU_SCREENSHOTS_DIR=$(CURDIR)/docs npx playwright test -c gateway.config.js
+
+# The daily loop (a few minutes): what make test runs, less the slow tiers.
+check: build lint test-js
+	$(BIN)/pytest -q -p no:cacheprovider -m "not gateway and not corpus and not cuda_build and not gpu" python_ext/tests
 
 test: build lint test-js test-py test-jax test-cuda test-package test-ui test-compat
 	@echo "All test tiers passed."

@@ -17,7 +17,7 @@ from corpus_runner import MODES, examples, prepare, run_all
 from kerasgpu.kernel import doctor
 
 pytest.importorskip("tensorflow")
-pytestmark = [pytest.mark.tf, pytest.mark.timeout(2400)]
+pytestmark = [pytest.mark.tf, pytest.mark.corpus, pytest.mark.timeout(2400)]
 
 NAMES = [p.stem for p in examples()]
 

@@ -19,7 +19,7 @@ from kerasgpu.kernel.magics import split_expressions
 from kernel.kgpu_testlib import clean_env, run_cells
 
 pytest.importorskip("tensorflow")
-pytestmark = [pytest.mark.tf, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.tf, pytest.mark.corpus, pytest.mark.timeout(600)]
 
 # Left out: timeseries_classification_transformer traces its train step for 17-40 s on this CPU
 # (tests/corpus/README.md), and each copy the tools train traces it again: ~2 min for a model of
