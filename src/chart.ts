@@ -80,7 +80,7 @@ export function relativeLabel(secondsBefore: number): string {
 }
 
 /** A dense row's sparkline: tall enough to read a trend. */
-export const SPARKLINE_HEIGHT = 26;
+export const SPARKLINE_HEIGHT = 20;
 
 /** The chart's height for a width: grows with the panel, within bounds. */
 export function chartHeight(width: number, min = 96, max = 200): number {
@@ -97,7 +97,7 @@ function cssVar(node: HTMLElement, name: string, fallback: string): string {
  *
  * Full size: its height follows its width (taller in a wide sidebar or the
  * dashboard), a time axis counts back from "now", and a legend under it gives
- * the values at the pointer (the newest ones otherwise). Sparkline: 26 px, no
+ * the values at the pointer (the newest ones otherwise). Sparkline: 20 px (one row), no
  * axis, no legend. Created lazily: nothing is drawn while the host has no width
  * (hidden panel), and data are handed to uPlot without copying.
  */

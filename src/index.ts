@@ -85,7 +85,14 @@ const panelPlugin: JupyterFrontEndPlugin<void> = {
       }
     });
     // each notebook's running fit, from its kernel's `kerasgpu` comm
-    const training = connectTraining(notebooks);
+    // A finding's input-pipeline fix runs the notebook tools' command (src/notebook-tools.ts).
+    const training = connectTraining(notebooks, (path, fix) => {
+      void app.commands.execute('kerasgpu:fix-input-pipeline', {
+        path,
+        dataset: fix.dataset,
+        fixes: fix.fixes
+      });
+    });
     const extra = document.createElement('div');
     // the GPUs of the host where the current notebook's kernel runs, when not the server's
     const hostGpus = new HostGpusSection({ notebooks, serverModel: model });

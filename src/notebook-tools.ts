@@ -54,6 +54,11 @@ export namespace NotebookToolsCommandIDs {
   export const insertVerificationCell = 'kerasgpu:insert-verification-cell';
   /** One tf.distribute strategy for the whole notebook (`%gpu_distribute`), before the first model. */
   export const distributeNotebook = 'kerasgpu:distribute-notebook';
+  /**
+   * A training finding's one-click fix: `.cache()`, `.prefetch`, a parallel `map` or
+   * `from_tensor_slices` in the cell that builds `args.dataset` (args: path, dataset, fixes).
+   */
+  export const fixInputPipeline = 'kerasgpu:fix-input-pipeline';
 }
 
 const PLUGIN_ID = 'jupyterlab-kerasgpu:notebook-tools';
@@ -371,6 +376,28 @@ export const notebookToolsPlugin: JupyterFrontEndPlugin<void> = {
     palette?.addItem({
       command: NotebookToolsCommandIDs.distributeNotebook,
       category: CATEGORY
+    });
+
+    // Run from a training card's finding (it names the dataset and the fixes): not in the palette.
+    commands.addCommand(NotebookToolsCommandIDs.fixInputPipeline, {
+      label: trans.__('Fix the Input Pipeline'),
+      caption: trans.__(
+        "Makes the training finding's changes in the cell that builds the input (cache, prefetch, a parallel map, from_tensor_slices), previewed, as one undo step"
+      ),
+      isEnabled: args => Private.notebookAt(tracker, args) !== null,
+      execute: async args => {
+        const panel = Private.notebookAt(tracker, args);
+        const dataset = typeof args.dataset === 'string' ? args.dataset : '';
+        const fixes = Array.isArray(args.fixes) ? args.fixes.map(String) : [];
+        if (panel && dataset) {
+          await runTool(
+            panel,
+            'input_pipeline',
+            { dataset, fixes },
+            trans.__('Fix the Input Pipeline')
+          );
+        }
+      }
     });
 
     commands.addCommand(NotebookToolsCommandIDs.insertSnippet, {
@@ -721,6 +748,17 @@ namespace Private {
   }
 
   /** Makes one cell the active and only selected one, and scrolls to it. */
+  /** The open notebook at `args.path` (null when it is not open), the current one without a path. */
+  export function notebookAt(
+    tracker: INotebookTracker,
+    args: ReadonlyPartialJSONObject
+  ): NotebookPanel | null {
+    const path = typeof args.path === 'string' ? args.path : '';
+    return path
+      ? (tracker.find(panel => panel.context.path === path) ?? null)
+      : tracker.currentWidget;
+  }
+
   export function activate(notebook: Notebook, index: number): void {
     notebook.deselectAll();
     notebook.activeCellIndex = index;

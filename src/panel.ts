@@ -266,6 +266,9 @@ export class GpuPanel extends Widget {
       const compact =
         !this._dashboard && devices.length >= this._config.compactThreshold;
       this._cards.classList.toggle('jp-kerasgpu-compact', compact);
+      if (compact) {
+        this._cards.appendChild(rowHead());
+      }
       for (const device of devices) {
         const card = new GpuCard(
           device,
@@ -326,11 +329,23 @@ export class GpuPanel extends Widget {
       }
       power += s?.power_draw_w ?? 0;
     }
-    setText(
-      this._totals,
-      `memory ${formatGiB(used)} / ${formatGiB(total)} · busy ${formatPercent(n ? util / n : null)} on average` +
-        (power ? ` · ${Math.round(power)} W` : '')
-    );
+    // Each part on one line (the panel is narrow: they wrap between parts, never inside one).
+    const parts = [
+      `memory ${formatGiB(used)} / ${formatGiB(total)}`,
+      `busy ${formatPercent(n ? util / n : null)} on average`,
+      power ? `${Math.round(power)} W` : ''
+    ].filter(Boolean);
+    const key = parts.join(' · ');
+    if (this._totals.dataset.text !== key) {
+      this._totals.dataset.text = key;
+      this._totals.replaceChildren();
+      parts.forEach((part, i) => {
+        if (i > 0) {
+          this._totals!.append(' · ');
+        }
+        this._totals!.appendChild(el('span', 'jp-kerasgpu-summary-part', part));
+      });
+    }
   }
 
   /** New readings: text, bars and charts updated in place. */
@@ -552,23 +567,28 @@ class GpuCard {
     item.appendChild(title);
     this._compact = compact;
     if (compact) {
-      // Many GPUs: one dense row each; the title opens the details of that GPU.
+      // Many GPUs: one line each (nvitop's density); the chevron opens that GPU's details.
       item.classList.add('jp-kerasgpu-row');
       const toggle = document.createElement('button');
       toggle.type = 'button';
       toggle.className = 'jp-kerasgpu-row-toggle';
       toggle.setAttribute('aria-expanded', 'false');
       toggle.setAttribute('aria-label', `Details of GPU ${device.index}`);
-      toggle.textContent = 'Details';
+      toggle.title = `Details of GPU ${device.index}: ${device.name}`;
+      toggle.textContent = '▸';
       toggle.addEventListener('click', () => {
         const open = !item.classList.contains('jp-mod-expanded');
         item.classList.toggle('jp-mod-expanded', open);
         toggle.setAttribute('aria-expanded', `${open}`);
-        toggle.textContent = open ? 'Less' : 'Details';
+        toggle.textContent = open ? '▾' : '▸';
       });
-      // nvitop's density: temperature and power on the row itself.
-      this._rowFacts = el('span', 'jp-kerasgpu-row-facts');
-      title.append(this._rowFacts, toggle);
+      // Temperature and power on the row itself, each in its own column.
+      this._rowTemp = el('span', 'jp-kerasgpu-row-temp');
+      this._rowTemp.title = 'Temperature';
+      this._rowPower = el('span', 'jp-kerasgpu-row-power');
+      this._rowPower.title = 'Power draw';
+      title.append(this._rowTemp, this._rowPower, toggle);
+      index.title = `GPU ${device.index}: ${device.name}`;
     }
     this._mine = el('span', 'jp-kerasgpu-mine-badge', 'this notebook');
     this._mine.title = "This notebook's kernel holds memory on this GPU";
@@ -668,12 +688,14 @@ class GpuCard {
       used === null
         ? `${formatGiB(total)} total`
         : this._compact
-          ? `${formatGiB(used)} (${formatPercent(memPct)})`
+          ? `${(used / 1024).toFixed(1)}G`
           : `${formatGiB(used)} / ${formatGiB(total)} (${formatPercent(memPct)})`,
       memPct
     );
     this._util.set(
-      formatPercent(sample?.utilization_gpu),
+      this._compact
+        ? formatPercent(sample?.utilization_gpu).replace(' %', '%')
+        : formatPercent(sample?.utilization_gpu),
       sample?.utilization_gpu ?? null
     );
     setText(this._temp, formatTemperature(sample?.temperature_c));
@@ -697,18 +719,20 @@ class GpuCard {
         ? notMeasured(this.device.nvlink_throughput_reason)
         : formatThroughput(sample?.nvlink_rx_mib_s, sample?.nvlink_tx_mib_s)
     );
-    if (this._rowFacts) {
+    if (this._rowTemp && this._rowPower) {
+      // Narrow columns: "57°C", "691 W"; the tooltips and the details say them in full.
       setText(
-        this._rowFacts,
-        [
-          formatTemperature(sample?.temperature_c),
-          sample?.power_draw_w !== null && sample?.power_draw_w !== undefined
-            ? `${Math.round(sample.power_draw_w)} W`
-            : null
-        ]
-          .filter(Boolean)
-          .join(' · ')
+        this._rowTemp,
+        formatTemperature(sample?.temperature_c).replace(' °', '°')
       );
+      setText(
+        this._rowPower,
+        sample?.power_draw_w !== null && sample?.power_draw_w !== undefined
+          ? `${Math.round(sample.power_draw_w)} W`
+          : '–'
+      );
+      this._rowPower.title = `Power draw: ${formatPower(sample?.power_draw_w, sample?.power_limit_w)}`;
+      this._memory.node.title = `Memory: ${formatGiB(used)} of ${formatGiB(total)} (${formatPercent(memPct)})`;
     }
     this.chart?.update(series, window);
   }
@@ -724,7 +748,8 @@ class GpuCard {
   }
 
   private _mine: HTMLElement;
-  private _rowFacts: HTMLElement | null = null;
+  private _rowPower: HTMLElement | null = null;
+  private _rowTemp: HTMLElement | null = null;
 
   private _clock: HTMLElement | null = null;
   private _compact = false;
@@ -795,6 +820,27 @@ export function notMeasured(reason: string): string {
     : reason.includes('NVLink')
       ? 'none'
       : 'not counted by this driver';
+}
+
+/** The column names above the one-line GPU rows (each cell says its own in a tooltip too). */
+function rowHead(): HTMLElement {
+  const head = el('li', 'jp-kerasgpu-row-head');
+  head.setAttribute('aria-hidden', 'true');
+  for (const [cls, text, help] of [
+    ['index', '#', 'GPU index'],
+    ['memory', 'Mem', 'Memory used, in GiB (the bar: share of the total)'],
+    ['util', 'Busy', 'Utilization: share of time a kernel ran on the GPU'],
+    ['temp', 'Temp', 'Temperature'],
+    ['power', 'Power', 'Power draw'],
+    ['chart', 'History', 'Utilization (green) and memory (blue) over time']
+  ]) {
+    const cell = el('span', `jp-kerasgpu-row-head-${cls}`, text);
+    if (help) {
+      cell.title = help;
+    }
+    head.appendChild(cell);
+  }
+  return head;
 }
 
 function basename(path: string): string {

@@ -121,7 +121,12 @@ export function cellInfos(shared: SharedNotebook): ICellInfo[] {
 
 /** The notebook tools the server plans (`POST notebook-tools/plan`). */
 export type NotebookTool =
-  'verify' | 'snippet' | 'wrap' | 'distribute' | 'mixed_precision';
+  | 'verify'
+  | 'snippet'
+  | 'wrap'
+  | 'distribute'
+  | 'mixed_precision'
+  | 'input_pipeline';
 
 /** One change of a plan: a new code cell before `index`, or new code for the cell at `index`. */
 export type PlanEdit =

@@ -1,6 +1,12 @@
 import { Widget } from '@lumino/widgets';
 
-import { ITrainingState, summarize, TrainingModel } from './training';
+import {
+  IPipelineFix,
+  ITrainingFinding,
+  ITrainingState,
+  summarize,
+  TrainingModel
+} from './training';
 import { el } from './dom';
 import { commandBlock } from './tfcheck';
 
@@ -15,6 +21,7 @@ export class TrainingCards extends Widget {
     this.addClass('jp-kerasgpu-training');
     this.node.setAttribute('aria-label', 'Training');
     this._model = options.model;
+    this._fixPipeline = options.fixPipeline ?? null;
     this._model.changed.connect(this._render, this);
     this._render();
   }
@@ -30,14 +37,21 @@ export class TrainingCards extends Widget {
   private _render(): void {
     const states = this._model.states;
     this.node.hidden = states.length === 0;
-    this.node.replaceChildren(...states.map(s => card(s)));
+    this.node.replaceChildren(...states.map(s => card(s, this._fixPipeline)));
   }
 
+  private _fixPipeline: FixPipeline | null;
   private _model: TrainingModel;
 }
 
-/** One notebook's card. */
-function card(state: ITrainingState): HTMLElement {
+/** Runs the input-pipeline fix for notebook `key` (the notebook tools' command). */
+export type FixPipeline = (key: string, fix: IPipelineFix) => void;
+
+/** One notebook's card: title, progress, one line of pace, then what needs saying, then the findings in one line. */
+function card(
+  state: ITrainingState,
+  fixPipeline: FixPipeline | null
+): HTMLElement {
   const s = summarize(state);
   const root = el('article', 'jp-kerasgpu-training-card');
   root.dataset.state = state.message.status;
@@ -57,43 +71,121 @@ function card(state: ITrainingState): HTMLElement {
   root.appendChild(bar);
   root.appendChild(el('div', 'jp-kerasgpu-training-progress', s.progressText));
   const line = el('div', 'jp-kerasgpu-training-line');
-  for (const [cls, text] of [
-    ['jp-kerasgpu-training-eta', s.eta],
-    ['jp-kerasgpu-training-speed', s.speed],
-    ['jp-kerasgpu-training-gpu', s.gpu],
-    ['jp-kerasgpu-training-deadline', s.deadline]
+  for (const [cls, text, help] of [
+    ['jp-kerasgpu-training-eta', s.eta, ''],
+    ['jp-kerasgpu-training-speed', s.speed, ''],
+    ['jp-kerasgpu-training-gpu', s.gpu, ''],
+    // beside the GPU's busy %: how much of each step waits for its input
+    ['jp-kerasgpu-training-input', s.input, s.inputHelp],
+    ['jp-kerasgpu-training-deadline', s.verdict ? '' : s.deadline, '']
   ]) {
     if (text) {
-      line.appendChild(el('span', cls, text));
+      const span = el('span', cls, text);
+      if (help) {
+        span.title = help;
+      }
+      // between the parts, where the line may wrap (each part stays whole)
+      if (line.childNodes.length) {
+        line.append(' · ');
+      }
+      line.appendChild(span);
     }
+  }
+  const level = state.message.input_level;
+  if (level) {
+    line.dataset.input = level.split(' ')[0];
   }
   root.appendChild(line);
-  if (s.finding) {
-    const f = el('div', 'jp-kerasgpu-training-finding');
-    f.dataset.level = s.finding.level;
-    f.appendChild(el('strong', '', s.finding.title));
-    f.appendChild(document.createTextNode(`: ${s.finding.evidence}`));
-    const commands = s.finding.data?.fix_commands;
-    if (commands?.length) {
-      // The kernel's verdict: its fixes as copyable code, in order (as the panel shows them).
-      // Collapsed: the GPU rows stay on screen; the same commands are in the TensorFlow box above.
-      const fix = el('details', 'jp-kerasgpu-training-fix');
-      fix.appendChild(el('summary', '', 'Fix, in this order'));
-      fix.appendChild(commandBlock(commands));
-      f.appendChild(fix);
-    } else {
-      f.title = `Fix: ${s.finding.fix}`;
-      f.appendChild(
-        el('div', 'jp-kerasgpu-training-fix', `Fix: ${s.finding.fix}`)
-      );
+  for (const [cls, text] of [
+    ['jp-kerasgpu-training-verdict', s.verdict],
+    ['jp-kerasgpu-training-checkpoint', s.checkpoint],
+    ['jp-kerasgpu-training-compare', s.compare]
+  ]) {
+    if (text) {
+      const row = el('div', cls, text);
+      row.title = text;
+      if (cls === 'jp-kerasgpu-training-verdict') {
+        row.dataset.meets = String(!s.late);
+      }
+      root.appendChild(row);
     }
-    root.appendChild(f);
+  }
+  if (s.findings.length) {
+    root.appendChild(findingsView(s.findings));
+  }
+  const offer = s.pipelineFix;
+  if (offer && fixPipeline) {
+    const button = el(
+      'button',
+      'jp-kerasgpu-training-pipeline-fix jp-mod-styled'
+    );
+    (button as HTMLButtonElement).type = 'button';
+    button.textContent = 'Fix the input pipeline';
+    button.title =
+      `Edits the cell that builds ${offer.dataset} (${offer.fixes.join(', ')}); ` +
+      'you see the change before it is made, and one undo takes it back';
+    button.addEventListener('click', () => fixPipeline(state.key, offer));
+    root.appendChild(button);
   }
   return root;
+}
+
+/** The findings, one line until opened: the first one's title (and how many more), then each in full. */
+function findingsView(findings: readonly ITrainingFinding[]): HTMLElement {
+  const box = el('details', 'jp-kerasgpu-training-findings');
+  const first = findings[0];
+  const summary = el('summary', '');
+  summary.dataset.level = first.level;
+  summary.appendChild(
+    el('span', 'jp-kerasgpu-training-findings-title', first.title)
+  );
+  if (findings.length > 1) {
+    summary.appendChild(
+      el(
+        'span',
+        'jp-kerasgpu-training-findings-more',
+        `+${findings.length - 1} more`
+      )
+    );
+  }
+  summary.title = findings.map(f => f.title).join('\n');
+  box.appendChild(summary);
+  findings.forEach((f, i) => {
+    box.appendChild(
+      findingView(
+        f,
+        i === 0
+          ? 'jp-kerasgpu-training-finding'
+          : 'jp-kerasgpu-training-finding-more'
+      )
+    );
+  });
+  return box;
+}
+
+/** One finding in full: title, evidence and its fix (the verdict's commands as copyable code). */
+function findingView(finding: ITrainingFinding, cls: string): HTMLElement {
+  const f = el('div', cls);
+  f.dataset.level = finding.level;
+  f.appendChild(el('strong', '', finding.title));
+  f.appendChild(document.createTextNode(`: ${finding.evidence}`));
+  const commands = finding.data?.fix_commands;
+  if (commands?.length) {
+    // The kernel's verdict: its fixes as copyable code, in order (as the panel shows them).
+    f.appendChild(
+      el('div', 'jp-kerasgpu-training-fix-head', 'Fix, in this order:')
+    );
+    f.appendChild(commandBlock(commands));
+  } else if (finding.fix) {
+    f.appendChild(el('div', 'jp-kerasgpu-training-fix', `Fix: ${finding.fix}`));
+  }
+  return f;
 }
 
 export namespace TrainingCards {
   export interface IOptions {
     model: TrainingModel;
+    /** Runs a finding's input-pipeline fix in notebook `key`; without it, no button. */
+    fixPipeline?: FixPipeline;
   }
 }

@@ -140,10 +140,11 @@ export namespace TrainingConnector {
  * notebook (existing and new), and the cards view.
  */
 export function connectTraining(
-  notebooks: INotebookTracker | null
+  notebooks: INotebookTracker | null,
+  fixPipeline?: TrainingCards.IOptions['fixPipeline']
 ): TrainingCards {
   const model = new TrainingModel();
-  const view = new TrainingCards({ model });
+  const view = new TrainingCards({ model, fixPipeline });
   const add = (nb: NotebookPanel) => {
     new TrainingConnector({ model, sessionContext: nb.sessionContext });
   };

@@ -20,6 +20,41 @@ export interface ITrainingFinding {
   >;
 }
 
+/** The notebook tool that makes a finding's pipeline changes in the user's cell (planner "input_pipeline"). */
+export interface IPipelineFix {
+  /** The user's variable name of the dataset (or arrays) fit was given. */
+  dataset: string;
+  /** The planner's fixes, e.g. "prefetch", "cache", "parallel_map", "from_tensor_slices". */
+  fixes: string[];
+}
+
+/** A change with a measured saving on the rest of the run (guard.savings). */
+export interface IDeadlineOption {
+  change: string;
+  saving_s: number;
+  how?: string;
+  /** The run's end with this change (epoch seconds). */
+  projected_end?: number;
+}
+
+/** Whether the run makes its deadline at the measured pace (guard.verdict). */
+export interface IDeadlineVerdict {
+  meets: boolean;
+  projected_end: number;
+  deadline: number;
+  best: IDeadlineOption | null;
+  text?: string;
+  best_text?: string;
+}
+
+/** This run against the last run of the same model (receipts.compare). */
+export interface IRunComparison {
+  text: string;
+  /** > 1: faster than the last run. */
+  speedup: number;
+  changes: string[];
+}
+
 /** One progress message of a running `fit` (the comm's `data`, type "training"). */
 export interface ITrainingMessage {
   type: 'training';
@@ -41,6 +76,20 @@ export interface ITrainingMessage {
   gpus: number[];
   gpu_util_pct: number | null;
   finding: ITrainingFinding | null;
+  /** Every finding, the most important first (`finding` is the first). */
+  findings?: ITrainingFinding[];
+  /** 0..1 of a warm step spent waiting for its input. */
+  input_share?: number | null;
+  /** "highly input-bound" | "moderately input-bound" | "not input-bound". */
+  input_level?: string | null;
+  deadline_verdict?: IDeadlineVerdict | null;
+  /** Epoch seconds of the last BackupAndRestore save. */
+  checkpoint_time?: number | null;
+  /** Its save_freq, in steps. */
+  checkpoint_every?: number | null;
+  /** When this fit resumed from a backup: the epoch (0-based) and when it was saved. */
+  resumed?: { epoch: number; saved_at: number } | null;
+  compare?: IRunComparison | null;
   time: number;
 }
 
@@ -119,11 +168,118 @@ export interface ITrainingSummary {
   speed: string;
   eta: string;
   gpu: string;
+  /** "input wait 39 %" beside the GPU's busy %, or '' before it is measured. */
+  input: string;
+  /** The input share's level and its rule, for a tooltip. */
+  inputHelp: string;
   /** "deadline Tue 18:00", or '' without one. */
   deadline: string;
-  /** Whether the deadline will be missed (a deadline finding came). */
+  /** The deadline verdict: "on track: ends 16:10, 1.8 h to spare", or '' without one. */
+  verdict: string;
+  /** Whether the deadline will be missed (a deadline finding came, or the verdict says so). */
   late: boolean;
+  /** "last checkpoint 4 min ago (every 500 steps)", with "resumed from …" when it did; or ''. */
+  checkpoint: string;
+  /** The comparison with the last run of the same model, or ''. */
+  compare: string;
   finding: ITrainingFinding | null;
+  /** Every finding, the most important first. */
+  findings: ITrainingFinding[];
+  /** The one-click input-pipeline fix a finding offers, or null. */
+  pipelineFix: IPipelineFix | null;
+}
+
+/** "input wait 39 %" and its level, or '' before it is measured. */
+function inputText(m: ITrainingMessage): [string, string] {
+  const share = m.input_share;
+  if (share === null || share === undefined || !isFinite(share)) {
+    return ['', ''];
+  }
+  const level = m.input_level ?? '';
+  return [
+    `input wait ${Math.round(share * 100)} %`,
+    `${level ? level[0].toUpperCase() + level.slice(1) : 'Input wait'}: each step waits ` +
+      `${Math.round(share * 100)} % of its time for its next batch ` +
+      "(TensorBoard's Input Pipeline Analyzer: >= 20 % highly, >= 5 % moderately input-bound)"
+  ];
+}
+
+/** The deadline verdict in the user's clock format. */
+function verdictText(
+  v: IDeadlineVerdict | null | undefined,
+  now: Date,
+  locale?: string
+): string {
+  if (!v) {
+    return '';
+  }
+  const end = formatEta(v.projected_end, now, locale);
+  const deadline = formatEta(v.deadline, now, locale);
+  if (v.meets) {
+    return `on track for ${deadline}: ends ${end}, ${formatDuration(v.deadline - v.projected_end)} to spare`;
+  }
+  let text = `misses ${deadline}: ends ${end}, ${formatDuration(v.projected_end - v.deadline)} late`;
+  const best = v.best;
+  if (best) {
+    const bestEnd = best.projected_end ?? v.projected_end - best.saving_s;
+    text +=
+      `; largest measured saving: ${best.change}, ${formatDuration(best.saving_s)} ` +
+      `(ends ${formatEta(bestEnd, now, locale)}, ${bestEnd <= v.deadline ? 'in time' : 'still late'})`;
+  }
+  return text;
+}
+
+/** The last checkpoint's age and a resume, or ''. */
+function checkpointText(
+  m: ITrainingMessage,
+  now: Date,
+  locale?: string
+): string {
+  const parts: string[] = [];
+  if (m.checkpoint_time) {
+    const age = Math.max(0, now.getTime() / 1000 - m.checkpoint_time);
+    parts.push(
+      `last checkpoint ${formatDuration(age)} ago` +
+        (m.checkpoint_every ? ` (every ${m.checkpoint_every} steps)` : '')
+    );
+  }
+  if (m.resumed) {
+    parts.push(
+      `resumed from the checkpoint of ${formatEta(m.resumed.saved_at, now, locale)} (epoch ${m.resumed.epoch + 1})`
+    );
+  }
+  return parts.join(' · ');
+}
+
+/** "vs the last run: input wait 62 % → 4 %, step 41 ms → 15 ms (2.7x)" (what changed is in its finding). */
+function compareText(c: IRunComparison | null | undefined): string {
+  if (!c?.text) {
+    return '';
+  }
+  // receipts.compare: "<how fast> than the run of <time>: <changes>; <measurements>"
+  const cut = c.text.lastIndexOf('; ');
+  const measured = cut >= 0 ? c.text.slice(cut + 2) : c.text;
+  // a number stays with its unit when the line wraps
+  return `vs the last run: ${measured.replace(/ -> /g, ' → ').replace(/ (%|ms)/g, '\u00a0$1')}`;
+}
+
+/** The first finding that offers the input-pipeline fix (the notebook tool's options), or null. */
+export function pipelineFixOf(
+  findings: readonly ITrainingFinding[]
+): IPipelineFix | null {
+  for (const f of findings) {
+    const fix = f.data?.pipeline_fix as IPipelineFix | undefined;
+    if (
+      fix &&
+      typeof fix.dataset === 'string' &&
+      fix.dataset &&
+      Array.isArray(fix.fixes) &&
+      fix.fixes.length > 0
+    ) {
+      return { dataset: fix.dataset, fixes: fix.fixes.map(String) };
+    }
+  }
+  return null;
 }
 
 /** Turns a progress message into what the card shows. */
@@ -168,6 +324,12 @@ export function summarize(
   } else {
     gpu = 'on the CPU';
   }
+  const findings = m.findings?.length
+    ? m.findings
+    : m.finding
+      ? [m.finding]
+      : [];
+  const [input, inputHelp] = inputText(m);
   return {
     title: `${word}: ${state.label}`,
     percent,
@@ -179,10 +341,18 @@ export function summarize(
       m.deadline !== null
         ? `deadline ${formatEta(m.deadline, now, locale)}`
         : '',
+    input,
+    inputHelp,
+    verdict: verdictText(m.deadline_verdict, now, locale),
     late:
       m.finding?.code === 'deadline_miss' ||
-      m.finding?.code === 'deadline_missed',
-    finding: m.finding
+      m.finding?.code === 'deadline_missed' ||
+      m.deadline_verdict?.meets === false,
+    checkpoint: checkpointText(m, now, locale),
+    compare: compareText(m.compare),
+    finding: m.finding ?? findings[0] ?? null,
+    findings,
+    pipelineFix: pipelineFixOf(findings)
   };
 }
 

@@ -271,13 +271,28 @@ describe('GpuPanel', () => {
       () =>
         card
           .querySelector('.jp-kerasgpu-meter-util')!
-          .textContent!.includes('100 %'),
+          .textContent!.includes('100%'),
       'utilization'
     );
-    // Two GPUs are rows: each row says what it holds, the shared line says what they are.
+    // Two GPUs are one-line rows: each row says what it holds (in full in the tooltip),
+    // the shared line says what they are.
+    const memory = card.querySelector<HTMLElement>(
+      '.jp-kerasgpu-meter-memory'
+    )!;
     expect(
-      card.querySelector('.jp-kerasgpu-meter-memory')!.textContent
-    ).toMatch(/25\.\d GiB \(18 %\)/);
+      memory.querySelector('.jp-kerasgpu-meter-value')!.textContent
+    ).toMatch(/^25\.\dG$/);
+    expect(memory.title).toMatch(/25\.\d GiB of 140\.\d GiB \(18 %\)/);
+    expect(card.querySelector('.jp-kerasgpu-row-temp')!.textContent).toMatch(
+      /^\d+°C$/
+    );
+    expect(card.querySelector('.jp-kerasgpu-row-power')!.textContent).toMatch(
+      /^\d+ W$/
+    );
+    // The column names once, above the rows.
+    expect(
+      panel.node.querySelector('.jp-kerasgpu-row-head')!.textContent
+    ).toContain('Busy');
     expect(
       panel.node.querySelector('.jp-kerasgpu-summary-shared')!.textContent
     ).toContain('2 × NVIDIA H200');

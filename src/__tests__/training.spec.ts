@@ -1,8 +1,11 @@
 import {
   formatDuration,
   formatEta,
+  IPipelineFix,
   isTrainingMessage,
+  ITrainingFinding,
   ITrainingMessage,
+  pipelineFixOf,
   summarize,
   TrainingModel
 } from '../training';
@@ -172,6 +175,197 @@ describe('TrainingCards', () => {
       view.node.querySelectorAll('.jp-kerasgpu-training-card')
     ).toHaveLength(0);
     expect(view.node.hidden).toBe(true);
+    view.dispose();
+    model.dispose();
+  });
+});
+
+describe('the input wait, the deadline guard and the checkpoint', () => {
+  const NOW_S = NOW.getTime() / 1000;
+  /** A fit as the monitor sends it with a deadline, a backup, a receipt and a pipeline finding. */
+  const guarded = (over: Partial<ITrainingMessage> = {}): ITrainingMessage => {
+    const pipeline: ITrainingFinding = {
+      code: 'input_bound',
+      level: 'warning',
+      title: 'Highly input-bound: steps wait for their input',
+      evidence: 'Each step waits 25 ms of its 41 ms for the next batch',
+      fix: 'In the cell that builds the input: `ds.prefetch(tf.data.AUTOTUNE)`',
+      data: {
+        input_share: 0.62,
+        pipeline_fix: { dataset: 'train_ds', fixes: ['prefetch', 'cache'] }
+      }
+    };
+    const backup: ITrainingFinding = {
+      code: 'protect_progress',
+      level: 'info',
+      title: 'Progress is lost if the kernel stops',
+      evidence: 'the run takes 50 h',
+      fix: 'Add callbacks=[...]'
+    };
+    return message({
+      input_share: 0.6234,
+      input_level: 'highly input-bound',
+      deadline: NOW_S + 36 * 3600,
+      deadline_verdict: {
+        meets: false,
+        projected_end: NOW_S + 50 * 3600,
+        deadline: NOW_S + 36 * 3600,
+        best: {
+          change: 'the input pipeline fix',
+          saving_s: 20 * 3600,
+          how: 'prefetch'
+        },
+        text: 'will miss the deadline'
+      },
+      checkpoint_time: NOW_S - 240,
+      checkpoint_every: 500,
+      resumed: {
+        epoch: 2,
+        saved_at: new Date(2026, 10, 29, 12, 40).getTime() / 1000
+      },
+      compare: {
+        text: '2.7x faster than the run of 12:02: batch 64 -> 256; input wait 62 % -> 4 %, step 41 ms -> 15 ms (2.7x)',
+        speedup: 2.7,
+        changes: ['batch 64 -> 256']
+      },
+      finding: pipeline,
+      findings: [pipeline, backup],
+      ...over
+    });
+  };
+  const state = (m: ITrainingMessage) => ({
+    key: 'work/train.ipynb',
+    label: 'train.ipynb',
+    message: m,
+    receivedAt: 0
+  });
+
+  it("says the input share beside the GPU, the verdict in the user's clock, the checkpoint's age", () => {
+    const s = summarize(state(guarded()), NOW, 'en-GB');
+    expect(s.gpu).toBe('GPU 0 busy 32 %');
+    expect(s.input).toBe('input wait 62 %');
+    expect(s.inputHelp).toMatch(/^Highly input-bound: each step waits 62 %/);
+    expect(s.verdict).toBe(
+      'misses Tue 01:02: ends Tue 15:02, 14 h late; largest measured saving: ' +
+        'the input pipeline fix, 20 h (ends Mon 19:02, in time)'
+    );
+    expect(s.late).toBe(true);
+    expect(s.checkpoint).toBe(
+      'last checkpoint 4 min ago (every 500 steps) · resumed from the checkpoint of 12:40 (epoch 3)'
+    );
+    expect(s.compare).toBe(
+      'vs the last run: input wait 62\u00a0% → 4\u00a0%, step 41\u00a0ms → 15\u00a0ms (2.7x)'
+    );
+    expect(s.findings).toHaveLength(2);
+    expect(s.pipelineFix).toEqual({
+      dataset: 'train_ds',
+      fixes: ['prefetch', 'cache']
+    });
+    const onTrack = summarize(
+      state(
+        guarded({
+          deadline_verdict: {
+            meets: true,
+            projected_end: NOW_S + 3600,
+            deadline: NOW_S + 3 * 3600,
+            best: null
+          }
+        })
+      ),
+      NOW,
+      'en-GB'
+    );
+    expect(onTrack.verdict).toBe(
+      'on track for 16:02: ends 14:02, 2.0 h to spare'
+    );
+    expect(onTrack.late).toBe(false);
+  });
+
+  it('shows nothing of them before they are measured (an older kernel sends none)', () => {
+    const s = summarize(state(message()), NOW, 'en-GB');
+    expect([s.input, s.verdict, s.checkpoint, s.compare]).toEqual([
+      '',
+      '',
+      '',
+      ''
+    ]);
+    expect(s.pipelineFix).toBeNull();
+    expect(s.findings).toHaveLength(1);
+    expect(
+      pipelineFixOf([
+        {
+          ...message().finding!,
+          data: { pipeline_fix: { dataset: '', fixes: ['cache'] } }
+        }
+      ])
+    ).toBeNull();
+  });
+
+  it('renders them on the card, the findings in one line, and the fix as a button', () => {
+    const model = new TrainingModel();
+    const fixes: [string, IPipelineFix][] = [];
+    const view = new TrainingCards({
+      model,
+      fixPipeline: (key, fix) => fixes.push([key, fix])
+    });
+    model.receive(
+      'work/train.ipynb',
+      'train.ipynb',
+      guarded({ checkpoint_time: Date.now() / 1000 - 240 })
+    );
+    const card = view.node.querySelector('.jp-kerasgpu-training-card')!;
+    const line = card.querySelector<HTMLElement>('.jp-kerasgpu-training-line')!;
+    expect(line.dataset.input).toBe('highly');
+    expect(card.querySelector('.jp-kerasgpu-training-input')?.textContent).toBe(
+      'input wait 62 %'
+    );
+    // beside the GPU's busy %
+    expect(
+      card.querySelector('.jp-kerasgpu-training-gpu')?.nextSibling?.textContent
+    ).toBe(' · ');
+    const verdict = card.querySelector<HTMLElement>(
+      '.jp-kerasgpu-training-verdict'
+    )!;
+    expect(verdict.textContent).toMatch(/^misses /);
+    expect(verdict.dataset.meets).toBe('false');
+    // a verdict says the deadline: no second "deadline …" on the line
+    expect(card.querySelector('.jp-kerasgpu-training-deadline')).toBeNull();
+    expect(
+      card.querySelector('.jp-kerasgpu-training-checkpoint')?.textContent
+    ).toMatch(/^last checkpoint \d+ (s|min) ago \(every 500 steps\)/);
+    expect(
+      card.querySelector('.jp-kerasgpu-training-compare')?.textContent
+    ).toContain('62\u00a0% → 4\u00a0%');
+    const findings = card.querySelector<HTMLDetailsElement>(
+      'details.jp-kerasgpu-training-findings'
+    )!;
+    expect(findings.open).toBe(false);
+    expect(findings.querySelector('summary')?.textContent).toBe(
+      'Highly input-bound: steps wait for their input+1 more'
+    );
+    expect(
+      findings.querySelector('.jp-kerasgpu-training-finding')?.textContent
+    ).toContain('Each step waits 25 ms');
+    expect(
+      findings.querySelector('.jp-kerasgpu-training-finding-more')?.textContent
+    ).toContain('Progress is lost if the kernel stops');
+    const button = card.querySelector<HTMLButtonElement>(
+      '.jp-kerasgpu-training-pipeline-fix'
+    )!;
+    expect(button.textContent).toBe('Fix the input pipeline');
+    button.click();
+    expect(fixes).toEqual([
+      [
+        'work/train.ipynb',
+        { dataset: 'train_ds', fixes: ['prefetch', 'cache'] }
+      ]
+    ]);
+    // without a way to run the tool, no button
+    const bare = new TrainingCards({ model });
+    expect(
+      bare.node.querySelector('.jp-kerasgpu-training-pipeline-fix')
+    ).toBeNull();
+    bare.dispose();
     view.dispose();
     model.dispose();
   });

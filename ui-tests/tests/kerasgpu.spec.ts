@@ -448,6 +448,8 @@ test('eight GPU rows, a notebook and its training card fit 1280x800 together', a
   await expect(panel.locator('.jp-kerasgpu-summary')).toContainText(
     '8 × NVIDIA H200 · driver'
   );
+  // Taken before the checks: a failing layout leaves its picture.
+  await shoot(page, 'panel-8gpus-notebook.png');
   for (const box of [
     ...(await Promise.all(
       [...Array(8).keys()].map(i => rows.nth(i).boundingBox())
@@ -464,7 +466,6 @@ test('eight GPU rows, a notebook and its training card fit 1280x800 together', a
   }
   const cardBox = (await card.boundingBox())!;
   expect(cardBox.y + cardBox.height).toBeLessThanOrEqual(800);
-  await shoot(page, 'panel-8gpus-notebook.png');
 });
 
 async function shoot(page: any, name: string): Promise<void> {
