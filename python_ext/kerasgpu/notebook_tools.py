@@ -580,6 +580,77 @@ def mixed_precision_traps(nb: Notebook) -> list[dict[str, Any]]:
                 }
             )
         break
+    traps += _raw_float32_traps(nb)
+    return traps
+
+
+def raw_variables(nb: Notebook) -> list[tuple[str, int, str]]:
+    """(class, cell, code) of each `tf.Variable(...)` a user layer or model makes itself: Keras 3
+    neither tracks it (it is never trained) nor casts it under a mixed policy, and under
+    MirroredStrategy TensorFlow 2.21 crashed the kernel in validation ('free(): invalid pointer',
+    keras-io timeseries_traffic_forecasting); `self.add_weight` has none of these problems."""
+    out = []
+    for c in nb.cells:
+        for n in ast.walk(c.tree) if c.tree else ():
+            if isinstance(n, ast.ClassDef) and n.name in nb.classes:
+                for call in ast.walk(n):
+                    if isinstance(call, ast.Call) and _dotted(call.func) in (
+                        "tf.Variable",
+                        "tensorflow.Variable",
+                    ):
+                        out.append((n.name, c.index, ast.unparse(call)[:80]))
+                        break
+    return out
+
+
+_FLOAT_MAKERS = {"eye", "zeros", "ones", "constant", "fill", "normal", "uniform", "random_normal"}
+
+
+def _raw_float32_traps(nb: Notebook) -> list[dict[str, Any]]:
+    """Float32 tensors the user's own classes keep outside Keras' casting: a raw tf.Variable in a
+    layer, a float tensor made without dtype in a Regularizer (keras-io pointnet's tf.eye)."""
+    traps = []
+    for cls, cell, code in raw_variables(nb):
+        traps.append(
+            {
+                "code": "raw_variable",
+                "cell": cell,
+                "evidence": f"{cls}: {code}",
+                "text": f"{cls} keeps a weight in a raw tf.Variable (float32): mixed precision does not "
+                "cast it, and its ops with the layer's 16-bit inputs fail ('BatchMatMulV2 ... float16 ... "
+                "float32').",
+                "fix": f"Create it with self.add_weight(...) in {cls} (Keras then casts it, and trains it).",
+                "blocking": True,
+            }
+        )
+    for c in nb.cells:
+        for n in ast.walk(c.tree) if c.tree else ():
+            if not (isinstance(n, ast.ClassDef) and any(_dotted(b).endswith("Regularizer") for b in n.bases)):
+                continue
+            made = next(
+                (
+                    call
+                    for call in ast.walk(n)
+                    if isinstance(call, ast.Call)
+                    and _call_name(call) in _FLOAT_MAKERS
+                    and not any(k.arg == "dtype" for k in call.keywords)
+                ),
+                None,
+            )
+            if made is not None:
+                traps.append(
+                    {
+                        "code": "float32_in_regularizer",
+                        "cell": c.index,
+                        "evidence": f"{n.name}: {ast.unparse(made)}",
+                        "text": f"The regularizer {n.name} makes {ast.unparse(made)} in float32 and combines "
+                        "it with the layer's 16-bit weights or outputs: TensorFlow refuses the mixed dtypes "
+                        "('Sub ... float16 ... float32').",
+                        "fix": f"Cast it to the values' dtype where {n.name} uses it "
+                        "(tf.cast(..., x.dtype)).",
+                        "blocking": True,
+                    }
+                )
     return traps
 
 
@@ -908,6 +979,23 @@ def _plan_distribute(nb: Notebook, options) -> dict[str, Any]:
             _msg("info", "No cell builds a Keras model yet: the strategy goes first; build models below it.")
         )
     after = _shifted(index)
+    raw = raw_variables(nb)
+    if raw:
+        cls, cell, code = raw[0]
+        return _refuse(
+            "distribute",
+            _msg(
+                "warning",
+                f"Not distributed: {cls} ({_cell_no(cell)}) keeps a weight in a raw tf.Variable ({code}), "
+                "which Keras 3 neither tracks nor trains, and with it under MirroredStrategy TensorFlow 2.21 "
+                "crashed the kernel in validation ('free(): invalid pointer'); create it with "
+                f"self.add_weight(...) in {cls} to distribute it. The notebook is unchanged and trains on "
+                "one device.",
+                code="raw_variable",
+                cell=cell,
+            ),
+            select=cell,
+        )
     marks, refusal = built_marks(nb)
     if refusal is not None:
         cls, cell, why = refusal

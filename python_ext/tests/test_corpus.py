@@ -110,8 +110,13 @@ def test_mixed_float16_with_the_plans_fixes_trains_or_was_refused_first(corpus, 
 
 
 def _refusals(run) -> str:
-    refused = [p["tool"] for p in run.plans if not p["ok"]]
-    return "refused " + ",".join(refused) if refused else "all tools applied"
+    """Which tools refused (and why), or that every tool was applied."""
+    refused = [
+        f"{p['tool']} ({','.join(m.get('code', '?') for m in p['messages'])})"
+        for p in run.plans
+        if not p["ok"]
+    ]
+    return "refused " + "; ".join(refused) if refused else "all tools applied"
 
 
 def test_summary(corpus, capsys):
@@ -121,13 +126,13 @@ def test_summary(corpus, capsys):
         cols = []
         for mode in MODES:
             r = corpus[(name, mode)]
-            if r.refused:
+            if r.mode == "wrap" and r.refused:
                 cols.append("refused: " + ",".join(sorted(_codes(r))))
             elif r.trained:
                 cols.append("trains" + ("" if r.mode == "baseline" else f" ({_refusals(r)})"))
             else:
                 cols.append("FAILS")
-        rows.append(f"{name:45} " + " | ".join(f"{c:32}" for c in cols))
+        rows.append(f"{name:40} " + " | ".join(f"{c:44}" for c in cols))
     with capsys.disabled():
-        print("\n" + f"{'example':45} " + " | ".join(f"{m:32}" for m in MODES))
+        print("\n" + f"{'example':40} " + " | ".join(f"{m:44}" for m in MODES))
         print("\n".join(rows))

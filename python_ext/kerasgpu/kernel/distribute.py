@@ -199,6 +199,8 @@ def notebook_strategy(kind: str = "auto"):
         _NOTEBOOK.update(strategy=current, kind="current")
         return current
     strategy, _why = _choose(tf, kind)
+    if strategy is not None:
+        strategy_guard.keep(strategy, current=False)  # the wrap's fits: batches, models without call()
     strategy = strategy or tf.distribute.get_strategy()
     _NOTEBOOK.update(strategy=strategy, kind=kind)
     return strategy

@@ -29,6 +29,7 @@ from .render import Card, Fix, Section
 from .runtime import import_tensorflow
 
 _STATE: dict[str, Any] = {
+    "current": False,  # the strategy is the notebook's current one (not only a scope's)
     "trim_outputs": None,  # predict: how many outputs are the user's (the rest pad the last batch)
     "strategy": None,  # the notebook's strategy the guard keeps (None: the guard is idle)
     "notes": [],  # what the guard did or found, newest last (for %gpu_doctor)
@@ -40,9 +41,13 @@ _MAX_NOTES = 20
 # ------------------------------------------------------------------------------ public
 
 
-def keep(strategy) -> None:
-    """Makes the guard keep `strategy` (None: stop guarding; the wraps stay, idle)."""
+def keep(strategy, current: bool = True) -> None:
+    """Makes the guard keep `strategy` (None: stop guarding; the wraps stay, idle). `current`: the
+    notebook made it current for every cell (%gpu_distribute); else only the cells that enter its
+    scope use it (the cell wrap, %%distribute): the guard then fixes the fits of models built in
+    it and leaves every other model, and the current strategy, alone."""
     _STATE["strategy"] = strategy
+    _STATE["current"] = bool(current and strategy is not None)
     if strategy is None:
         return
     tf = import_tensorflow()
@@ -118,7 +123,7 @@ def _wrap_reset(tf) -> None:
     def reset_default_graph():
         current()
         strategy = _STATE["strategy"]
-        if strategy is not None and not tf.distribute.has_strategy():
+        if strategy is not None and _STATE["current"] and not tf.distribute.has_strategy():
             tf.distribute.experimental_set_strategy(strategy)
             _note(
                 "info",
@@ -241,6 +246,10 @@ def _before(model, name: str, args: dict[str, Any]) -> str | None:
     strategy = _STATE["strategy"]
     replicas = int(strategy.num_replicas_in_sync)
     own = getattr(model, "_distribute_strategy", None)
+    if not _STATE["current"]:  # a scope's strategy: only its own models are ours to fix
+        if own is strategy:
+            _fix(model, name, args, replicas)
+        return None
     if own is None:
         _note(
             "error",
@@ -268,11 +277,16 @@ def _before(model, name: str, args: dict[str, Any]) -> str | None:
             "trains on that one. Restart the kernel and run all to build it under the notebook's.",
         )
         return None
+    _fix(model, name, args, replicas)
+    return None
+
+
+def _fix(model, name: str, args: dict[str, Any], replicas: int) -> None:
+    """What makes a model built under the strategy train on every replica (each said in the cell)."""
     _fix_model_without_call(model)
     _build_step_optimizers(model)
     if replicas > 1:
         _fix_batches(model, name, args, replicas)
-    return None
 
 
 def _fix_model_without_call(model) -> None:

@@ -309,3 +309,25 @@ def test_a_model_on_strings_evaluates_on_both_replicas():
     )
     assert cells[2].error is None, cells[2].error
     assert "EVAL" in cells[2].stdout
+
+
+def test_the_cell_wrap_gets_the_same_fixes_and_leaves_other_models_alone():
+    """keras-io antirectifier: build, compile and fit in one wrapped cell, on data whose last batch
+    does not split over two replicas; a model built outside the scope trains as before, unremarked."""
+    from kerasgpu import notebook_tools
+
+    wrapped = notebook_tools.wrap_source(BUILD + "\nmodel.fit(x[:39], y[:39], batch_size=20, verbose=0)")
+    cells = run_cells(
+        [
+            TWO_CPUS,
+            DATA,
+            wrapped,
+            "print('WRAPPED', type(model.distribute_strategy).__name__)",
+            BUILD.replace("model", "plain") + "\nplain.fit(x[:39], y[:39], batch_size=20, verbose=0)",
+            "print('CURRENT', tf.distribute.has_strategy())",
+        ]
+    )
+    assert all(c.error is None for c in cells), [c.error for c in cells]
+    assert "WRAPPED MirroredStrategy" in cells[3].stdout
+    assert "38 of its 39 samples" in cells[2].text
+    assert "kerasgpu" not in cells[4].text and "CURRENT False" in cells[5].stdout
