@@ -148,3 +148,43 @@ def test_the_input_pipeline_tool_refuses_what_it_cannot_find_or_need_not_do():
     assert not done["ok"] and "already has" in done["messages"][0]["text"]
     with pytest.raises(notebook_tools.PlanError):
         _plan("input_pipeline", ["ds = make()"], dataset="ds; import os", fixes=["prefetch"])
+
+
+RAW_VARIABLE_LAYER = """\
+import keras
+import tensorflow as tf
+class GraphConv(keras.layers.Layer):
+    def __init__(self, n, **kwargs):
+        super().__init__(**kwargs)
+        self.weight = tf.Variable(keras.initializers.glorot_uniform()(shape=(n, n)), trainable=True)
+
+    def call(self, x):
+        return tf.matmul(x, self.weight)"""
+
+
+def test_a_raw_tf_variable_in_a_layer_makes_distribute_and_mixed_precision_refuse():
+    model = "inp = keras.Input((4,))\nmodel = keras.Model(inp, GraphConv(4)(inp))"
+    plan = _plan("distribute", [RAW_VARIABLE_LAYER, model])
+    assert not plan["ok"] and plan["edits"] == []
+    assert plan["messages"][0]["text"].startswith("Not distributed: GraphConv (cell 2) keeps a weight")
+    assert "self.add_weight" in plan["messages"][0]["text"]
+    mp = _plan("mixed_precision", [RAW_VARIABLE_LAYER, model], policy="mixed_float16")
+    assert not mp["ok"] and mp["messages"][0]["code"] == "raw_variable"
+    tracked = RAW_VARIABLE_LAYER.replace(
+        "tf.Variable(keras.initializers.glorot_uniform()(shape=(n, n)), trainable=True)",
+        "self.add_weight(shape=(n, n))",
+    )
+    assert _plan("distribute", [tracked, model])["ok"]
+
+
+def test_a_float32_constant_in_a_regularizer_makes_mixed_precision_refuse():
+    reg = (
+        "import keras, tensorflow as tf\nclass Orthogonal(keras.regularizers.Regularizer):\n"
+        "    def __init__(self, n):\n        self.eye = tf.eye(n)\n\n"
+        "    def __call__(self, x):\n        return tf.reduce_sum(tf.square(x - self.eye))"
+    )
+    plan = _plan(
+        "mixed_precision", [reg, "model = keras.Sequential([keras.Input((4,))])"], policy="mixed_float16"
+    )
+    assert not plan["ok"]
+    assert "The regularizer Orthogonal makes tf.eye(n) in float32" in plan["messages"][0]["text"]
