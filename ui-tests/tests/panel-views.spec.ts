@@ -108,7 +108,7 @@ test('the history chart grows with the panel, has a legend, and gives values und
   await expect(legend.locator('.jp-kerasgpu-legend-when')).toHaveText('now');
 });
 
-test('four GPUs as full cards, narrow and wide, in the light and dark themes', async ({
+test('four GPUs as one-line rows, narrow and wide, in the light and dark themes', async ({
   page
 }) => {
   await page.setViewportSize({ width: 1440, height: 1400 });
@@ -117,8 +117,10 @@ test('four GPUs as full cards, narrow and wide, in the light and dark themes', a
   await shortHistory(page, 20);
   await page.sidebar.openTab('jp-kerasgpu-panel');
   const panel = page.locator('#jp-kerasgpu-panel');
-  await expect(panel.locator('.jp-kerasgpu-card')).toHaveCount(4);
-  await expect(panel.locator('.jp-kerasgpu-legend')).toHaveCount(4);
+  // From 2 GPUs the sidebar shows a row per GPU (a sparkline, no legend); the dashboard has full cards.
+  await expect(panel.locator('.jp-kerasgpu-row')).toHaveCount(4);
+  await expect(panel.locator('.jp-kerasgpu-chart canvas')).toHaveCount(4);
+  await expect(panel.locator('.jp-kerasgpu-legend')).toHaveCount(0);
   // The GPUs replay different points of the trace: not four copies of one reading.
   await page.waitForTimeout(8000);
   const utils = await panel
@@ -131,6 +133,17 @@ test('four GPUs as full cards, narrow and wide, in the light and dark themes', a
   await panel.screenshot({ path: path.join(shots, 'panel-4gpus-narrow.png') });
   await sidebarWidth(page, 560);
   await page.waitForTimeout(1500);
+  // Wider: still one line per GPU, the sparklines take the room.
+  const rowBox = (await panel
+    .locator('.jp-kerasgpu-row')
+    .first()
+    .boundingBox())!;
+  expect(rowBox.height).toBeLessThan(40);
+  const spark = (await panel
+    .locator('.jp-kerasgpu-row .jp-kerasgpu-chart canvas')
+    .first()
+    .boundingBox())!;
+  expect(spark.width).toBeGreaterThan(150);
   await panel.screenshot({ path: path.join(shots, 'panel-4gpus-wide.png') });
   await page.theme.setDarkTheme();
   await page.waitForTimeout(1500);
@@ -169,10 +182,11 @@ test('the dashboard opens in the main area, with every GPU as a full card in a g
     xs.add(Math.round((await cards.nth(i).boundingBox())!.x));
   }
   expect(xs.size).toBeGreaterThanOrEqual(3);
-  // Its charts are taller than the sidebar's sparklines.
+  // Its charts are far taller than the sidebar's 20 px sparklines (eight share the tab's
+  // height: 4 x 2 cards with no scrolling).
   const chart = dashboard.locator('.jp-kerasgpu-chart canvas').first();
   await expect(chart).toBeVisible();
-  expect((await chart.boundingBox())!.height).toBeGreaterThan(100);
+  expect((await chart.boundingBox())!.height).toBeGreaterThan(60);
   await page.waitForTimeout(6000);
   await dashboard.screenshot({ path: path.join(shots, 'dashboard-8gpus.png') });
 
