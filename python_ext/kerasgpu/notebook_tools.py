@@ -584,6 +584,9 @@ def mixed_precision_traps(nb: Notebook) -> list[dict[str, Any]]:
     return traps
 
 
+_RAW_VARIABLE = ("tf.Variable", "tensorflow.Variable")
+
+
 def raw_variables(nb: Notebook) -> list[tuple[str, int, str]]:
     """(class, cell, code) of each `tf.Variable(...)` a user layer or model makes itself: Keras 3
     neither tracks it (it is never trained) nor casts it under a mixed policy, and under
@@ -593,12 +596,11 @@ def raw_variables(nb: Notebook) -> list[tuple[str, int, str]]:
     for c in nb.cells:
         for n in ast.walk(c.tree) if c.tree else ():
             if isinstance(n, ast.ClassDef) and n.name in nb.classes:
-                for call in ast.walk(n):
-                    if isinstance(call, ast.Call) and _dotted(call.func) in (
-                        "tf.Variable",
-                        "tensorflow.Variable",
-                    ):
-                        out.append((n.name, c.index, ast.unparse(call)[:80]))
+                for node in ast.walk(n):
+                    value = node.value if isinstance(node, ast.Assign) else node
+                    if isinstance(value, ast.Call) and _dotted(value.func) in _RAW_VARIABLE:
+                        target = f"{ast.unparse(node.targets[0])} = " if isinstance(node, ast.Assign) else ""
+                        out.append((n.name, c.index, f"{target}tf.Variable(...)"))
                         break
     return out
 
@@ -1243,6 +1245,21 @@ def _plan_wrap(nb: Notebook, active: int | None) -> dict[str, Any]:
         return _refuse(
             "wrap",
             _msg("error", "This cell is not valid Python, so it cannot be wrapped safely."),
+            select=active,
+        )
+    raw = raw_variables(nb)
+    if raw and nb.builds(cell):
+        cls, where, code = raw[0]
+        return _refuse(
+            "wrap",
+            _msg(
+                "warning",
+                f"Not wrapped: {cls} ({_cell_no(where)}) keeps a weight in a raw tf.Variable ({code}), which "
+                "Keras 3 neither tracks nor trains, and with it under MirroredStrategy TensorFlow 2.21 "
+                f"crashed the kernel in validation; create it with self.add_weight(...) in {cls} first.",
+                code="raw_variable",
+                cell=where,
+            ),
             select=active,
         )
     if not nb.builds(cell):
