@@ -259,7 +259,12 @@ export class HistoryChart {
       return;
     }
     const max = t[t.length - 1];
-    this._plot.setScale('x', { min: max - this._window, max });
+    // A sparkline spans what it has (at least 30 s) so a short history fills its few pixels;
+    // the full chart keeps the window so its time axis reads the same on every card.
+    const min = this._sparkline
+      ? Math.min(max - 30, Math.max(t[0], max - this._window))
+      : max - this._window;
+    this._plot.setScale('x', { min, max });
   }
 
   /** The legend at the pointer (index into the drawn data), or the newest values. */

@@ -453,7 +453,7 @@ test('eight GPU rows, a notebook and its training card fit 1280x800 together', a
     '8 × NVIDIA H200 · driver'
   );
   // Taken before the checks: a failing layout leaves its picture.
-  await shoot(page, 'panel-8gpus-notebook.png');
+  await shoot(page, 'panel-8gpu-notebook-light.png');
   for (const box of [
     ...(await Promise.all(
       [...Array(8).keys()].map(i => rows.nth(i).boundingBox())
@@ -470,6 +470,9 @@ test('eight GPU rows, a notebook and its training card fit 1280x800 together', a
   }
   const cardBox = (await card.boundingBox())!;
   expect(cardBox.y + cardBox.height).toBeLessThanOrEqual(800);
+  await page.theme.setDarkTheme();
+  await shoot(page, 'panel-8gpu-notebook-dark.png');
+  await page.theme.setLightTheme();
 });
 
 async function shoot(page: any, name: string): Promise<void> {
