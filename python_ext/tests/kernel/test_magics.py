@@ -156,8 +156,8 @@ def test_gpu_check_leaves_the_runtime_open_for_the_next_cell(cpu_session):
 def test_gpu_check_card_has_html_and_plain_text(cpu_session):
     cell = cpu_session[1]
     assert cell.stdout == ""
-    assert cell.text.startswith("GPU check: [XX] No GPU: training will run on the CPU")
-    assert "What to do" in cell.text and '%pip install "tensorflow[and-cuda]==2.21.0"' in cell.text
+    assert cell.text.startswith("GPU check: [XX] TensorFlow in this notebook sees no GPU: no NVIDIA driver")
+    assert "Fix, in this order:" in cell.text and '%pip install "tensorflow[and-cuda]==2.21.0"' in cell.text
     assert 'class="kerasgpu-card kerasgpu-error"' in cell.html
     assert "tensorflow[and-cuda]" in cell.html and "<table" in cell.html
 
