@@ -5,17 +5,20 @@
   strategy that `tf.distribute.experimental_set_strategy` made current. The guard wraps that one
   function (Keras looks it up at call time, however the user imported `clear_session`) and makes
   the notebook's strategy current again right after it, in the same cell.
-- **At every fit and evaluate** (watched or not) under a notebook strategy, before Keras starts:
-  the strategy in effect and the model's own strategy must be the notebook's; a model with its own
-  `train_step` and no `call()` that Keras cannot build under a strategy is marked built when that is
-  exactly right (see `build_without_call`); a first batch that does not split over the replicas
-  (TensorFlow 2.21 then fails: "Inputs to operation AddN ... must have the same size") gets a batch
-  size that does, for NumPy inputs. After fit the model's variables must be distributed.
-  Whatever the guard did or found is shown in the cell at once, and kept for `%gpu_doctor`.
+- **At every fit, evaluate and predict** (watched or not; kerasgpu's own internal fits are left
+  alone) under a notebook strategy, before Keras starts: the model must have been built under it
+  (one built outside runs on one device, and the cell says so); a model with its own `train_step`
+  and no `call()` is marked built when that is exactly right (`build_without_call`); a custom
+  `train_step`'s own optimizers are built before the distributed step; a model on strings builds
+  on one replica's batch; every batch of NumPy input splits over the replicas (`_fix_batches`).
+  After fit the model's variables must be distributed. Whatever the guard did or found is shown in
+  the cell at once, and kept for `%gpu_doctor`.
 
-Measured with Keras 3.15 / TensorFlow 2.21 on 2 and 3 logical CPU replicas (MirroredStrategy):
-fit, evaluate and fit's validation fail exactly when the *first* batch's size is not a multiple of
-the replicas (a short *last* batch is fine); predict never failed.
+Measured with Keras 3.15 / TensorFlow 2.21 on 2 and 3 logical CPU replicas (MirroredStrategy): a
+*first* batch whose size is not a multiple of the replicas fails every model in fit, evaluate and
+validation; a batch that leaves a replica empty fails many, depending on their ops (a Conv2D model
+in fit, an LSTM predicting one sample, Conv2D + BatchNormalization in evaluate and predict); a
+Dense-only model never did.
 """
 
 from __future__ import annotations
