@@ -210,15 +210,18 @@ def _guarded(name: str, original):
         if _STATE["strategy"] is None or _internal_fit():
             return original(self, *args, **kwargs)
         bound = signature.bind(self, *args, **kwargs)
-        if _before(self, name, bound.arguments) == "one_device":
-            return _on_one_device(original, bound)
-        result = original(*bound.args, **bound.kwargs)
-        if name == "fit":
-            _after_fit(self)
-        keep, _STATE["trim_outputs"] = _STATE["trim_outputs"], None
-        if name == "predict" and keep is not None:
-            result = _cut(result, 0, keep)
-        return result
+        _STATE["trim_outputs"] = None
+        try:
+            if _before(self, name, bound.arguments) == "one_device":
+                return _on_one_device(original, bound)
+            result = original(*bound.args, **bound.kwargs)
+            if name == "fit":
+                _after_fit(self)
+            if name == "predict" and _STATE["trim_outputs"] is not None:
+                result = _cut(result, 0, _STATE["trim_outputs"])
+            return result
+        finally:
+            _STATE["trim_outputs"] = None  # a failed predict leaves nothing for the next call
 
     method._kerasgpu = True
     return method
@@ -305,8 +308,8 @@ def _fix_model_without_call(model) -> None:
             "info",
             "marked_built",
             f"{cls.__name__} has its own train_step and no call(), so Keras cannot build it under a "
-            "strategy by calling it; its sub-models are built, so kerasgpu marked it built "
-            f"({_model_name(model)}.built = True) and fit runs on every replica.",
+            f"strategy by calling it; its sub-models are built, so kerasgpu marked {_model_name(model)} "
+            "built (built = True) and fit runs on every replica.",
         )
     else:
         _note(
