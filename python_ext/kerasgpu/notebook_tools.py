@@ -1016,10 +1016,11 @@ def _plan_distribute(nb: Notebook, options) -> dict[str, Any]:
         )
     plan = _insert("distribute", index, "\n".join(lines), DISTRIBUTE_ID, messages)
     sources = {c.index: c.source for c in nb.cells}
-    for cell, lineno, line, cls, target in marks:
-        src = sources[cell].split("\n")
+    for cell, lineno, line, _cls, _target in sorted(marks, key=lambda m: (m[0], m[1]), reverse=True):
+        src = sources[cell].split("\n")  # the last line first: earlier insertions keep their places
         src.insert(lineno, line)
         sources[cell] = "\n".join(src)
+    for cell, _lineno, _line, cls, target in marks:
         plan["messages"].append(
             _msg(
                 "info",
