@@ -70,7 +70,9 @@ def _run(name: str):
         "_opts = {n: (o, int(o.iterations.numpy())) for n, o in vars(_M).items()"
         " if isinstance(o, _k.optimizers.Optimizer)}\n"
         "_fn, _hist = getattr(_M, 'train_function', None), getattr(_M, 'history', None)",
-        f"%gpu_estimate {header['fit']} --epochs 3 --deadline 36h --json",
+        # A small budget: this checks what the estimate reads and says on code we did not write;
+        # its accuracy against full runs is bench/estimate_error.py's.
+        f"%gpu_estimate {header['fit']} --epochs 3 --deadline 36h --budget 6 --json",
         "from kerasgpu.kernel.train.batch_size import find_batch_size as _find\n"
         f"_r = _find(_M, {x}, {y_arg}, device='/CPU:0', start=8, max_batch=16, timing_steps=1)\n"
         "print(_json.dumps(_r))",
