@@ -426,9 +426,13 @@ def apply_kwarg_edits(source: str, edits: list[dict[str, Any]]) -> str:
             lines.insert(n, f"{indent}{e['text']},")
             continue
         before = head.rstrip()
-        sep = "" if before.endswith("(") else (" " if before.endswith(",") else ", ")
-        lines[n] = before + sep + e["text"] + tail
+        lines[n] = before + _kwarg_sep(before) + e["text"] + tail
     return "\n".join(lines)
+
+
+def _kwarg_sep(before: str) -> str:
+    """What goes between a call's last argument (`before` ends with it) and one more keyword."""
+    return "" if before.endswith("(") or not before else (" " if before.endswith(",") else ", ")
 
 
 def _train_step_trap_text(cls: str, step: ast.FunctionDef) -> str:
@@ -1354,9 +1358,7 @@ def _insert_text(source: str, inserts: list[tuple[int, int, str]]) -> str:
 def _kwarg_insert(source: str, edit: dict[str, Any]) -> tuple[int, int, str]:
     """A `_kwarg_edit` as a plain insertion before the call's closing parenthesis."""
     line = source.split("\n")[edit["line"] - 1]
-    before = line[: edit["col"]].rstrip()
-    sep = "" if before.endswith("(") or not before else (" " if before.endswith(",") else ", ")
-    return edit["line"], edit["col"], sep + edit["text"]
+    return edit["line"], edit["col"], _kwarg_sep(line[: edit["col"]].rstrip()) + edit["text"]
 
 
 def _plan_input_pipeline(nb: Notebook, options) -> dict[str, Any]:
