@@ -32,6 +32,7 @@ from .render import Card, Fix, Section
 from .runtime import import_tensorflow
 
 _STATE: dict[str, Any] = {
+    "outside": 0,  # > 0 while a model built outside the strategy runs with none current
     "current": False,  # the strategy is the notebook's current one (not only a scope's)
     "trim_outputs": None,  # predict: how many outputs are the user's (the rest pad the last batch)
     "strategy": None,  # the notebook's strategy the guard keeps (None: the guard is idle)
@@ -231,12 +232,16 @@ def _on_one_device(original, bound):
     """Runs a model built outside every strategy as Keras can: with no strategy current (Keras
     refuses to mix one in: 'Mixing different tf.distribute.Strategy objects'); puts it back after."""
     tf = import_tensorflow()
-    tf.distribute.experimental_set_strategy(None)
+    _STATE["outside"] += 1  # fit's own validation calls evaluate: only the outermost puts it back
     try:
+        if tf.distribute.has_strategy():
+            tf.distribute.experimental_set_strategy(None)
         return original(*bound.args, **bound.kwargs)
     finally:
-        if _STATE["strategy"] is not None and not tf.distribute.has_strategy():
-            tf.distribute.experimental_set_strategy(_STATE["strategy"])
+        _STATE["outside"] -= 1
+        strategy = _STATE["strategy"]
+        if not _STATE["outside"] and strategy is not None and not tf.distribute.has_strategy():
+            tf.distribute.experimental_set_strategy(strategy)
 
 
 def _model_name(model) -> str:

@@ -68,12 +68,15 @@ def test_a_model_built_after_the_strategy_was_dropped_is_called_out_at_fit():
             DATA,
             "import keras\n%gpu_distribute",
             "tf.distribute.experimental_set_strategy(None)\n" + BUILD,
-            "model.fit(x, y, verbose=0)",
+            # two epochs, each validating: fit's own evaluate runs on one device too
+            "model.fit(x, y, epochs=2, validation_split=0.25, verbose=0)\n"
+            "print('AFTER', tf.distribute.has_strategy())",
             "%gpu_doctor --json",
         ]
     )
     fit = cells[4]
-    assert fit.error is None
+    assert fit.error is None, fit.error
+    assert "AFTER True" in fit.stdout  # the notebook's strategy is current again for the next model
     assert "was built outside the notebook's MirroredStrategy" in fit.text
     assert "runs on one device, not 2 replicas" in fit.text
     doctor = cells[5].json
