@@ -50,33 +50,13 @@ def main() -> None:
     import tensorflow as tf
     from kerasgpu.kernel.train.findings import FitStats, GpuUse, input_level, input_starving
     from kerasgpu.kernel.train.monitor import TrainingMonitor
-    from training_monitor import median_ci
+    from training_monitor import median_ci, mlp, step_clock
 
     batch = 64
     rng = np.random.default_rng(0)
     n = batch * args.steps
     x = rng.random((n, 256), dtype="float32")
     y = rng.random((n, 1), dtype="float32")
-
-    def model(width: int):
-        m = keras.Sequential(
-            [keras.Input((256,))]
-            + [keras.layers.Dense(width, activation="relu") for _ in range(3)]
-            + [keras.layers.Dense(1)]
-        )
-        m.compile("adam", "mse")
-        return m
-
-    class Probe(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.t = []
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self.t.append(time.perf_counter())
-
-        def median(self):
-            g = [b - a for a, b in zip(self.t[5:], self.t[6:], strict=False)]
-            return statistics.median(g)
 
     def fast_ds():
         return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch).cache().prefetch(tf.data.AUTOTUNE)
@@ -94,20 +74,20 @@ def main() -> None:
         return ds.with_options(opts)
 
     def fit(m, ds, measure: bool):
-        probe = Probe()
+        probe = step_clock()
         mon = TrainingMonitor(display=False, gpu=False, publish=False, record=False, measure_input=measure)
         m.fit(ds, epochs=1, verbose=0, callbacks=[probe, mon])
         return probe.median(), mon
 
     width = 256
     for _ in range(6):  # calibrate: a warm step of about --step-ms
-        m = model(width)
+        m = mlp(width)
         fit(m, fast_ds(), False)
         step, _ = fit(m, fast_ds(), False)
         if abs(step * 1000 - args.step_ms) / args.step_ms < 0.15:
             break
         width = max(32, int(width * (args.step_ms / 1000 / step) ** 0.5))
-    m = model(width)
+    m = mlp(width)
     fit(m, fast_ds(), True)
     fit(m, fast_ds(), False)
     print(
@@ -186,7 +166,7 @@ def main() -> None:
             scale = 5.0 / c_ms
             delay = (150 * scale / 1000) if k == "starving" else 0.0
             ds = slow_ds(delay, True) if delay else fast_ds()
-            mm = model(max(32, int(width * 0.7)))
+            mm = mlp(max(32, int(width * 0.7)))
             fit(mm, ds if not delay else slow_ds(delay, True), True)
             _, mon = fit(mm, slow_ds(delay, True) if delay else fast_ds(), True)
             share = mon.input_share or 0.0

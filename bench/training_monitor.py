@@ -55,6 +55,39 @@ def median_ci(values: list[float], conf: float = 0.95) -> tuple[float, float]:
     return v[k - 1], v[n - k]
 
 
+def mlp(width: int):
+    """The benches' model: three Dense layers of `width` on 256 features, Adam and MSE."""
+    import keras
+
+    m = keras.Sequential(
+        [keras.Input((256,))]
+        + [keras.layers.Dense(width, activation="relu") for _ in range(3)]
+        + [keras.layers.Dense(1)]
+    )
+    m.compile("adam", "mse")
+    return m
+
+
+def step_clock():
+    """A bare step clock, the same in every arm: the gaps between batch starts after the first 5."""
+    import keras
+
+    class StepClock(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.t = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.t.append(time.perf_counter())
+
+        def gaps(self):
+            return [b - a for a, b in zip(self.t[5:], self.t[6:], strict=False)]
+
+        def median(self):
+            return statistics.median(self.gaps())
+
+    return StepClock()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--step-ms", type=float, default=10.0)
@@ -76,7 +109,6 @@ def main() -> None:
     else:
         os.environ["KERASGPU_BACKEND"] = "none"
 
-    import keras
     import numpy as np
     from kerasgpu.kernel.train.monitor import TrainingMonitor
 
@@ -85,32 +117,11 @@ def main() -> None:
     x = rng.random((batch * args.steps, 256), dtype="float32")
     y = rng.random((batch * args.steps, 1), dtype="float32")
 
-    def model(width: int):
-        m = keras.Sequential(
-            [keras.Input((256,))]
-            + [keras.layers.Dense(width, activation="relu") for _ in range(3)]
-            + [keras.layers.Dense(1)]
-        )
-        m.compile("adam", "mse")
-        return m
-
-    class Probe(keras.callbacks.Callback):
-        """The same bare step clock in both arms."""
-
-        def on_train_begin(self, logs=None):
-            self.t = []
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self.t.append(time.perf_counter())
-
-        def gaps(self):
-            return [b - a for a, b in zip(self.t[5:], self.t[6:], strict=False)]
-
     def fit(m, callbacks, steps=None):
         """(fit wall s, median step s, mean step s, this process's CPU s per step, the same with the
         child processes it waited for: the telemetry's nvidia-smi)."""
         k = steps or args.steps
-        probe = Probe()
+        probe = step_clock()
         c, ch, t = time.process_time(), children_cpu(), time.perf_counter()
         m.fit(
             x[: batch * k],
@@ -127,13 +138,13 @@ def main() -> None:
     # calibrate the width so that a warm step takes about --step-ms
     width = 256
     for _ in range(6):
-        m = model(width)
+        m = mlp(width)
         fit(m, [], 20)
         step = fit(m, [], 60)[1]
         if abs(step * 1000 - args.step_ms) / args.step_ms < 0.15:
             break
         width = max(32, int(width * (args.step_ms / 1000 / step) ** 0.5))
-    m = model(width)
+    m = mlp(width)
     fit(m, [], 20)  # trace
     load_before = os.getloadavg()
     plain, watched = [], []
