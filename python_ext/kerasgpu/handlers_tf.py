@@ -13,7 +13,8 @@ from jupyter_client.kernelspec import NoSuchKernel
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import ensure_async, url_path_join
 
-from . import snippets, tfprobe
+from . import tfprobe
+from .core import snippets
 from .routes import API, BaseHandler, State
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import tokenize
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import snippets
+from .core import snippets
 
 TOOLS = ("verify", "snippet", "wrap", "distribute", "mixed_precision", "input_pipeline")
 VERIFY_TAG = "kerasgpu-verify"

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import diagnosis
-from .cudafacts import gather_cuda
+from .core.cudafacts import gather_cuda
 from .kernel import checks, doctor
 
 PROBE_TIMEOUT_S = 60.0  # a cold TensorFlow import plus CUDA start-up can take tens of seconds

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from .. import diagnosis
-from ..cudafacts import gather_cuda
+from ..core.cudafacts import gather_cuda
 from .render import Card, Fix, Section, worst
 from .runtime import runtime_initialized
 

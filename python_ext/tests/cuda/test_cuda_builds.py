@@ -300,7 +300,7 @@ def test_the_wheel_fix_installs_what_and_cuda_has_and_is_no_fix_for_libcuda():
         [
             python_of("and-cuda"),
             "-c",
-            "from kerasgpu.cudafacts import gather_cuda; print(*gather_cuda()['wheels'])",
+            "from kerasgpu.core.cudafacts import gather_cuda; print(*gather_cuda()['wheels'])",
         ],
         capture_output=True,
         text=True,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import ast
 
 import pytest
-from kerasgpu import snippets
-from kerasgpu.notebook_tools import WRAP_COMMENT, WRAP_LINE
-from kerasgpu.snippets import MARKER, PLACEMENTS, SnippetError, load_catalog, parse, wrap
+from kerasgpu.core import snippets
+from kerasgpu.core.snippets import MARKER, PLACEMENTS, SnippetError, load_catalog, parse
+from kerasgpu.notebook_tools import WRAP_COMMENT, WRAP_LINE, wrap_source
 
 EXPECTED = {
     "verify_gpu": "top",
@@ -46,13 +46,13 @@ def test_the_wrap_snippet_runs_the_cell_in_the_notebook_strategy():
     assert entry["marker"] == MARKER
     assert entry["prefix"].rstrip().endswith("with kerasgpu.notebook_strategy().scope():  " + WRAP_COMMENT)
     cell = "import keras\n\nmodel = keras.Sequential([\n    keras.layers.Dense(1),\n])\n"
-    code = wrap(entry, cell)
+    code = wrap_source(cell) + "\n"
     # The same lines as the snippet file, then the cell indented under it.
     assert code == entry["prefix"].split("\n\n", 1)[0] + "\n\n" + WRAP_LINE + (
         "\n    import keras\n\n    model = keras.Sequential([\n        keras.layers.Dense(1),\n    ])\n"
     )
     ast.parse(code)
-    assert wrap(entry, "").endswith(WRAP_LINE + "\n    pass\n")
+    assert wrap_source("").endswith(WRAP_LINE + "\n    pass")
 
 
 def test_the_verification_cell_is_two_magics():
@@ -86,11 +86,6 @@ def test_multi_line_descriptions_are_joined():
 def test_malformed_headers_are_refused(text, words):
     with pytest.raises(SnippetError, match=words):
         parse(text, "bad")
-
-
-def test_wrap_refuses_other_placements():
-    with pytest.raises(SnippetError):
-        wrap(snippets.get("memory_growth"), "x = 1")
 
 
 def test_memory_growth_goes_above_a_strategy_cell_that_precedes_the_first_import():

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from kerasgpu import snippets
+from kerasgpu.core import snippets
+from kerasgpu.notebook_tools import wrap_source
 from nbclient import NotebookClient
 
 pytest.importorskip("tensorflow")
@@ -48,14 +49,13 @@ def _free_port() -> int:
 
 def notebooks() -> dict[str, list[str]]:
     """Name -> cell sources of each notebook the test runs (each in its own kernel)."""
-    mirrored = snippets.get("mirrored_strategy")
     worker = _code("multi_worker_strategy").replace("WORKERS = []", f'WORKERS = ["localhost:{_free_port()}"]')
     assert "localhost" in worker
     return {
         "main": [
             _code("verify_gpu"),
             _code("memory_growth"),
-            snippets.wrap(mirrored, MODEL_CELL),
+            wrap_source(MODEL_CELL) + "\n",
             "assert kerasgpu.notebook_strategy().extended.variable_created_in_scope("
             "model.trainable_variables[0].value)",
             _code("tf_data_pipeline"),

@@ -80,16 +80,6 @@ def parse(text: str, snippet_id: str) -> dict[str, Any]:
     return entry
 
 
-def wrap(entry: dict[str, Any], cell: str) -> str:
-    """The code of a `wrap` snippet around `cell`, as the notebook tools insert it (token-aware:
-    string contents, leading cell magics and the last expression are kept)."""
-    if entry["placement"] != "wrap":
-        raise SnippetError(f"snippet {entry['id']!r} is not a wrap snippet")
-    from ..notebook_tools import wrap_source
-
-    return wrap_source(cell) + "\n"
-
-
 def cell_source(entry: dict[str, Any]) -> str:
     """A snippet's code as a cell's source (no final newline)."""
     return entry["code"].rstrip("\n")
