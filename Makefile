@@ -166,8 +166,12 @@ screenshots: build $(STAMPS)/chromium $(UI_NPM_STAMP) $(EG_VENV)/.built
 	cd ui-tests && KERASGPU_EG_VENV=$(EG_VENV) KERASGPU_SCREENSHOTS_DIR=$(CURDIR)/docs npx playwright test -c gateway.config.js
 
 # The daily loop (a few minutes): what make test runs, less the slow tiers.
+# Two pytest workers (pytest-xdist), a test file per worker: the kernels' start-up and the servers'
+# waits overlap on the machine's two cores.
+CHECK_WORKERS ?= 2
 check: build lint test-js
-	$(BIN)/pytest -q -p no:cacheprovider -m "not gateway and not corpus and not cuda_build and not gpu" python_ext/tests
+	$(BIN)/pytest -q -p no:cacheprovider -n $(CHECK_WORKERS) --dist loadfile \
+	  -m "not gateway and not corpus and not cuda_build and not gpu" python_ext/tests
 
 test: build lint test-js test-py test-jax test-cuda test-package test-ui test-compat
 	@echo "All test tiers passed."
