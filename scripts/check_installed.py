@@ -20,11 +20,11 @@ def jupyter(*args: str) -> str:
 
 def main() -> None:
     import kerasgpu
-    from kerasgpu import notebook_tools
+    from kerasgpu.core.planner import plans
     from kerasgpu.kernel import magics  # noqa: F401  (the kernel extension imports too)
 
     assert Path(kerasgpu.__file__).is_relative_to(Path(sys.prefix)), kerasgpu.__file__
-    plan = notebook_tools.plan("verify", [], None, {})
+    plan = plans.plan("verify", [], None, {})
     assert plan["ok"] and plan["edits"][0]["source"] == "%load_ext kerasgpu\n%gpu_check", plan
     server = jupyter("server", "extension", "list")
     assert "kerasgpu" in server and "OK" in server.split("kerasgpu", 1)[1][:200], server

@@ -1,7 +1,7 @@
 """POST /kerasgpu/api/v1/notebook-tools/plan: what a notebook tool does to the user's notebook.
 
 The frontend sends the notebook's cells, the tool and the active cell; the answer is the plan of
-`notebook_tools.plan` (edits to apply as one undo step, messages, refusals). Authenticated and
+`plans.plan` (edits to apply as one undo step, messages, refusals). Authenticated and
 authorized like every other handler; it reads only the request body and runs nothing.
 """
 
@@ -13,7 +13,7 @@ import tornado
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 
-from . import notebook_tools
+from .core.planner import plans
 from .routes import API, BaseHandler, State
 
 # A notebook this large is not edited by hand: refuse instead of parsing megabytes per click.
@@ -43,9 +43,9 @@ class NotebookToolPlanHandler(BaseHandler):
         try:
             # Parsing every cell of a large notebook takes a while: not on the event loop.
             result = await self.state.run(
-                notebook_tools.plan, str(body.get("tool")), cells, body.get("active"), options
+                plans.plan, str(body.get("tool")), cells, body.get("active"), options
             )
-        except notebook_tools.PlanError as exc:
+        except plans.PlanError as exc:
             raise tornado.web.HTTPError(400, str(exc)) from exc
         self.finish(json.dumps(result))
 

@@ -1,5 +1,5 @@
 """Runs the keras-io corpus (tests/corpus/*.py) as notebooks in real kernels with the notebook tools
-applied exactly as the frontend applies them: the server's `notebook_tools.plan` decides the edits,
+applied exactly as the frontend applies them: the server's planner (`plans.plan`) decides the edits,
 `apply_plan` makes them (what src/snippets.ts `applyPlan` does), nbclient runs the notebook.
 
 Each kernel gets two logical CPU devices (an IPython startup file, before TensorFlow starts), so
@@ -28,7 +28,7 @@ CORPUS = HERE / "corpus"
 PYTHON_EXT = HERE.parent
 sys.path.insert(0, str(PYTHON_EXT))
 
-from kerasgpu import notebook_tools  # noqa: E402
+from kerasgpu.core.planner import plans  # noqa: E402
 
 STARTUP = """\
 import tensorflow as _tf
@@ -130,7 +130,7 @@ def apply_plan(cells: list[dict[str, Any]], plan: dict[str, Any]) -> list[dict[s
 
 def use_tool(cells, tool: str, active: int | None = None, **options) -> tuple[list, dict[str, Any]]:
     """One tool as the frontend uses it: plan on the current cells, then apply."""
-    plan = notebook_tools.plan(tool, plan_cells(cells), active, options)
+    plan = plans.plan(tool, plan_cells(cells), active, options)
     return apply_plan(cells, plan), plan
 
 

@@ -279,7 +279,8 @@ def check_mixed_precision(user_ns: dict | None, model_name: str | None = None) -
     import inspect
     import textwrap
 
-    from ..notebook_tools import Cell, Notebook, mixed_precision_traps
+    from ..core.planner.cells import Cell, Notebook
+    from ..core.planner.traps import mixed_precision_traps
 
     keras = _import_keras()
     ns = user_ns or {}

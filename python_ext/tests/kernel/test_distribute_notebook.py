@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from kerasgpu import notebook_tools
+from kerasgpu.core.planner import plans
 from kgpu_testlib import TWO_CPUS, run_cells
 
 pytest.importorskip("tensorflow")
@@ -31,7 +31,7 @@ MIRRORED = (
 
 
 def _plan_cell(tool: str, cells: list[str], **options) -> str:
-    plan = notebook_tools.plan(tool, [{"source": c, "cell_type": "code"} for c in cells], None, options)
+    plan = plans.plan(tool, [{"source": c, "cell_type": "code"} for c in cells], None, options)
     assert plan["ok"], plan
     return plan["edits"][0]["source"]
 
@@ -90,7 +90,7 @@ def test_the_cell_wrap_keeps_strings_magics_and_the_last_expression_and_trains()
         + COMPILE
         + "\nmodel.count_params()"
     )
-    wrapped = notebook_tools.plan("wrap", [{"source": source, "cell_type": "code"}], 0)["edits"][0]["source"]
+    wrapped = plans.plan("wrap", [{"source": source, "cell_type": "code"}], 0)["edits"][0]["source"]
     assert wrapped.startswith("%%time\n")
     cells = run_cells([TWO_CPUS, DATA, wrapped, FIT, MIRRORED, "print(repr(NOTE))"])
     assert all(c.error is None for c in cells), [c.error for c in cells]

@@ -317,9 +317,9 @@ def test_a_model_on_strings_evaluates_on_both_replicas():
 def test_the_cell_wrap_gets_the_same_fixes_and_leaves_other_models_alone():
     """keras-io antirectifier: build, compile and fit in one wrapped cell, on data whose last batch
     does not split over two replicas; a model built outside the scope trains as before, unremarked."""
-    from kerasgpu import notebook_tools
+    from kerasgpu.core.planner.wrap import wrap_source
 
-    wrapped = notebook_tools.wrap_source(BUILD + "\nmodel.fit(x[:39], y[:39], batch_size=20, verbose=0)")
+    wrapped = wrap_source(BUILD + "\nmodel.fit(x[:39], y[:39], batch_size=20, verbose=0)")
     cells = run_cells(
         [
             TWO_CPUS,

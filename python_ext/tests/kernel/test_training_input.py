@@ -95,7 +95,7 @@ def test_the_one_click_pipeline_fix_edits_the_users_cell_and_the_next_fit_proves
     """The finding names the dataset and the fixes; the notebook planner's input_pipeline tool (what
     the card's button runs, through the preview) edits the user's own pipeline cell; the notebook run
     again trains faster and its card says by how much against the run before."""
-    from kerasgpu import notebook_tools
+    from kerasgpu.core.planner import plans
 
     env = clean_env({"KERASGPU_BACKEND": "none", "KERASGPU_RUNS_DB": str(tmp_path / "runs.sqlite")})
     pipeline = "train_ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32).map(slow_map)"
@@ -107,7 +107,7 @@ def test_the_one_click_pipeline_fix_edits_the_users_cell_and_the_next_fit_proves
     assert offered["dataset"] == "train_ds"
     assert set(offered["fixes"]) == {"num_parallel_calls", "prefetch"}
 
-    plan = notebook_tools.plan("input_pipeline", [{"source": c} for c in notebook], None, offered)
+    plan = plans.plan("input_pipeline", [{"source": c} for c in notebook], None, offered)
     assert plan["ok"] and [e["index"] for e in plan["edits"]] == [2]
     fixed = plan["edits"][0]["source"]
     assert fixed == (

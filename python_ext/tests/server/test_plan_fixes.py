@@ -1,11 +1,11 @@
-"""The planner's fixes in the user's own code (notebook_tools: Distribute marks a model without
+"""The planner's fixes in the user's own code (kerasgpu.core.planner: Distribute marks a model without
 call() built, Mixed Precision edits each trap), its refusals before inserting anything, and the
 cell links of its messages. Pure: cells in, a plan out (the kernel tests run what it inserts)."""
 
 from __future__ import annotations
 
 import pytest
-from kerasgpu import notebook_tools
+from kerasgpu.core.planner import plans
 
 SUBMODELS = """\
 import keras
@@ -29,7 +29,7 @@ def _plan(tool: str, cells: list[str], **options) -> dict:
     cells = [{"source": "# My autoencoder", "cell_type": "markdown"}] + [
         {"source": c, "cell_type": "code"} for c in cells
     ]
-    return notebook_tools.plan(tool, cells, None, options)
+    return plans.plan(tool, cells, None, options)
 
 
 def _applied(plan: dict, cells: list[str]) -> list[str]:
@@ -146,7 +146,7 @@ def test_the_input_pipeline_tool_refuses_what_it_cannot_find_or_need_not_do():
     assert not plan["ok"] and "No cell of this notebook assigns `ds`" in plan["messages"][0]["text"]
     done = _plan("input_pipeline", ["ds = make().prefetch(2)"], dataset="ds", fixes=["prefetch"])
     assert not done["ok"] and "already has" in done["messages"][0]["text"]
-    with pytest.raises(notebook_tools.PlanError):
+    with pytest.raises(plans.PlanError):
         _plan("input_pipeline", ["ds = make()"], dataset="ds; import os", fixes=["prefetch"])
 
 

@@ -6,7 +6,8 @@ import ast
 import json
 
 import pytest
-from kerasgpu import notebook_tools, snippets
+from kerasgpu.core import snippets
+from kerasgpu.core.planner import plans
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 
@@ -49,7 +50,7 @@ NOTEBOOK = [
 async def test_the_planner_answers_what_the_notebook_tools_do(api, tool, active, options):
     body = {"tool": tool, "cells": NOTEBOOK, "active": active, "options": options}
     plan = await api("notebook-tools", "plan", method="POST", body=json.dumps(body))
-    assert plan == notebook_tools.plan(tool, NOTEBOOK, active, options)  # the one implementation
+    assert plan == plans.plan(tool, NOTEBOOK, active, options)  # the one implementation
 
 
 async def test_the_planner_places_the_strategy_before_the_model_and_refuses_a_wrap_it_cannot_train(api):

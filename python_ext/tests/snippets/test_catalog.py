@@ -6,8 +6,8 @@ import ast
 
 import pytest
 from kerasgpu.core import snippets
+from kerasgpu.core.planner.wrap import WRAP_COMMENT, WRAP_LINE, wrap_source
 from kerasgpu.core.snippets import MARKER, PLACEMENTS, SnippetError, load_catalog, parse
-from kerasgpu.notebook_tools import WRAP_COMMENT, WRAP_LINE, wrap_source
 
 EXPECTED = {
     "verify_gpu": "top",
@@ -91,12 +91,12 @@ def test_malformed_headers_are_refused(text, words):
 def test_memory_growth_goes_above_a_strategy_cell_that_precedes_the_first_import():
     """`%gpu_distribute` starts TensorFlow's runtime: memory settings must come before it even when
     the notebook imports Keras only in the model cell below it."""
-    from kerasgpu import notebook_tools
+    from kerasgpu.core.planner import plans
 
     cells = [
         {"source": "%load_ext kerasgpu\n%gpu_check", "cell_type": "code", "tags": ["kerasgpu-verify"]},
         {"source": "%gpu_distribute", "cell_type": "code", "snippet": "distribute_notebook"},
         {"source": "import keras\nmodel = keras.Sequential([keras.layers.Dense(1)])", "cell_type": "code"},
     ]
-    plan = notebook_tools.plan("snippet", cells, 2, {"id": "memory_growth"})
+    plan = plans.plan("snippet", cells, 2, {"id": "memory_growth"})
     assert plan["edits"][0]["index"] == 1  # below the verification cell, above the strategy

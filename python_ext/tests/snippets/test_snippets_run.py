@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from kerasgpu.core import snippets
-from kerasgpu.notebook_tools import wrap_source
+from kerasgpu.core.planner.wrap import wrap_source
 from nbclient import NotebookClient
 
 pytest.importorskip("tensorflow")

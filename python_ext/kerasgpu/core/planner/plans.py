@@ -1,0 +1,427 @@
+"""What each notebook tool does to a user's notebook: where a cell goes, how a cell is wrapped, and
+what the tool must refuse or warn about. Pure functions over the notebook's cells.
+
+The frontend asks the server for a plan (`POST /kerasgpu/api/v1/notebook-tools/plan`) and applies
+its edits as one undo step; the corpus tests apply the same plans to real keras-io notebooks. So
+there is one implementation of every tool, in this module.
+
+A plan is ``{"tool", "ok", "edits", "messages", "select"}``:
+- ``edits``: applied in order; ``{"op": "insert", "index", "source", "metadata"}`` adds a code
+  cell before ``index``; ``{"op": "replace", "index", "source"}`` changes a cell's code;
+- ``messages``: ``{"level": "info"|"warning"|"error", "text", "action"?}``; ``action`` names a
+  command the frontend offers (``distribute-notebook``);
+- ``ok``: False when the tool refused (no edits), with the reason in ``messages``;
+- ``select``: the cell to select afterwards (after the edits), or None.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .. import snippets
+from .cells import (
+    CELL_MAGIC,
+    DISTRIBUTE_ID,
+    VERIFY_TAG,
+    Notebook,
+    PlanError,
+    config_index,
+    find_batch_sizes,
+    parse_cells,
+    top_index,
+)
+from .edits import apply_kwarg_edits, cell_no, finish, insert_cell, message, refuse, shifted
+from .pipeline import plan_input_pipeline
+from .traps import built_marks, mixed_precision_traps, raw_variables
+from .wrap import is_wrapped, wrap_source
+
+TOOLS = ("verify", "snippet", "wrap", "distribute", "mixed_precision", "input_pipeline")
+VERIFY_SOURCE = snippets.cell_source(snippets.get("verify_gpu"))  # "%load_ext kerasgpu\n%gpu_check"
+
+
+# The memory snippets TensorFlow refuses to combine (growth with a logical-device memory limit).
+_MEMORY_CONFLICT = {"memory_growth": "memory_limit", "memory_limit": "memory_growth"}
+
+
+_GROWTH_RE = re.compile(r"set_memory_growth\s*\(|%gpu_memory\s+growth|TF_FORCE_GPU_ALLOW_GROWTH")
+_LIMIT_RE = re.compile(
+    r"set_logical_device_configuration\s*\(|set_virtual_device_configuration|%gpu_memory\s+limit"
+)
+
+
+_DISTRIBUTE_RE = re.compile(r"^\s*%gpu_distribute\b|experimental_set_strategy\s*\(", re.M)
+
+
+def plan(
+    tool: str, cells: list[dict[str, Any]], active: int | None = None, options: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The edits that `tool` makes to a notebook with these cells (see the module's docstring)."""
+    options = options or {}
+    if tool not in TOOLS:
+        raise PlanError(f"unknown tool {tool!r}; one of {', '.join(TOOLS)}")
+    parsed = parse_cells(cells)
+    if active is not None and not (isinstance(active, int) and 0 <= active < max(len(parsed), 1)):
+        raise PlanError(f"active cell {active!r} is not a cell of this notebook (0-{len(parsed) - 1})")
+    return finish(_plan(tool, Notebook.of(parsed), active, options), parsed)
+
+
+def _plan(tool: str, nb: Notebook, active: int | None, options: dict[str, Any]) -> dict[str, Any]:
+    if tool == "verify":
+        return _plan_verify(nb)
+    if tool == "wrap":
+        return _plan_wrap(nb, active)
+    if tool == "distribute":
+        return _plan_distribute(nb, options)
+    if tool == "mixed_precision":
+        return _plan_mixed_precision(nb, options)
+    if tool == "input_pipeline":
+        return plan_input_pipeline(nb, options)
+    snippet_id = options.get("id")
+    if not isinstance(snippet_id, str):
+        raise PlanError("the snippet tool needs options.id")
+    try:
+        entry = snippets.get(snippet_id)
+    except KeyError:
+        raise PlanError(f"unknown snippet {snippet_id!r}") from None
+    return _plan_snippet(nb, entry, active, options)
+
+
+def _plan_verify(nb: Notebook) -> dict[str, Any]:
+    for c in nb.cells:
+        if VERIFY_TAG in c.tags:
+            if c.source.strip() == VERIFY_SOURCE:
+                return {"tool": "verify", "ok": True, "edits": [], "messages": [], "select": c.index}
+            return {
+                "tool": "verify",
+                "ok": True,
+                "edits": [{"op": "replace", "index": c.index, "source": VERIFY_SOURCE}],
+                "messages": [message("info", "The GPU verification cell was updated.")],
+                "select": c.index,
+            }
+    return insert_cell("verify", 0, VERIFY_SOURCE, "verify_gpu", tags=[VERIFY_TAG])
+
+
+def _plan_snippet(nb: Notebook, entry: dict[str, Any], active: int | None, options) -> dict[str, Any]:
+    sid, title = entry["id"], entry["title"]
+    if sid == "verify_gpu":
+        return _plan_verify(nb)
+    if sid == "mixed_precision":
+        return _plan_mixed_precision(nb, options)
+    if entry["placement"] == "wrap":
+        return _plan_wrap(nb, active)
+    for c in nb.cells:
+        if c.snippet == sid:
+            return refuse(
+                "snippet",
+                message("info", f'"{title}" is already in this notebook ({cell_no(c.index)}).'),
+                select=c.index,
+            )
+    code = snippets.cell_source(entry)
+    messages = []
+    other = _MEMORY_CONFLICT.get(sid)
+    if other:
+        pattern = _GROWTH_RE if sid == "memory_limit" else _LIMIT_RE
+        clash = next(
+            (c for c in nb.cells if c.code and (c.snippet == other or pattern.search(c.source))), None
+        )
+        if clash is not None:
+            theirs = "memory growth" if sid == "memory_limit" else "a memory limit"
+            return refuse(
+                "snippet",
+                message(
+                    "error",
+                    f'"{title}" was not added: {cell_no(clash.index)} already sets {theirs}, and TensorFlow '
+                    "refuses both on one GPU ('Cannot set memory growth on device when virtual devices "
+                    "configured'). Growth lets TensorFlow take memory as needed; a limit caps it. Keep one: "
+                    f"delete {cell_no(clash.index)} first to switch.",
+                ),
+                select=clash.index,
+            )
+    if sid == "memory_limit":
+        mib = options.get("limit_mib")
+        if not isinstance(mib, int) or isinstance(mib, bool) or not 256 <= mib <= 4 * 1024 * 1024:
+            raise PlanError("memory_limit needs options.limit_mib: a whole number of MiB, 256 or more")
+        code, n = re.subn(
+            r"^MEMORY_LIMIT_MIB = .*$", f"MEMORY_LIMIT_MIB = {mib}  # per GPU", code, flags=re.M
+        )
+        assert n == 1
+    if entry["placement"] == "top":
+        index = top_index(nb.cells)
+    else:
+        index = (active + 1) if active is not None else len(nb.cells)
+    return insert_cell("snippet", index, code, sid, messages)
+
+
+def _plan_mixed_precision(nb: Notebook, options) -> dict[str, Any]:
+    entry = snippets.get("mixed_precision")
+    for c in nb.cells:
+        if c.snippet == "mixed_precision":
+            return refuse(
+                "mixed_precision",
+                message("info", f"Mixed precision is already set in {cell_no(c.index)}."),
+                select=c.index,
+            )
+    policy = options.get("policy", "auto")
+    if policy not in ("auto", "mixed_float16", "mixed_bfloat16"):
+        raise PlanError("options.policy must be auto, mixed_float16 or mixed_bfloat16")
+    code = snippets.cell_source(entry).replace(
+        'set_mixed_precision("auto")', f'set_mixed_precision("{policy}")'
+    )
+    index, found = config_index(nb)
+    messages = []
+    if not found:
+        messages.append(
+            message("info", "No cell builds a Keras model yet: run this cell before the one that does.")
+        )
+    after = shifted(index)
+    traps = mixed_precision_traps(nb)
+    stuck = next((t for t in traps if t["blocking"] and not t.get("edit")), None)
+    if stuck is not None:
+        return refuse(
+            "mixed_precision",
+            message(
+                "warning",
+                f"Mixed precision was not added: {cell_no(stuck['cell'])} ({stuck['evidence']}): "
+                f"{stuck['text']} {stuck['fix']} The notebook is unchanged and trains in float32.",
+                code=stuck["code"],
+                cell=stuck["cell"],
+            ),
+            select=stuck["cell"],
+        )
+    by_cell: dict[int, list[dict[str, Any]]] = {}
+    for t in traps:
+        if t.get("edit"):
+            by_cell.setdefault(t["cell"], []).append(t["edit"])
+        messages.append(
+            message(
+                "info" if t.get("edit") else "warning",
+                f"{cell_no(after(t['cell']))}: {t['evidence']}: "
+                + (f"{t['edit']['text']} added. " if t.get("edit") else f"{t['fix']} ")
+                + t["text"],
+                code=t["code"],
+                cell=after(t["cell"]),
+            )
+        )
+    plan = insert_cell("mixed_precision", index, code, "mixed_precision", messages)
+    sources = {c.index: c.source for c in nb.cells}
+    plan["edits"] += [
+        {"op": "replace", "index": after(i), "source": apply_kwarg_edits(sources[i], edits)}
+        for i, edits in sorted(by_cell.items())
+    ]
+    return plan
+
+
+def _plan_distribute(nb: Notebook, options) -> dict[str, Any]:
+    existing = next(
+        (c for c in nb.cells if c.snippet == DISTRIBUTE_ID or (c.code and _DISTRIBUTE_RE.search(c.source))),
+        None,
+    )
+    first = nb.first_build()
+    if existing is not None:
+        msgs = [message("info", f"This notebook is already distributed ({cell_no(existing.index)}).")]
+        if 0 <= first < existing.index:
+            msgs.append(
+                message(
+                    "warning",
+                    f"{cell_no(first)} builds a model before the strategy is set, so its variables are not "
+                    f"distributed: move {cell_no(existing.index)} above {cell_no(first)}, restart the "
+                    "kernel "
+                    "and run all.",
+                )
+            )
+        return refuse("distribute", *msgs, select=existing.index)
+    kind = options.get("strategy", "")
+    if kind not in ("", "auto", "mirrored", "multiworker", "onedevice"):
+        raise PlanError("options.strategy must be auto, mirrored, multiworker or onedevice")
+    index, found = config_index(nb)
+    loaded = any(
+        VERIFY_TAG in c.tags or re.search(r"^\s*%(?:re)?load_ext\s+kerasgpu\b", c.source, re.M)
+        for c in nb.cells[:index]
+    )
+    lines = [] if loaded else ["%load_ext kerasgpu"]
+    batches = find_batch_sizes(nb)
+    if batches:
+        b = batches[0]
+        lines.append(f"# Your batch: {b['code']} ({cell_no(b['cell'])}). It becomes the global batch, split")
+        lines.append(
+            f"# over the replicas. For {b['value']} per replica, use {b['value']} * "
+            "tf.distribute.get_strategy().num_replicas_in_sync."
+        )
+    magic = "%gpu_distribute" + (f" {kind}" if kind and kind != "auto" else "")
+    if batches:
+        magic += f" --batch {batches[0]['value']}"
+    lines.append(magic)
+    messages = []
+    if not found:
+        messages.append(
+            message(
+                "info", "No cell builds a Keras model yet: the strategy goes first; build models below it."
+            )
+        )
+    after = shifted(index)
+    raw = raw_variables(nb)
+    if raw:
+        cls, cell, code = raw[0]
+        return refuse(
+            "distribute",
+            message(
+                "warning",
+                f"Not distributed: {cls} ({cell_no(cell)}) keeps a weight in a raw tf.Variable ({code}), "
+                "which Keras 3 neither tracks nor trains, and with it under MirroredStrategy TensorFlow 2.21 "
+                "crashed the kernel in validation ('free(): invalid pointer'); create it with "
+                f"self.add_weight(...) in {cls} to distribute it. The notebook is unchanged and trains on "
+                "one device.",
+                code="raw_variable",
+                cell=cell,
+            ),
+            select=cell,
+        )
+    marks, refusal = built_marks(nb)
+    if refusal is not None:
+        cls, cell, why = refusal
+        return refuse(
+            "distribute",
+            message(
+                "warning",
+                f"Not distributed: {cls} ({cell_no(cell)}) has its own train_step and no call(), and {why}, "
+                "so Keras cannot build it under a strategy ('Unable to automatically build the model'); "
+                f"give {cls} a call() that runs its sub-models to distribute it. The notebook is unchanged "
+                "and trains on one device.",
+                code="model_without_call",
+                cell=cell,
+            ),
+            select=cell,
+        )
+    plan = insert_cell("distribute", index, "\n".join(lines), DISTRIBUTE_ID, messages)
+    sources = {c.index: c.source for c in nb.cells}
+    for cell, lineno, line, _cls, _target in sorted(marks, key=lambda m: (m[0], m[1]), reverse=True):
+        src = sources[cell].split("\n")  # the last line first: earlier insertions keep their places
+        src.insert(lineno, line)
+        sources[cell] = "\n".join(src)
+    for cell, _lineno, _line, cls, target in marks:
+        plan["messages"].append(
+            message(
+                "info",
+                f"{cell_no(after(cell))}: `{target}.built = True` added after {target} is created. "
+                f"{cls} has its own train_step and no call(), so Keras cannot build it under a strategy "
+                "by calling it; its sub-models are built when it is created, so there is nothing left to "
+                "build.",
+                code="model_marked_built",
+                cell=after(cell),
+            )
+        )
+    plan["edits"] += [
+        {"op": "replace", "index": after(cell), "source": sources[cell]}
+        for cell in sorted({m[0] for m in marks})
+    ]
+    return plan
+
+
+def _plan_wrap(nb: Notebook, active: int | None) -> dict[str, Any]:
+    if active is None:
+        raise PlanError("the wrap needs the active cell's index")
+    cell = nb.cells[active]
+    if not cell.code:
+        return refuse(
+            "wrap", message("warning", "Select a code cell to run in the strategy's scope."), select=active
+        )
+    if is_wrapped(cell.source):
+        return refuse(
+            "wrap", message("info", "This cell already runs in the notebook's strategy scope."), select=active
+        )
+    distributed = next(
+        (c for c in nb.cells if c.snippet == DISTRIBUTE_ID or (c.code and _DISTRIBUTE_RE.search(c.source))),
+        None,
+    )
+    if distributed is not None:
+        return refuse(
+            "wrap",
+            message(
+                "info",
+                f"This notebook is already distributed ({cell_no(distributed.index)}): every cell "
+                "builds and "
+                "trains in its strategy, no wrap needed.",
+            ),
+            select=active,
+        )
+    if cell.tree is None and not CELL_MAGIC.match(cell.source):
+        return refuse(
+            "wrap",
+            message("error", "This cell is not valid Python, so it cannot be wrapped safely."),
+            select=active,
+        )
+    raw = raw_variables(nb)
+    if raw and nb.builds(cell):
+        cls, where, code = raw[0]
+        return refuse(
+            "wrap",
+            message(
+                "warning",
+                f"Not wrapped: {cls} ({cell_no(where)}) keeps a weight in a raw tf.Variable ({code}), which "
+                "Keras 3 neither tracks nor trains, and with it under MirroredStrategy TensorFlow 2.21 "
+                f"crashed the kernel in validation; create it with self.add_weight(...) in {cls} first.",
+                code="raw_variable",
+                cell=where,
+            ),
+            select=active,
+        )
+    if not nb.builds(cell):
+        return refuse(
+            "wrap",
+            message(
+                "info",
+                "This cell builds no Keras model, so a strategy scope would change nothing: select the cell "
+                "that creates the model.",
+            ),
+            select=active,
+        )
+    built = nb.built_names(cell)
+    # Models (or layers) built in other cells that this cell uses: their variables are outside the scope.
+    used_elsewhere = []
+    for name in sorted(nb.loads(cell) - built):
+        for other in nb.cells:
+            if other.index != cell.index and name in nb.built_names(other):
+                used_elsewhere.append((name, other.index))
+                break
+    if used_elsewhere:
+        names = ", ".join(f"`{n}` ({cell_no(i)})" for n, i in used_elsewhere)
+        return refuse(
+            "wrap",
+            message(
+                "warning",
+                f"Not wrapped: this cell uses {names}, built outside the strategy. Distribute the whole "
+                "notebook instead. (Keras would mix strategies and fail: 'Mixing different "
+                "tf.distribute.Strategy objects'; one strategy for every cell needs no wrap.)",
+                "distribute-notebook",
+                code="built_elsewhere",
+            ),
+            select=active,
+        )
+    if not nb.compiles(cell):
+        elsewhere = [
+            o.index
+            for o in nb.cells
+            if o.index != cell.index and (nb.compiled_names(o) & built or (not built and nb.compiles(o)))
+        ]
+        if elsewhere:
+            return refuse(
+                "wrap",
+                message(
+                    "warning",
+                    f"Not wrapped: this model is compiled in {cell_no(elsewhere[0])}. Distribute the whole "
+                    "notebook instead. (Keras needs build and compile under one strategy, or fit fails: "
+                    "'Mixing different tf.distribute.Strategy objects'; one strategy for every cell needs "
+                    "no wrap.)",
+                    "distribute-notebook",
+                    code="compiled_elsewhere",
+                ),
+                select=active,
+            )
+    return {
+        "tool": "wrap",
+        "ok": True,
+        "edits": [{"op": "replace", "index": active, "source": wrap_source(cell.source)}],
+        "messages": [],
+        "select": active,
+    }
