@@ -129,6 +129,59 @@ def test_cpu_fit_on_a_machine_without_gpus_says_nothing():
     assert F.find(F.FitStats(device="cpu", driver_gpus=0, tf_built_with_cuda=False, tf_gpus=0)) == []
 
 
+def test_numbers_are_written_as_the_card_writes_them():
+    """The panel rounds a percentage half up (Math.round) and a step to 0.1 ms (toFixed(1)); a finding
+    quoting the same number writes it the same way (a mean of integer readings often ends in .5)."""
+    gpu = F.GpuUse(0, util_mean_pct=36.5, samples=4)
+    stats = F.FitStats(device="gpu", gpus=[gpu], step_time_s=0.00146, input_share=0.125)
+    assert stats.gpu_util_pct == 36.5 and F.pct(36.5) == 37 and F.ms(0.00146) == "1.5"
+    f = F.input_starving(stats)
+    assert "busy 37 % on average" in f.evidence and "(1.5 ms a step)" in f.evidence
+    assert "waits 13 % of its time" in f.evidence
+
+
+PIPE = {
+    "kind": "tf.data",
+    "stages": ["PrefetchDataset", "ParallelMapDataset", "BatchDataset", "TensorSliceDataset"],
+    "prefetch": True,
+    "prefetch_last": True,
+    "cache": False,
+    "sequential_maps": 0,
+    "parallel_maps": 1,
+    "batch": True,
+    "source": "arrays in memory (from_tensor_slices)",
+}
+WAITS = dict(device="cpu", step_time_s=0.02, input_share=0.5, batch_size=32, input_name="ds")
+
+
+def test_a_pipeline_that_already_prefetches_is_not_told_to_prefetch():
+    done = F.input_bound(F.FitStats(pipeline=dict(PIPE), data_kind="tf.data", **WAITS))
+    assert done.data["changes"] == [] and ".prefetch(" not in done.fix and "pipeline_fix" not in done.data
+    assert "already prefetches" in done.fix
+    late = {**PIPE, "stages": ["MapDataset", *PIPE["stages"]], "prefetch_last": False, "sequential_maps": 1}
+    missing = F.input_bound(F.FitStats(pipeline=late, data_kind="tf.data", **WAITS))
+    assert [c["what"] for c in missing.data["changes"]] == ["num_parallel_calls", "prefetch"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "workers", "advice"),
+    [
+        ("arrays", None, []),
+        ("generator", None, ["workers"]),
+        ("pydataset", 1, ["workers"]),
+        ("pydataset", 4, []),
+    ],
+)
+def test_keras_own_input_is_not_told_to_prefetch(kind, workers, advice):
+    """Keras already feeds arrays, generators and PyDatasets through tf.data ending in a prefetch: the
+    advice is more producers where there is one, never a prefetch or a from_tensor_slices copy of it."""
+    f = F.input_bound(F.FitStats(data_kind=kind, input_workers=workers, **WAITS))
+    assert [c["what"] for c in f.data["changes"]] == advice
+    assert ".prefetch(" not in f.fix and "from_tensor_slices" not in f.fix
+    if not advice:
+        assert "Keras already prepares the next batch" in f.fix
+
+
 def test_deadline_arithmetic():
     now = 1_000_000.0
     assert F.deadline_finding(now + 3600, now + 7200, now, "10 ms a step") is None

@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
-from kgpu_testlib import clean_env, run_cells
+from kgpu_testlib import TWO_CPUS, clean_env, run_cells
 
 FAKE_SMI_DIR = Path(__file__).resolve().parents[1] / "fake_nvidia_smi"
 
 SETUP = """
 import os, json, numpy as np, keras
 from kerasgpu.kernel.train import watch
+from kerasgpu.kernel.train.monitor import comm as _comm
+sent = []  # every message the card's comm sends (what the panel's training card reads), as sent
+_publish = _comm.publish
+def _record(data):
+    sent.append(json.loads(json.dumps(data)))
+    return _publish(data)
+_comm.publish = _record
 rng = np.random.default_rng(0)
 x = rng.random((4096, 64), dtype="float32"); y = rng.random((4096, 1), dtype="float32")
 import time, tensorflow as tf
@@ -40,7 +49,8 @@ def fit_under(state, procs, gpus=1, epochs=3):
     m.fit(data, epochs=epochs, verbose=0)
     mon = watch.last_monitor()
     return {"findings": mon.findings, "progress": mon.progress.to_json(),
-            "epoch_findings": mon.epoch_findings}
+            "epoch_findings": mon.epoch_findings,
+            "sent": [d for d in sent if d["fit_id"] == mon.progress.fit_id]}
 OWN = f"{os.getpid()}:20000@0"
 """
 
@@ -101,6 +111,40 @@ def test_starving_trace_finds_the_input_pipeline(runs):
     # findings at the end of each epoch too
     assert len(result["epoch_findings"]) == 3
     assert any("input_starving" in [f["code"] for f in ep] for ep in result["epoch_findings"])
+
+
+def _panel_pct(value: float) -> str:
+    """The panel's Math.round(value) (src/training.ts)."""
+    return str(Decimal(value).quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def _panel_ms(seconds: float) -> str:
+    """The panel's (seconds * 1000).toFixed(1) (src/training.ts)."""
+    return str(Decimal(seconds * 1000).quantize(Decimal("0.1"), ROUND_HALF_UP))
+
+
+def test_the_cards_numbers_and_its_findings_come_from_one_window(runs):
+    """Every update the card sends: the GPU's busy %, the step time and the input wait its findings quote
+    are the numbers its headline shows (the same window, written the same way), live and at the end."""
+    sent = json.loads(runs[2].stdout)["sent"]
+    checked = set()
+    for msg in sent:
+        for f in msg["findings"]:
+            for busy in re.findall(r"busy (\d+) %", f["evidence"]):
+                assert busy == _panel_pct(msg["gpu_util_pct"]), (msg["status"], f["evidence"])
+                checked.add(("busy", msg["status"]))
+            for step in re.findall(r"\(([\d.]+) ms a step\)|of its ([\d.]+) ms", f["evidence"]):
+                assert "".join(step) == _panel_ms(msg["step_time_s"]), (msg["status"], f["evidence"])
+                checked.add(("step", msg["status"]))
+            for wait in re.findall(r"waits (\d+) % of its time", f["evidence"]):
+                assert wait == _panel_pct(msg["input_share"] * 100), (msg["status"], f["evidence"])
+                checked.add(("wait", msg["status"]))
+    # not vacuous: the starving finding quoted all three while running and at the end
+    assert {(k, s) for k in ("busy", "step", "wait") for s in ("running", "done")} <= checked, checked
+    # the notebook's own card says the same as the panel's
+    last = [o.get("text/plain", "") for o in runs[2].outputs][-1]
+    head = re.search(r"GPU 0 busy (\d+) %", last).group(1)
+    assert f"busy {head} % on average" in last and head == _panel_pct(sent[-1]["gpu_util_pct"])
 
 
 def test_healthy_trace_is_not_starving_but_has_room_for_a_larger_batch(runs):
@@ -164,3 +208,33 @@ def test_plain_text_in_a_terminal():
         "Trained: epoch 2/2",
     ]
     assert "samples/s" in lines[-1] and "on CPU" in lines[-1] and "<div" not in proc.stdout
+
+
+def test_idle_gpus_with_the_notebooks_strategy_already_set_say_so():
+    """%gpu_distribute set a strategy, but the model was built before it: the strategy guard trains it
+    with no strategy current, and the finding says the strategy is set (not "run %gpu_distribute"); a
+    model built under it leaves no GPU idle and no finding."""
+    fit = (
+        "os.environ.update(FAKE_NVIDIA_SMI_STATE='trace:healthy', FAKE_NVIDIA_SMI_GPUS='2', "
+        "FAKE_NVIDIA_SMI_PROCS=OWN)\n"
+        "{0}.fit(data, epochs=1, verbose=0)\n"
+        "print(json.dumps(watch.last_monitor().findings))"
+    )
+    cells = run_cells(
+        [
+            TWO_CPUS,
+            SETUP,
+            "outside = make()",
+            "%gpu_distribute",
+            "%gpu_watch on --no-card",
+            fit.format("outside"),
+            "inside = make()\n" + fit.format("inside"),
+        ],
+        env=_env(),
+        timeout=600,
+    )
+    assert all(c.error is None for c in cells), [c.error for c in cells]
+    idle = next(f for f in json.loads(cells[5].stdout) if f["code"] == "gpus_unused")
+    assert "already set (2 replicas)" in idle["fix"] and "build and compile the model again" in idle["fix"]
+    assert "run %gpu_distribute in a cell" not in idle["fix"]
+    assert "gpus_unused" not in [f["code"] for f in json.loads(cells[6].stdout)]

@@ -34,6 +34,7 @@ CPU pipeline, 6.2 steps/s at 30 % busy):
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -96,10 +97,34 @@ class FitStats:
     pipeline: dict[str, Any] | None = None  # inputwait.pipeline_facts of a tf.data input; None otherwise
     data_kind: str | None = None  # "tf.data" | "arrays" | "generator" | "pydataset"
     input_name: str | None = None  # the user's variable fit was given as x (for a one-click pipeline fix)
+    input_workers: int | None = None  # a PyDataset's workers (None: not a PyDataset / unknown)
 
     @property
     def steps_per_s(self) -> float | None:
         return 1.0 / self.step_time_s if self.step_time_s else None
+
+    @property
+    def measured_gpus(self) -> list[GpuUse]:
+        """The GPUs with enough readings to say how busy they were."""
+        return [g for g in self.gpus if g.util_mean_pct is not None and g.samples >= MIN_GPU_SAMPLES]
+
+    @property
+    def gpu_util_pct(self) -> float | None:
+        """Mean busy % of the measured GPUs: the number the card's headline and the findings both quote."""
+        gpus = self.measured_gpus
+        return sum(g.util_mean_pct for g in gpus) / len(gpus) if gpus else None
+
+
+# How the card and the findings write the numbers they share, so that a reader sees one value: a
+# percentage rounded half up (as the panel's Math.round), milliseconds to 0.1 (as its toFixed(1)).
+def pct(value: float) -> int:
+    """A percentage (0..100) as the card shows it."""
+    return math.floor(value + 0.5)
+
+
+def ms(seconds: float) -> str:
+    """A duration in milliseconds as the card shows it ("1.5")."""
+    return f"{math.floor(seconds * 1000 * 10 + 0.5) / 10:.1f}"
 
 
 @dataclass
@@ -135,20 +160,18 @@ def input_starving(stats: FitStats) -> Finding | None:
     """GPU busy well under 100 % while training: the GPU waits for its input."""
     if stats.device != "gpu":
         return None
-    measured = [g for g in stats.gpus if g.util_mean_pct is not None and g.samples >= MIN_GPU_SAMPLES]
-    if not measured:
-        return None
-    util = sum(g.util_mean_pct for g in measured) / len(measured)
-    if util >= STARVING_UTIL_PCT:
+    measured = stats.measured_gpus
+    util = stats.gpu_util_pct
+    if util is None or util >= STARVING_UTIL_PCT:
         return None
     which = ", ".join(f"GPU {g.index}" for g in measured)
     samples = sum(g.samples for g in measured)
-    evidence = f"{which} busy {util:.0f} % on average ({samples} readings during training)"
+    evidence = f"{which} busy {pct(util)} % on average ({samples} readings during training)"
     data: dict[str, Any] = {"util_mean_pct": round(util, 1), "samples": samples}
     if stats.step_time_s:
         sps = 1.0 / stats.step_time_s
         gain = FED_UTIL_PCT / max(util, 1.0)
-        evidence += f" at {sps:.1f} steps/s ({stats.step_time_s * 1000:.0f} ms a step)"
+        evidence += f" at {sps:.1f} steps/s ({ms(stats.step_time_s)} ms a step)"
         evidence += f"; fed, it could reach about {sps * gain:.0f} steps/s ({gain:.1f}x)"
         data.update(steps_per_s=round(sps, 2), projected_steps_per_s=round(sps * gain, 2))
     fix = (
@@ -159,13 +182,13 @@ def input_starving(stats: FitStats) -> Finding | None:
     )
     if stats.step_time_s is not None and stats.step_time_s < SHORT_STEP_S:
         fix = (
-            f"Steps are short ({stats.step_time_s * 1000:.1f} ms): launch overhead dominates. Use a larger "
+            f"Steps are short ({ms(stats.step_time_s)} ms): launch overhead dominates. Use a larger "
             "batch, or model.compile(..., steps_per_execution=32). " + fix
         )
     share = stats.input_share
     if share is not None:
         evidence += (
-            f"; measured: each step waits {share * 100:.0f} % of its time for input ({input_level(share)})"
+            f"; measured: each step waits {pct(share * 100)} % of its time for input ({input_level(share)})"
         )
         data["input_share"] = round(share, 3)
     return Finding("input_starving", "warning", "The GPU waits for its input", evidence, fix, data)
@@ -191,25 +214,25 @@ def pipeline_changes(stats: FitStats) -> list[dict[str, str]]:
     kind = stats.data_kind
     out: list[dict[str, str]] = []
     if pipe is None:
-        if kind == "arrays":
-            out.append(
-                {
-                    "what": "from_tensor_slices",
-                    "code": "ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x))"
-                    f".batch({stats.batch_size or 32}).prefetch(tf.data.AUTOTUNE)",
-                    "why": "arrays fed from Python are sliced and converted each step; a tf.data pipeline "
-                    "prepares the next batch while the step runs",
-                }
-            )
-        elif kind in ("generator", "pydataset"):
+        # Keras (TensorFlow backend) already feeds arrays, generators and PyDatasets through tf.data
+        # ending in .prefetch(AUTOTUNE): the change that helps is more producers, not a prefetch.
+        if kind == "generator":
             out.append(
                 {
                     "what": "workers",
-                    "code": "super().__init__(workers=4, use_multiprocessing=False)"
-                    if kind == "pydataset"
-                    else "tf.data.Dataset.from_generator(gen, output_signature=...)"
-                    ".prefetch(tf.data.AUTOTUNE)",
-                    "why": "a Python generator makes each batch while the step waits, one at a time",
+                    "code": "class Batches(keras.utils.PyDataset): ... "
+                    "super().__init__(workers=4, use_multiprocessing=False)",
+                    "why": "Keras already prefetches a generator's batches, but the generator makes them one "
+                    "at a time, under the GIL; a PyDataset's workers make several at once",
+                }
+            )
+        elif kind == "pydataset" and (stats.input_workers or 1) < 2:
+            out.append(
+                {
+                    "what": "workers",
+                    "code": "super().__init__(workers=4, use_multiprocessing=False)",
+                    "why": "the PyDataset makes one batch at a time (workers=1); Keras prefetches what "
+                    "its workers make",
                 }
             )
         return out
@@ -250,8 +273,8 @@ def dominant_part(stats: FitStats) -> str | None:
     pipe = stats.pipeline
     if pipe is None:
         return {
-            "arrays": "feeding arrays from Python",
-            "generator": "the Python generator",
+            "arrays": "slicing the arrays (Keras already feeds them through tf.data with a prefetch)",
+            "generator": "the Python generator (one batch at a time)",
             "pydataset": "the PyDataset's __getitem__",
         }.get(stats.data_kind or "")
     if "generator" in (pipe.get("source") or ""):
@@ -276,14 +299,13 @@ def input_bound(stats: FitStats) -> Finding | None:
     wait = share * step
     level = input_level(share)
     evidence = (
-        f"Each step waits {wait * 1000:.1f} ms of its {step * 1000:.1f} ms for the next batch "
-        f"({share * 100:.0f} %: {level}; TensorBoard's Input Pipeline Analyzer: >= {INPUT_HIGH_PCT:.0f} % "
+        f"Each step waits {ms(wait)} ms of its {ms(step)} ms for the next batch "
+        f"({pct(share * 100)} %: {level}; TensorBoard's Input Pipeline Analyzer: >= {INPUT_HIGH_PCT:.0f} % "
         f"highly, >= {INPUT_MODERATE_PCT:.0f} % moderately)"
     )
-    gpus = [g for g in stats.gpus if g.util_mean_pct is not None and g.samples >= MIN_GPU_SAMPLES]
-    if gpus:
-        util = sum(g.util_mean_pct for g in gpus) / len(gpus)
-        evidence += f", GPU busy {util:.0f} %"
+    util = stats.gpu_util_pct
+    if util is not None:
+        evidence += f", GPU busy {pct(util)} %"
     part = dominant_part(stats)
     if part:
         evidence += f"; the likely cause: {part}"
@@ -293,10 +315,13 @@ def input_bound(stats: FitStats) -> Finding | None:
         fix = "In the cell that builds the input: " + "; ".join(
             f"`{c['code']}` ({c['why']})" for c in changes
         )
+    elif stats.pipeline is None:
+        fix = "Keras already prepares the next batch while a step runs: make each batch cheaper to make "
+        fix += "or use a larger batch (fewer, larger batches per epoch)"
     else:
         fix = "The pipeline already prefetches and maps in parallel: make its slowest stage cheaper "
-        fix += "(decode once and `.cache()`, smaller images on disk) or use a larger batch."
-    fix += f". Without the wait a step would take about {projected * 1000:.1f} ms ({1 / (1 - share):.1f}x)."
+        fix += "(decode once and `.cache()`, smaller images on disk) or use a larger batch"
+    fix += f". Without the wait a step would take about {ms(projected)} ms ({1 / (1 - share):.1f}x)."
     data = {
         "input_share": round(share, 3),
         "wait_ms": round(wait * 1000, 2),
@@ -444,11 +469,16 @@ def gpus_unused(stats: FitStats) -> Finding | None:
         "before the model is built (or the distribution snippet), and multiply the batch by the "
         "number of GPUs."
     )
-    set_replicas = _notebook_replicas()
-    if set_replicas > used:
+    set_replicas, current = _notebook_strategy()
+    if set_replicas > used and current:
         fix = (
             f"The notebook's strategy is already set ({set_replicas} replicas), but this model was built "
             "outside it: run the cells that build and compile the model again, after %gpu_distribute."
+        )
+    elif set_replicas > used:
+        fix = (
+            f"The notebook has a strategy for its %%distribute cells ({set_replicas} replicas), but this "
+            "model was built outside them: build and compile it in a %%distribute cell."
         )
     return Finding(
         "gpus_unused",
@@ -470,15 +500,22 @@ def _kernel_verdict() -> dict[str, Any] | None:
         return None
 
 
-def _notebook_replicas() -> int:
-    """Replicas of the strategy the notebook made current (%gpu_distribute), 1 without one."""
+def _notebook_strategy() -> tuple[int, bool]:
+    """Replicas of the strategy the notebook set (%gpu_distribute, %%distribute, the cell wrap), 1
+    without one, and whether it is current for every cell. The strategy guard keeps it even while a
+    model built outside it trains with no strategy current; else TensorFlow's current strategy."""
     import sys
 
-    tf = sys.modules.get("tensorflow")
+    guard = sys.modules.get("kerasgpu.kernel.strategy_guard")
+    state = getattr(guard, "_STATE", None) or {}
+    strategy = state.get("strategy")
     try:
-        return int(tf.distribute.get_strategy().num_replicas_in_sync) if tf else 1
+        if strategy is not None:
+            return int(strategy.num_replicas_in_sync), bool(state.get("current"))
+        tf = sys.modules.get("tensorflow")
+        return (int(tf.distribute.get_strategy().num_replicas_in_sync) if tf else 1), True
     except Exception:
-        return 1
+        return 1, True
 
 
 RULES = (cpu_fit_with_gpu, input_starving, input_bound, memory_unused, mixed_precision_off, gpus_unused)

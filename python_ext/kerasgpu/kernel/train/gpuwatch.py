@@ -104,6 +104,7 @@ class GpuWatch:
             self._used = []
             self._procs_at = -1e18
             self._fresh = True
+            self._acc = {}  # the last fit's readings are not this one's
         if self._unsubscribe is not None:
             return
         sampler = self._sampler or shared_sampler()

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .findings import INPUT_MODERATE_PCT, FitStats, pipeline_changes
+from .findings import INPUT_MODERATE_PCT, FitStats, ms, pct, pipeline_changes
 from .timeutil import format_clock, format_duration
 
 MAX_LOSS_S = 15 * 60.0
@@ -109,8 +109,8 @@ def _estimate_option(current: dict[str, Any], remaining_s: float) -> dict[str, A
     return {
         "change": f"train on {best['label']}",
         "saving_s": saving,
-        "how": f"Train on {best['label']} (%gpu_estimate measured {best['step_time_s'] * 1000:.1f} ms a step "
-        f"there, {step * 1000:.1f} ms here).",
+        "how": f"Train on {best['label']} (%gpu_estimate measured {ms(best['step_time_s'])} ms a step "
+        f"there, {ms(step)} ms here).",
     }
 
 
@@ -126,7 +126,7 @@ def _input_option(current: dict[str, Any], remaining_s: float, pipeline, kind) -
     return {
         "change": "the input pipeline fix",
         "saving_s": remaining_s * share,
-        "how": how + f" (this fit measured {share * 100:.0f} % of each step waiting for input).",
+        "how": how + f" (this fit measured {pct(share * 100)} % of each step waiting for input).",
     }
 
 
@@ -162,7 +162,9 @@ def savings(
     return sorted((o for o in options if o), key=lambda o: -o["saving_s"])
 
 
-def verdict(projected_end: float, deadline: float, now: float, options: list[dict[str, Any]]) -> dict:
+def deadline_verdict(
+    projected_end: float, deadline: float, now: float, options: list[dict[str, Any]]
+) -> dict:
     """Whether the run ends before the deadline; when not, the largest measured saving and the end with it."""
     meets = projected_end <= deadline
     v: dict[str, Any] = {"meets": meets, "projected_end": projected_end, "deadline": deadline, "best": None}
@@ -205,7 +207,7 @@ def backup_offer(monitor, max_loss_s: float = MAX_LOSS_S) -> dict[str, Any] | No
         "code": "protect_progress",
         "level": "info",
         "title": "Progress is lost if the kernel stops",
-        "evidence": f"the run takes {format_duration(total)} at {st * 1000:.1f} ms a step; a kernel restart, "
+        "evidence": f"the run takes {format_duration(total)} at {ms(st)} ms a step; a kernel restart, "
         "a culled server or a preemption starts it over",
         "fix": f"Add callbacks=[{code}] to fit (a checkpoint every {n} steps = "
         f"{format_duration(n * st)}), or run %gpu_watch on --backup: the next fit resumes where it stopped.",

@@ -18,7 +18,7 @@ from typing import Any
 import keras
 
 from . import comm, guard, receipts
-from .findings import FitStats, GpuUse, deadline_finding, find, input_level
+from .findings import FitStats, GpuUse, deadline_finding, find, input_level, ms, pct
 from .gpuwatch import GpuWatch, WatchWindow
 from .inputwait import InputTimer, pipeline_facts
 from .timeutil import format_clock, format_duration, parse_deadline
@@ -51,7 +51,9 @@ class Progress:
     gpu_util_pct: float | None = None
     input_share: float | None = None  # 0..1 of a warm step spent waiting for its input
     input_level: str | None = None  # "highly input-bound" | "moderately input-bound" | "not input-bound"
-    deadline_verdict: dict[str, Any] | None = None  # guard.verdict: meets, projected_end, best change
+    deadline_verdict: dict[str, Any] | None = (
+        None  # guard.deadline_verdict: meets, projected_end, best change
+    )
     checkpoint_time: float | None = None  # epoch seconds of the last BackupAndRestore save
     checkpoint_every: int | None = None  # its save_freq in steps
     resumed: dict[str, Any] | None = None  # {"epoch", "saved_at"} when this fit resumed from a backup
@@ -161,18 +163,18 @@ class ProgressCard:
         if p.progress is not None:
             parts.append(f"{p.progress * 100:.0f} %")
         if p.step_time_s:
-            parts.append(f"{p.step_time_s * 1000:.1f} ms/step")
+            parts.append(f"{ms(p.step_time_s)} ms/step")
         if p.samples_per_s:
             parts.append(f"{p.samples_per_s:,.0f} samples/s")
         if p.state == "running" and p.eta is not None:
             parts.append(f"ETA {format_clock(p.eta, self.now)} (in {format_duration(p.remaining_s or 0)})")
         if p.gpus:
-            util = f"{p.gpu_util_pct:.0f} %" if p.gpu_util_pct is not None else "n/a"
+            util = f"{pct(p.gpu_util_pct)} %" if p.gpu_util_pct is not None else "n/a"
             parts.append(f"GPU {','.join(map(str, p.gpus))} busy {util}")
         elif p.device == "cpu":
             parts.append("on CPU")
         if p.input_share is not None:
-            parts.append(f"input wait {p.input_share * 100:.0f} %")
+            parts.append(f"input wait {pct(p.input_share * 100)} %")
         return "  ".join(parts)
 
     def extra_lines(self) -> list[str]:
@@ -286,6 +288,8 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.pipeline = pipeline_facts(inputs)
         self.input_name = user_name(inputs)
         self.data_kind = guard.data_kind(inputs)
+        workers = getattr(inputs, "workers", None) if self.data_kind == "pydataset" else None
+        self.input_workers = workers if isinstance(workers, int) else None
         self.backup = backup  # a guard.Backup (keras.callbacks.BackupAndRestore) in the same fit
         self.max_loss_s = max_loss_s
         self.record = record
@@ -311,9 +315,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         self._steps_done = 0  # steps of finished epochs
         self._epoch_t0 = 0.0
         self._overheads: list[float] = []
-        self._gpu_acc: dict[int, list[float]] = {}  # index -> [util_sum, n, mem_peak]
-        self._deadline_warned = False
-        self._deadline_finding: dict[str, Any] | None = None
+        self._last_miss: dict[str, Any] | None = None
 
     def on_train_batch_begin(self, batch, logs=None):
         now = time.perf_counter()
@@ -367,7 +369,7 @@ class TrainingMonitor(keras.callbacks.Callback):
             self.watch.start()
         if self.publish:
             comm.retry()
-        self._update_gpus(None)
+        self._update_gpus()
         self._emit()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -388,16 +390,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         if st and spe:
             self._overheads.append(max(0.0, (now - self._epoch_t0) - spe * st))
         self.progress.step = spe
-        window = self.watch.take() if self.watch is not None else None
-        if window is not None:
-            self._accumulate(window)
-        self._update(batch=None)
-        stats = self._stats(window, fit_level=False)
-        found = [f.to_json() for f in find(stats)] if stats else []
-        offer = guard.backup_offer(self, self.max_loss_s)
-        if offer is not None:
-            found.append(offer)
-        self._check_deadline(found)
+        found = self._findings(self._update(batch=None))
         self.epoch_findings.append(found)
         self.progress.findings = found
         self._emit(text_line=True)
@@ -410,12 +403,10 @@ class TrainingMonitor(keras.callbacks.Callback):
             _active.remove(self)
         if self.timer is not None:
             self.timer.uninstall()
+        window = self._update(batch=None)
         if self.watch is not None:
-            window = self.watch.take()
-            self._accumulate(window)
             self.watch.stop()
-        stats = self._stats(None, fit_level=True)
-        self.findings = [f.to_json() for f in find(stats)] if stats else []
+        self.findings = [f.to_json() for f in find(window)] if window else []
         if self.deadline and state == "done" and time.time() > self.deadline:
             self.findings.insert(
                 0,
@@ -428,7 +419,7 @@ class TrainingMonitor(keras.callbacks.Callback):
                     "data": {},
                 },
             )
-        self._record(state)
+        self._record(state, window)
         self.progress.state = state
         self.progress.findings = self.findings
         self.progress.remaining_s = 0.0 if state == "done" else self.progress.remaining_s
@@ -457,31 +448,39 @@ class TrainingMonitor(keras.callbacks.Callback):
         return min(1.0, self._sum_w / self._sum_t)
 
     def _refresh(self, batch: int) -> None:
-        self._update(batch)
+        window = self._update(batch)
         if self.backup is not None and self._sum_n:
             self.backup.pace(self.step_time, self.max_loss_s)
-        if self.deadline and self._sum_n >= 10:
-            self._verdict()
-        if self.deadline and self._sum_n >= 10 and not self._deadline_warned:
-            found: list[dict[str, Any]] = list(self.progress.findings)
-            if self._check_deadline(found):
-                self.progress.findings = found
+        if window is not None and (self._sum_n >= 2 or self.progress.findings):
+            self.progress.findings = self._findings(window, deadline=self._sum_n >= 10)
         self._emit()
 
-    def _update(self, batch: int | None) -> None:
+    def _update(self, batch: int | None) -> FitStats | None:
+        """Reads the window once and writes the card's numbers from it; returns it for the findings."""
         p = self.progress
         if batch is not None:
             p.step = batch
-        st = self.step_time
+        window = self._window()
+        st = window.step_time_s if window is not None else self.step_time
         p.step_time_s = st
         if st and self.batch_size:
             p.samples_per_s = self.batch_size / st
-        share = self.input_share
-        p.input_share = round(share, 4) if share is not None else None
+        share = window.input_share if window is not None else None
+        p.input_share = share
         p.input_level = input_level(share) if share is not None else None
+        if window is not None and window.gpu_util_pct is not None:
+            p.gpu_util_pct = window.gpu_util_pct
+        elif self.watch is not None and p.gpus:  # before the window has readings: the newest one
+            p.gpu_util_pct = self.watch.latest_util(p.gpus)
         if self.backup is not None:
             p.checkpoint_time = self.backup.saved_at
             p.checkpoint_every = self.backup.every
+        self._update_eta(batch, st)
+        p.time = time.time()
+        return window
+
+    def _update_eta(self, batch: int | None, st: float | None) -> None:
+        p = self.progress
         done = self._steps_done + (batch if batch is not None else 0)
         spe = p.steps
         if spe:
@@ -493,10 +492,8 @@ class TrainingMonitor(keras.callbacks.Callback):
                 epochs_left = p.epochs - self._epoch - (1 if batch is None else 0)
                 p.remaining_s = (total - done) * st + max(0, epochs_left) * overhead
                 p.eta = time.time() + p.remaining_s
-        self._update_gpus(None)
-        p.time = time.time()
 
-    def _update_gpus(self, window: WatchWindow | None) -> None:
+    def _update_gpus(self) -> None:
         p = self.progress
         f = getattr(self, "_facts", {}) or {}
         used = self.watch._used if self.watch is not None else []
@@ -504,47 +501,32 @@ class TrainingMonitor(keras.callbacks.Callback):
             used = [physical_index(i, f.get("cuda_visible_devices")) for i in f["tf_gpu_indexes"]]
         p.gpus = list(used)
         p.device = "gpu" if used else "cpu"
-        if self.watch is not None and used:
-            p.gpu_util_pct = self.watch.latest_util(used)
 
-    def _accumulate(self, window: WatchWindow) -> None:
-        self._last_window = window
-        for i, g in window.gpus.items():
-            acc = self._gpu_acc.setdefault(i, [0.0, 0, None])
-            if g.util_mean_pct is not None:
-                acc[0] += g.util_mean_pct * g.samples
-                acc[1] += g.samples
-            if g.memory_used_mib is not None and (acc[2] is None or g.memory_used_mib > acc[2]):
-                acc[2] = g.memory_used_mib
-
-    def _stats(self, window: WatchWindow | None, fit_level: bool) -> FitStats | None:
+    def _window(self) -> FitStats | None:
+        """The one window the card's numbers and its findings are both computed from: this fit's steady
+        steps so far (after the warm-up) with the GPU readings taken during them (None before fit)."""
         f = getattr(self, "_facts", None)
         if f is None:
             return None
-        win = window or getattr(self, "_last_window", None) or WatchWindow()
-        self._update_gpus(win)
+        win = self.watch.take(reset=False) if self.watch is not None else WatchWindow()
+        self._update_gpus()
         used = self.progress.gpus
         gpus = []
         for i in used:
             g = win.gpus.get(i)
-            if fit_level:
-                acc = self._gpu_acc.get(i, [0.0, 0, None])
-                util = acc[0] / acc[1] if acc[1] else None
-                n, mem = acc[1], acc[2]
-            else:
-                util, n, mem = (g.util_mean_pct, g.samples, g.memory_used_mib) if g else (None, 0, None)
             tf_peak = self._tf_peak_mib(used.index(i))
             gpus.append(
                 GpuUse(
                     index=i,
                     name=g.name if g else None,
-                    util_mean_pct=util,
-                    samples=n,
-                    memory_used_mib=tf_peak if tf_peak is not None else mem,
+                    util_mean_pct=g.util_mean_pct if g else None,
+                    samples=g.samples if g else 0,
+                    memory_used_mib=tf_peak if tf_peak is not None else (g.memory_used_mib if g else None),
                     memory_total_mib=g.memory_total_mib if g else None,
                     compute_capability=g.compute_capability if g else None,
                 )
             )
+        share = self.input_share if self._sum_n >= 2 else None
         return FitStats(
             device=self.progress.device,
             gpus=gpus,
@@ -558,10 +540,11 @@ class TrainingMonitor(keras.callbacks.Callback):
             batch_size=self.batch_size,
             dtype_policy=f.get("dtype_policy"),
             backend=f.get("backend"),
-            input_share=self.input_share if self._sum_n >= 2 else None,
+            input_share=round(share, 4) if share is not None else None,
             pipeline=self.pipeline,
             data_kind=self.data_kind,
             input_name=self.input_name,
+            input_workers=self.input_workers,
         )
 
     def _tf_peak_mib(self, tf_index: int) -> float | None:
@@ -576,50 +559,61 @@ class TrainingMonitor(keras.callbacks.Callback):
         except Exception:
             return None
 
-    def _check_deadline(self, found: list[dict[str, Any]]) -> bool:
-        """Puts the deadline warning first in `found` once the measured rate misses the deadline."""
+    def _findings(self, window: FitStats | None, deadline: bool = True) -> list[dict[str, Any]]:
+        """The findings of `window` (the same one the card's numbers come from), the checkpoint offer,
+        and the deadline warning first while the measured pace misses the deadline."""
+        found = [f.to_json() for f in find(window)] if window is not None else []
+        offer = guard.backup_offer(self, self.max_loss_s)
+        if offer is not None:
+            found.append(offer)
+        if deadline:
+            miss = self._deadline_miss(window)
+            if miss is not None:
+                found.insert(0, miss)
+        return found
+
+    def _deadline_miss(self, window: FitStats | None) -> dict[str, Any] | None:
+        """The deadline warning at the window's pace (None while the run makes it). With no step left
+        (the last epoch's end) there is nothing left to save: the last warning with work left stands."""
         p = self.progress
-        if self._deadline_finding is not None:  # said once: keep saying it
-            found.insert(0, self._deadline_finding)
-            return True
         if not self.deadline or p.remaining_s is None:
-            return False
+            return None
+        if p.remaining_s <= 0:
+            return self._last_miss
         now = time.time()
-        self._verdict()
-        rate = f"{p.step_time_s * 1000:.1f} ms a step" if p.step_time_s else "the measured rate"
+        self._deadline_verdict(window)
+        rate = f"{ms(p.step_time_s)} ms a step" if p.step_time_s else "the measured rate"
         d = deadline_finding(now + p.remaining_s, self.deadline, now, rate)
         if d is None:
-            return False
+            return None
         best = p.deadline_verdict.get("best")
         if best:
             d.evidence += f". {p.deadline_verdict['best_text']}"
             d.fix = best["how"] + " " + d.fix
             d.data["best"] = best
-        self._deadline_warned = True
-        self._deadline_finding = d.to_json()
-        found.insert(0, self._deadline_finding)
-        return True
+        self._last_miss = d.to_json()
+        return self._last_miss
 
-    def _verdict(self) -> None:
+    def _deadline_verdict(self, window: FitStats | None) -> None:
         """Whether the run makes the deadline at the measured pace, and the largest measured saving."""
         p = self.progress
-        if not self.deadline or p.remaining_s is None:
+        if not self.deadline or not p.remaining_s:  # none left: the last verdict with work left stands
             return
         now = time.time()
-        options = guard.savings(self._current(), p.remaining_s, self._last_run, self.pipeline, self.data_kind)
-        p.deadline_verdict = guard.verdict(now + p.remaining_s, self.deadline, now, options)
+        current = self._current(window)
+        options = guard.savings(current, p.remaining_s, self._last_run, self.pipeline, self.data_kind)
+        p.deadline_verdict = guard.deadline_verdict(now + p.remaining_s, self.deadline, now, options)
 
-    def _current(self) -> dict[str, Any]:
-        """This fit's receipt so far (what shapes its speed, and its measured pace)."""
-        st = self.step_time
+    def _current(self, window: FitStats | None) -> dict[str, Any]:
+        """This fit's receipt so far (what shapes its speed, and its measured pace, from `window`)."""
         return receipts.receipt(
             self.model,
             self._facts,
             key=self._model_key,
             batch_size=self.batch_size,
-            step_time_s=st,
-            input_share=self.input_share,
-            gpus=self._stats(None, fit_level=True).gpus if self._facts else [],
+            step_time_s=window.step_time_s if window is not None else self.step_time,
+            input_share=window.input_share if window is not None else None,
+            gpus=window.gpus if window is not None else [],
             pipeline=self.pipeline,
             data_kind=self.data_kind,
             input_name=self.input_name,
@@ -627,12 +621,12 @@ class TrainingMonitor(keras.callbacks.Callback):
             steps=self.progress.steps,
         )
 
-    def _record(self, state: str) -> None:
+    def _record(self, state: str, window: FitStats | None) -> None:
         """Stores this fit's receipt and compares it with the last run of the same model."""
         if not self.record or not self._sum_n or getattr(self, "_facts", None) is None:
             return
         try:
-            rec = self._current()
+            rec = self._current(window)
             rec["status"] = state
             self.receipt = rec
             cmp = receipts.compare(self._last_run, rec) if self._last_run else None
