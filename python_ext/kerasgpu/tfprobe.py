@@ -27,8 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import diagnosis
-from .core.cudafacts import gather_cuda
+from .core import cudafacts, diagnosis
 from .kernel import checks, doctor
 
 PROBE_TIMEOUT_S = 60.0  # a cold TensorFlow import plus CUDA start-up can take tens of seconds
@@ -151,7 +150,7 @@ def _child():
     return emit()
 
 
-CHILD_SOURCE = inspect.getsource(gather_cuda) + "\n" + inspect.getsource(_child) + "\n_child()\n"
+CHILD_SOURCE = inspect.getsource(cudafacts) + "\n" + inspect.getsource(_child) + "\n_child()\n"
 
 
 # ---------------------------------------------------------------- kernelspec -> interpreter

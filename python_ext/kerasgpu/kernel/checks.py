@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from .. import diagnosis
+from ..core import diagnosis
 from ..core.cudafacts import gather_cuda
 from .render import Card, Fix, Section, worst
 from .runtime import runtime_initialized

@@ -19,7 +19,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import diagnosis
+from ..core import diagnosis
 from .render import Card, Fix, Section
 
 

@@ -109,7 +109,7 @@ def test_tensorflow_2_21_logs_name_every_cause_in_order(path):
 
 
 def test_tensorflow_2_21_lines_each_read_right():
-    from kerasgpu.diagnosis import parse_log
+    from kerasgpu.core.diagnosis import parse_log
 
     _, log = _load(DOCTOR_FIXTURES / "tf221_cuda_build_without_wheels_vlog1.txt")
     facts = parse_log(log)
