@@ -188,8 +188,8 @@ async def window(seconds: float, query=None) -> dict:
 
 
 async def measure(hosts: int, gpus: int, seconds: float, work: Path) -> tuple[dict, dict, int]:
-    from kerasgpu.handlers_fleet import FleetQuery
-    from kerasgpu.server import KerasGPU
+    from kerasgpu.server.fleet import FleetQuery
+    from kerasgpu.server.config import KerasGPU
 
     exporter_port, prom_port = free_port(), free_port()
     exporter = f"127.0.0.1:{exporter_port}"

@@ -29,7 +29,7 @@ _fanouts: list[float] = []
 
 def _time_fanout() -> None:
     """Times kerasgpu's Broadcaster._send_all (one reading to every client) by wrapping it here."""
-    from kerasgpu.routes import Broadcaster
+    from kerasgpu.server.stream import Broadcaster
 
     send_all = Broadcaster._send_all
     if getattr(send_all, "_lagprobe", False):

@@ -18,7 +18,7 @@ def _jupyter_labextension_paths():
 
 def _jupyter_server_extension_points():
     """The server extension is an ExtensionApp: the server stops it (sampler, nvidia-smi) when it stops."""
-    from .server import KerasGPUApp
+    from .server.app import KerasGPUApp
 
     return [{"module": "kerasgpu", "app": KerasGPUApp}]
 
@@ -41,6 +41,6 @@ def __getattr__(name: str):
     import importlib
 
     kernel = importlib.import_module(".kernel", __name__)
-    if name in kernel.API:
+    if name in kernel.API or name in kernel.ALIASES:
         return getattr(kernel, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,7 @@ import asyncio
 
 import pytest
 from corpus_runner import MODES, examples, prepare, run_all
-from kerasgpu.kernel import doctor
+from kerasgpu.core.known_errors import match_errors
 
 pytest.importorskip("tensorflow")
 pytestmark = [pytest.mark.tf, pytest.mark.corpus, pytest.mark.timeout(2400)]
@@ -34,7 +34,7 @@ def _codes(run) -> set[str]:
 
 
 def _failure(run) -> str:
-    found = doctor.diagnose(run.error or "")
+    found = match_errors(run.error or "")
     code = found[0]["code"] if found else "unknown"
     return f"{run.example}/{run.mode} failed ({code}): {run.error}\n{run.error_cell}"
 

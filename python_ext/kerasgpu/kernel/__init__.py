@@ -14,8 +14,8 @@ API = {
     "CheckReport": "checks",
     "arch_support": "checks",
     "verdict": "checks",
-    "diagnose": "doctor",
-    "diagnose_exception": "doctor",
+    "match_errors": "doctor",
+    "match_exception": "doctor",
     "set_memory_growth": "memory",
     "set_memory_limit": "memory",
     "memory_status": "memory",
@@ -39,10 +39,14 @@ API = {
     "find_batch_size": "train.batch_size",
 }
 
+# earlier public name -> today's (`from kerasgpu import diagnose` keeps working)
+ALIASES = {"diagnose": "match_errors", "diagnose_exception": "match_exception"}
+
 __all__ = sorted(API)
 
 
 def __getattr__(name: str):
+    name = ALIASES.get(name, name)
     if name in API:
         return getattr(importlib.import_module(f".{API[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

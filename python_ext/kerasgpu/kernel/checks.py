@@ -12,13 +12,14 @@ import importlib.metadata as md
 import importlib.util
 import os
 import platform
-import re
 import sys
 import time
 from typing import Any
 
 from ..core import diagnosis
 from ..core.cudafacts import gather_cuda
+from ..core.tfbuild import build_capabilities, parse_device_desc, plain
+from .probe import local_devices
 from .render import Card, Fix, Section, worst
 from .runtime import runtime_initialized
 
@@ -198,14 +199,11 @@ def _tensorflow_facts() -> dict[str, Any]:
         info = dict(tf.sysconfig.get_build_info())
     except Exception as exc:
         info = {"error": str(exc)}
-    facts["build_info"] = {k: _plain(v) for k, v in info.items()}
+    facts["build_info"] = {k: plain(v) for k, v in info.items()}
     facts["built_with_cuda"] = bool(tf.test.is_built_with_cuda())
-    facts["cuda_version"] = _plain(info.get("cuda_version"))
-    facts["cudnn_version"] = _plain(info.get("cudnn_version"))
-    ccs = info.get("cuda_compute_capabilities") or []
-    if isinstance(ccs, str):
-        ccs = [c for c in re.split(r"[,\s]+", ccs) if c]
-    facts["compute_capabilities"] = [str(c) for c in ccs]
+    facts["cuda_version"] = plain(info.get("cuda_version"))
+    facts["cudnn_version"] = plain(info.get("cudnn_version"))
+    facts["compute_capabilities"] = build_capabilities(info)
     # Physical devices and their details come from the platform, not the runtime.
     try:
         gpus = tf.config.list_physical_devices("GPU")
@@ -326,18 +324,9 @@ def _deep_facts() -> dict[str, Any]:
         out["error"] = f"{type(exc).__name__}: {exc}"
         return out
     try:
-        # allow_growth here so the device listing does not reserve the whole GPU.
-        config = tf.compat.v1.ConfigProto()
-        config.gpu_options.allow_growth = True
-        for d in device_lib.list_local_devices(config):
-            out["local_devices"].append(
-                {
-                    "name": d.name,
-                    "device_type": d.device_type,
-                    "memory_limit_bytes": int(d.memory_limit),
-                    **parse_device_desc(d.physical_device_desc),
-                }
-            )
+        for d in local_devices(tf, device_lib):
+            desc = d.pop("physical_device_desc")
+            out["local_devices"].append({**d, **parse_device_desc(desc)})
     except Exception as exc:
         out["error"] = f"device_lib: {type(exc).__name__}: {exc}"
     gpus = tf.config.list_logical_devices("GPU")
@@ -367,28 +356,6 @@ def _deep_facts() -> dict[str, Any]:
         except Exception as exc:
             out["memory"][key] = {"error": str(exc)}
     return out
-
-
-def parse_device_desc(desc: str) -> dict[str, Any]:
-    """'device: 0, name: NVIDIA H200, pci bus id: 0000:..., compute capability: 9.0' -> fields."""
-    out: dict[str, Any] = {}
-    for key, field in (
-        ("name", "gpu_name"),
-        ("pci bus id", "pci_bus_id"),
-        ("compute capability", "compute_capability"),
-    ):
-        m = re.search(rf"{key}: ([^,]+)", desc or "")
-        if m:
-            out[field] = m.group(1).strip()
-    return out
-
-
-def _plain(v: Any) -> Any:
-    if v is None or isinstance(v, (bool, int, float, str)):
-        return v
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return str(v)
 
 
 # ---------------------------------------------------------------- judging

@@ -319,7 +319,7 @@ class KerasGPUMagics(Magics):
         exc = getattr(result, "error_in_exec", None)
         if not self.doctor_auto or exc is None:
             return
-        found = doctor.diagnose_exception(exc)
+        found = doctor.match_exception(exc)
         if not found:
             return
         first = found[0]
@@ -490,6 +490,8 @@ class KerasGPUMagics(Magics):
                 validation_split=args.validation_split,
                 validation_steps=args.validation_steps,
                 budget=args.budget,
+                x_name=args.x,
+                validation_name=" ".join(args.validation_data or []) or None,
             )
         except ValueError as err:
             card = KerasGPUError("bad_argument", str(err), "See %gpu_estimate?").card("GPU estimate")
@@ -521,6 +523,7 @@ class KerasGPUMagics(Magics):
     @argument("y", nargs="?", default=None, help="the targets, when x is arrays")
     @argument("--start", type=int, default=None, help="first batch size to try")
     @argument("--max", type=int, default=None, help="largest batch size to try")
+    @argument("--budget", type=float, default=None, help="seconds the search may take (default 20)")
     @argument("--json", action="store_true", help="print the result as JSON")
     @line_magic
     def gpu_batch_size(self, line=""):
@@ -536,7 +539,12 @@ class KerasGPUMagics(Magics):
             return
         try:
             card = batch_size.batch_size_card(
-                self._ns(args.model), self._ns(args.x), self._ns(args.y), start=args.start, max_batch=args.max
+                self._ns(args.model),
+                self._ns(args.x),
+                self._ns(args.y),
+                start=args.start,
+                max_batch=args.max,
+                budget=args.budget,
             )
         except KerasGPUError as err:
             card = err.card("GPU batch size")

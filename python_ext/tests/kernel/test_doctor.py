@@ -6,7 +6,7 @@ import json
 
 import pytest
 from IPython.utils.capture import capture_output
-from kerasgpu import diagnose
+from kerasgpu import match_errors as diagnose
 from kgpu_testlib import DOCTOR_FIXTURES
 
 
@@ -26,7 +26,7 @@ LOGS = sorted(DOCTOR_FIXTURES.glob("*.txt"))
 
 
 def test_every_known_failure_has_a_real_log():
-    from kerasgpu.kernel.doctor import KNOWN
+    from kerasgpu.core.known_errors import KNOWN
 
     expected = {_load(p)[0]["expect"] for p in LOGS}
     # (The driver and CUDA-library failures are kerasgpu.diagnosis's, with their own logs below.)
@@ -206,7 +206,7 @@ def test_wrong_dtype(provoked):
 
 
 def test_fix_texts_name_no_other_examples_variables():
-    from kerasgpu.kernel.doctor import KNOWN
+    from kerasgpu.core.known_errors import KNOWN
 
     # the generic fixes once named the keras-io VAE's and other examples' own variables
     text = json.dumps([k.commands for k in KNOWN] + [k.fix for k in KNOWN])

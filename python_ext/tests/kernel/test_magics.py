@@ -75,15 +75,15 @@ def test_package_import_stays_light():
     code = textwrap.dedent(
         """
         import sys, kerasgpu
-        from kerasgpu import check, diagnose, set_memory_growth
+        from kerasgpu import check, match_errors, set_memory_growth
         heavy = sorted(m for m in ("tensorflow", "keras", "IPython", "jax", "torch") if m in sys.modules)
-        print(",".join(heavy) or "none", check.__module__, diagnose.__module__)
+        print(",".join(heavy) or "none", check.__module__, match_errors.__module__)
         """
     )
     out = subprocess.run(
         [sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True, check=True
     )
-    assert out.stdout.split() == ["none", "kerasgpu.kernel.checks", "kerasgpu.kernel.doctor"]
+    assert out.stdout.split() == ["none", "kerasgpu.kernel.checks", "kerasgpu.core.known_errors"]
 
 
 # ---------------------------------------------------------------- a CPU kernel, runtime never started

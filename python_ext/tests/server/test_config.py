@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from kerasgpu.server import KerasGPU
+from kerasgpu.server.config import KerasGPU
 from traitlets import TraitError
 from traitlets.config import Config
 

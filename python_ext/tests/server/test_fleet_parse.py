@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from kerasgpu import fleet
-from kerasgpu.server import KerasGPU
+from kerasgpu.core import fleet
+from kerasgpu.server.config import KerasGPU
 from traitlets import TraitError
 
 

@@ -114,7 +114,7 @@ async def start_kernel(jp_fetch, path: str | None = None) -> str:
 
 
 async def test_processes_are_matched_to_notebooks_and_can_be_shut_down(fake_smi, jp_fetch, jp_serverapp, api):
-    from kerasgpu.processes import kernel_pid
+    from kerasgpu.server.processes import kernel_pid
 
     kernel_id = await start_kernel(jp_fetch, "experiments/train.ipynb")
     pid = kernel_pid(jp_serverapp.kernel_manager, kernel_id)
@@ -172,7 +172,7 @@ async def test_a_host_pid_that_is_a_kernel_here_but_another_program_there_is_not
 ):
     """In a container the driver reports host pids: one can collide with a local kernel's pid.
     Named as another program by the driver, it gets no kernel, no notebook and no Shut down."""
-    from kerasgpu.processes import kernel_pid
+    from kerasgpu.server.processes import kernel_pid
 
     kernel_id = await start_kernel(jp_fetch, "collide.ipynb")
     pid = kernel_pid(jp_serverapp.kernel_manager, kernel_id)
@@ -271,7 +271,7 @@ def test_a_process_is_recognised_by_its_program_whatever_the_driver_spells():
     """Details are kept for the same program (a version suffix, a path, a whole command line as
     programs that rewrite their argv give it) and dropped for another one."""
     import psutil
-    from kerasgpu.processes import same_program
+    from kerasgpu.server.processes import same_program
 
     me = psutil.Process()  # this test's Python
     exe = me.exe()

@@ -300,7 +300,7 @@ def _driver(n: int) -> dict:
 
 
 def test_device_lib_descriptions_are_parsed_and_all_gpus_seen_is_ok():
-    from kerasgpu import tfprobe
+    from kerasgpu.server import tfprobe
 
     result = tfprobe.ProbeResult(tfprobe.OK, "/opt/venv/bin/python", facts=_gpu_facts(2))
     tf = result.tensorflow()
@@ -310,23 +310,23 @@ def test_device_lib_descriptions_are_parsed_and_all_gpus_seen_is_ok():
     assert gpu1["compute_capability"] == "9.0"
     assert gpu1["memory_limit_bytes"] == 139_000_000_000
     assert [g["supported_by_build"] for g in tf["physical_gpus"]] == ["ptx", "ptx"]  # compute_90 only
-    v = tfprobe.verdict(result, _driver(2), tfprobe.OK, None)
+    v = tfprobe.probe_answer(result, _driver(2), tfprobe.OK, None)
     assert (v["tf_gpus"], v["driver_gpus"], v["ok"], v["reason"]) == (2, 2, True, None)
     assert v["status"] == "gpu_ready"
 
 
 def test_cuda_visible_devices_is_named_when_tensorflow_sees_fewer_gpus():
-    from kerasgpu import tfprobe
+    from kerasgpu.server import tfprobe
 
     result = tfprobe.ProbeResult(tfprobe.OK, "/opt/venv/bin/python", facts=_gpu_facts(2, cvd="0,1"))
-    v = tfprobe.verdict(result, _driver(4), tfprobe.OK, None)
+    v = tfprobe.probe_answer(result, _driver(4), tfprobe.OK, None)
     assert (v["tf_gpus"], v["driver_gpus"], v["ok"]) == (2, 4, False)
     assert v["code"] == "cuda_visible_devices"
     assert "TensorFlow sees 2 of the 4 GPUs" in v["reason"] and "CUDA_VISIBLE_DEVICES='0,1'" in v["reason"]
 
 
 def test_missing_cuda_libraries_come_from_the_probe_log():
-    from kerasgpu import tfprobe
+    from kerasgpu.server import tfprobe
 
     log = (
         "W0000 gpu_device.cc:2365] Cannot dlopen some GPU libraries. Please make sure the missing libraries "
@@ -334,7 +334,7 @@ def test_missing_cuda_libraries_come_from_the_probe_log():
         "Skipping registering GPU devices..."
     )
     result = tfprobe.ProbeResult(tfprobe.OK, "/opt/venv/bin/python", facts=_gpu_facts(0), stderr_tail=log)
-    v = tfprobe.verdict(result, _driver(1), tfprobe.OK, None)
+    v = tfprobe.probe_answer(result, _driver(1), tfprobe.OK, None)
     assert (v["tf_gpus"], v["driver_gpus"], v["ok"]) == (0, 1, False)
     assert v["code"] == "missing_cuda_libraries"
     assert "Cannot dlopen some GPU libraries" in v["reason"]
@@ -342,7 +342,7 @@ def test_missing_cuda_libraries_come_from_the_probe_log():
 
 
 def test_interpreter_follows_jupyter_clients_rules(tmp_path):
-    from kerasgpu import tfprobe
+    from kerasgpu.server import tfprobe
 
     assert tfprobe.interpreter(["python", "-m", "ipykernel_launcher"]) == sys.executable
     assert tfprobe.interpreter(["python3", "-m", "ipykernel_launcher"]) == sys.executable

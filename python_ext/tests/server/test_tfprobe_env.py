@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from kerasgpu import tfprobe
+from kerasgpu.server import tfprobe
 
 
 @pytest.fixture(scope="module")

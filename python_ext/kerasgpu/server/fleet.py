@@ -20,15 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import tornado
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.utils import url_path_join
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.simple_httpclient import HTTPTimeoutError
 
-from . import fleet
-from .routes import API, BaseHandler, State, dumps
+from ..core import fleet
+from .base import BaseHandler, dumps
 
 if TYPE_CHECKING:
-    from .server import KerasGPU
+    from .config import KerasGPU
 
 OFF_REASON = (
     "No Prometheus is configured: set c.KerasGPU.prometheus_url = 'http://<prometheus>:9090' "
@@ -178,18 +177,10 @@ def _ok_answer(answer: dict[str, Any], body: bytes) -> dict[str, Any]:
 class FleetHandler(BaseHandler):
     """GET fleet: {status, reason?, hosts: [{host, source, gpus: [...]}]}, best place for a job first."""
 
-    def initialize(self, state: State, fleet_query: FleetQuery) -> None:
-        super().initialize(state)
+    def initialize(self, fleet_query: FleetQuery) -> None:
         self.fleet_query = fleet_query
 
     @tornado.web.authenticated
     @authorized
     async def get(self):
         self.finish(await self.fleet_query.encoded())
-
-
-def fleet_routes(base_url: str, state: State) -> list[tuple]:
-    """The URL spec of the fleet view, with the server's one `FleetQuery`."""
-    query = FleetQuery(state.config)
-    state.fleet = query  # type: ignore[attr-defined]  (for benchmarks and tests in the same process)
-    return [(url_path_join(base_url, API, "fleet"), FleetHandler, {"state": state, "fleet_query": query})]

@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from .telemetry import GpuProcess
+from ..telemetry import GpuProcess
 
 
 def kernel_pid(kernel_manager: Any, kernel_id: str) -> int | None:

@@ -1,12 +1,12 @@
 """The TensorFlow probe: what TensorFlow sees from a kernel's own Python, asked in a short subprocess.
 
 The server never imports TensorFlow: importing it and listing devices grabs GPU
-memory and would pin the server to its own environment. Instead `_child` (with
-`cudafacts.gather_cuda`, the only code that runs elsewhere: stdlib and TensorFlow) runs as
-`<kernelspec argv[0]> -c ...` with TF_FORCE_GPU_ALLOW_GROWTH=true and a
-timeout, and prints its facts as one JSON line. The parent parses them, judges
-them with `diagnosis.verdict` (as %gpu_check does), and caches the answer
-per interpreter (and kernelspec environment).
+memory and would pin the server to its own environment. Instead the kernel side's
+`kerasgpu/kernel/probe.py` (with `core.cudafacts.gather_cuda`, the only code that runs
+elsewhere: stdlib and TensorFlow) runs as `<kernelspec argv[0]> -c <its text>` with
+TF_FORCE_GPU_ALLOW_GROWTH=true and a timeout, and prints its facts as one JSON line. The
+parent parses them, judges them with `diagnosis.verdict` (as %gpu_check does) in
+`probe_answer`, and caches the answer per interpreter (and kernelspec environment).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import contextlib
 import inspect
 import json
 import os
-import re
 import shutil
 import signal
 import string
@@ -25,14 +24,16 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from .core import cudafacts, diagnosis
-from .kernel import checks, doctor
+from ..core import cudafacts, diagnosis
+from ..core.known_errors import match_errors
+from ..core.tfbuild import build_capabilities, parse_device_desc, plain
 
 PROBE_TIMEOUT_S = 60.0  # a cold TensorFlow import plus CUDA start-up can take tens of seconds
 CACHE_TTL_S = 300.0
-MARK = "KERASGPU_TFPROBE_JSON:"
+MARK = "KERASGPU_TFPROBE_JSON:"  # as kernel/probe.py prints it
 STDERR_TAIL = 4000
 
 # Statuses of a probe; only the first three carry TensorFlow facts.
@@ -40,117 +41,9 @@ OK, NOT_INSTALLED, IMPORT_FAILED = "ok", "not_installed", "import_failed"
 NOT_PYTHON, NO_INTERPRETER, TIMEOUT, FAILED = "not_python", "interpreter_not_found", "timeout", "probe_failed"
 
 
-def _child():
-    # Runs in the kernel's Python (3.6 or newer): standard library and TensorFlow only.
-    import importlib.util
-    import json
-    import os
-    import platform
-    import sys
-
-    tf_dists = ("tensorflow", "tensorflow-cpu", "tensorflow-gpu", "tensorflow-intel", "tf-nightly")
-    out = {
-        "python": sys.executable,
-        "python_version": platform.python_version(),
-        "system": platform.system(),
-        "release": platform.release(),
-        "machine": platform.machine(),
-        "env": {
-            k: os.environ.get(k)
-            for k in ("CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH", "KERAS_BACKEND", "TF_CONFIG")
-        },
-        "distributions": {},
-        "nvidia_wheels": {},
-        "installed": False,
-        "error": None,
-    }
-
-    def emit():
-        sys.stdout.write("\n" + "KERASGPU_TFPROBE_JSON:" + json.dumps(out, default=str) + "\n")
-        sys.stdout.flush()
-
-    try:
-        from importlib import metadata
-
-        for dist in metadata.distributions():
-            name = (dist.metadata["Name"] or "").lower().replace("_", "-")
-            if name in tf_dists:
-                out["distributions"][name] = dist.version
-            elif name.startswith("nvidia-") and ("cu1" in name or "cuda" in name or "cudnn" in name):
-                out["nvidia_wheels"][name] = dist.version
-    except Exception:  # Python < 3.8, or broken metadata: the versions are a nicety
-        pass
-    try:
-        # Before TensorFlow loads anything: the same facts %gpu_check gathers (kerasgpu.cudafacts).
-        out["cuda"] = gather_cuda()  # noqa: F821  (defined next to this function in CHILD_SOURCE)
-    except Exception as exc:
-        out["cuda"] = {"error": f"{type(exc).__name__}: {exc}"}
-    if importlib.util.find_spec("tensorflow") is None:
-        return emit()
-    out["installed"] = True
-    try:
-        import tensorflow as tf
-    except BaseException as exc:  # a broken CUDA library can raise anything at import
-        out["error"] = f"{type(exc).__name__}: {exc}"
-        return emit()
-    out["version"] = getattr(tf, "__version__", None)
-    try:
-        out["build_info"] = dict(tf.sysconfig.get_build_info())
-    except Exception as exc:
-        out["build_info"] = {"error": str(exc)}
-    try:
-        out["built_with_cuda"] = bool(tf.test.is_built_with_cuda())
-    except Exception:
-        out["built_with_cuda"] = None
-    out["physical_devices"] = []
-    try:
-        for dev in tf.config.list_physical_devices():
-            entry = {"name": dev.name, "device_type": dev.device_type}
-            if dev.device_type == "GPU":
-                try:
-                    details = tf.config.experimental.get_device_details(dev)
-                    cc = details.get("compute_capability")
-                    entry["device_name"] = details.get("device_name")
-                    entry["compute_capability"] = f"{cc[0]}.{cc[1]}" if cc else None
-                except Exception as exc:
-                    entry["error"] = str(exc)
-            out["physical_devices"].append(entry)
-    except Exception as exc:
-        out["error"] = f"list_physical_devices: {type(exc).__name__}: {exc}"
-    out["local_devices"] = []
-    out["device_lib_error"] = None
-    try:
-        from tensorflow.python.client import device_lib
-
-        config = tf.compat.v1.ConfigProto()
-        config.gpu_options.allow_growth = True
-        for d in device_lib.list_local_devices(config):
-            out["local_devices"].append(
-                {
-                    "name": d.name,
-                    "device_type": d.device_type,
-                    "memory_limit_bytes": int(d.memory_limit),
-                    "physical_device_desc": d.physical_device_desc,
-                }
-            )
-    except Exception as exc:
-        out["device_lib_error"] = f"{type(exc).__name__}: {exc}"
-    out["keras"] = None
-    if importlib.util.find_spec("keras") is not None:
-        try:
-            import keras
-
-            try:
-                backend = keras.config.backend()
-            except AttributeError:  # Keras 2 is TensorFlow only
-                backend = "tensorflow"
-            out["keras"] = {"version": getattr(keras, "__version__", None), "backend": backend}
-        except Exception as exc:
-            out["keras"] = {"error": f"{type(exc).__name__}: {exc}"}
-    return emit()
-
-
-CHILD_SOURCE = inspect.getsource(cudafacts) + "\n" + inspect.getsource(_child) + "\n_child()\n"
+# The kernel side's probe, run as text (never imported here): the kernel's Python may lack kerasgpu.
+PROBE_FILE = Path(__file__).resolve().parent.parent / "kernel" / "probe.py"
+CHILD_SOURCE = inspect.getsource(cudafacts) + "\n" + PROBE_FILE.read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------- kernelspec -> interpreter
@@ -200,13 +93,10 @@ class ProbeResult:
         f = self.facts
         if self.status not in (OK, IMPORT_FAILED, NOT_INSTALLED) or not f.get("installed"):
             return None
-        info = {k: checks._plain(v) for k, v in (f.get("build_info") or {}).items()}
-        ccs = info.get("cuda_compute_capabilities") or []
-        if isinstance(ccs, str):
-            ccs = [c for c in re.split(r"[,\s]+", ccs) if c]
+        info = {k: plain(v) for k, v in (f.get("build_info") or {}).items()}
+        ccs = build_capabilities(info)
         local = [
-            {**d, **checks.parse_device_desc(d.get("physical_device_desc", ""))}
-            for d in f.get("local_devices", [])
+            {**d, **parse_device_desc(d.get("physical_device_desc", ""))} for d in f.get("local_devices", [])
         ]
         gpus = []
         for i, d in enumerate(x for x in f.get("physical_devices", []) if x.get("device_type") == "GPU"):
@@ -218,7 +108,7 @@ class ProbeResult:
                     "device_name": d.get("device_name"),
                     "compute_capability": cc,
                     "visible": True,  # a fresh process hides nothing with set_visible_devices
-                    "supported_by_build": checks.arch_support(cc, [str(c) for c in ccs]),
+                    "supported_by_build": diagnosis.arch_support(cc, ccs),
                 }
             )
         return {
@@ -229,7 +119,7 @@ class ProbeResult:
             "built_with_cuda": f.get("built_with_cuda"),
             "cuda_version": info.get("cuda_version"),
             "cudnn_version": info.get("cudnn_version"),
-            "compute_capabilities": [str(c) for c in ccs],
+            "compute_capabilities": ccs,
             "build_info": info,
             "physical_devices": f.get("physical_devices", []),
             "physical_gpus": gpus,
@@ -387,7 +277,7 @@ class TFProbe:
 # ---------------------------------------------------------------- judging
 
 
-def verdict(result: ProbeResult | None, driver: dict[str, Any], status: str, reason: str | None) -> dict:
+def probe_answer(result: ProbeResult | None, driver: dict[str, Any], status: str, reason: str | None) -> dict:
     """ "TensorFlow sees N of M GPUs": counts, whether that is all of them, and why not.
 
     `driver` is `telemetry.probe().to_json()` taken by the server; `status` and
@@ -403,10 +293,40 @@ def verdict(result: ProbeResult | None, driver: dict[str, Any], status: str, rea
         tf_gpus = 0
     else:
         tf_gpus = None
-    out: dict[str, Any] = {
+    out = _blank_answer(tf_gpus, driver_gpus, bool(status == OK and tf_gpus and tf_gpus >= driver_gpus))
+    if result is None or status not in (OK, NOT_INSTALLED, IMPORT_FAILED):
+        out.update(
+            reason=reason, code=status, summary=reason, headline=(reason or "").rstrip("."), text=reason
+        )
+        return out
+    log = result.stderr_tail + "\n" + (result.facts.get("error") or "")
+    judged = diagnosis.verdict(_diagnosis_facts(result.facts, tf, drv_status, drv_devices, log))
+    out.update(
+        {k: judged[k] for k in ("status", "summary", "problems", "headline", "fix_commands", "fix_steps")}
+    )
+    out["text"] = judged["text"]
+    out["log_diagnosis"] = match_errors(log)
+    if out["ok"]:
+        return out
+    first = _first_cause(judged, tf_gpus, driver_gpus)
+    if first:
+        out.update(
+            reason=first["problem"],
+            code=first["code"],
+            fix=first.get("fix"),
+            commands=first.get("commands", []),
+            link=first.get("link"),
+        )
+    else:
+        out.update(reason=judged["summary"], code=judged["status"])
+    return out
+
+
+def _blank_answer(tf_gpus: int | None, driver_gpus: int, ok: bool) -> dict[str, Any]:
+    return {
         "tf_gpus": tf_gpus,
         "driver_gpus": driver_gpus,
-        "ok": bool(status == OK and tf_gpus and tf_gpus >= driver_gpus),
+        "ok": ok,
         "reason": None,
         "code": None,
         "fix": None,
@@ -422,50 +342,43 @@ def verdict(result: ProbeResult | None, driver: dict[str, Any], status: str, rea
         "fix_steps": [],
         "text": None,
     }
-    if result is None or status not in (OK, NOT_INSTALLED, IMPORT_FAILED):
-        out.update(
-            reason=reason, code=status, summary=reason, headline=(reason or "").rstrip("."), text=reason
-        )
-        return out
-    facts = result.facts
+
+
+def _diagnosis_facts(
+    facts: dict[str, Any], tf: dict[str, Any] | None, drv_status: dict, drv_devices: list, log: str
+) -> dict[str, Any]:
+    """The probe's facts in the shape `diagnosis.verdict` reads (as %gpu_check gathers them)."""
     env = facts.get("env", {})
     keras = facts.get("keras") or {}
-    log = result.stderr_tail + "\n" + (facts.get("error") or "")
-    judged = diagnosis.verdict(
-        {
-            "platform": {
-                "system": facts.get("system"),
-                "release": facts.get("release"),
-                "machine": facts.get("machine"),
-                "python": facts.get("python_version"),
-                "executable": facts.get("python"),
-                "wsl": "microsoft" in str(facts.get("release", "")).lower(),
-                "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES"),
-                "tf_force_gpu_allow_growth": env.get("TF_FORCE_GPU_ALLOW_GROWTH"),
-            },
-            "driver": {"status": drv_status, "devices": drv_devices, "processes": []},
-            "tensorflow": {"installed": bool(facts.get("installed")), **(tf or {})},
-            "keras": {
-                "installed": bool(keras),
-                "version": keras.get("version"),
-                "backend": keras.get("backend"),
-                "error": keras.get("error"),
-                "backend_check": None,
-            },
-            "runtime_initialized": False,
-            # What the child found before importing TensorFlow, and what TensorFlow then printed.
-            "cuda": facts.get("cuda"),
-            "log": diagnosis.parse_log(log),
-        }
-    )
-    out.update(
-        {k: judged[k] for k in ("status", "summary", "problems", "headline", "fix_commands", "fix_steps")}
-    )
-    out["text"] = judged["text"]
-    out["log_diagnosis"] = doctor.diagnose(log)
-    if out["ok"]:
-        return out
-    # The reason is the cause the summary names: the first blocking one, else the first note.
+    return {
+        "platform": {
+            "system": facts.get("system"),
+            "release": facts.get("release"),
+            "machine": facts.get("machine"),
+            "python": facts.get("python_version"),
+            "executable": facts.get("python"),
+            "wsl": "microsoft" in str(facts.get("release", "")).lower(),
+            "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES"),
+            "tf_force_gpu_allow_growth": env.get("TF_FORCE_GPU_ALLOW_GROWTH"),
+        },
+        "driver": {"status": drv_status, "devices": drv_devices, "processes": []},
+        "tensorflow": {"installed": bool(facts.get("installed")), **(tf or {})},
+        "keras": {
+            "installed": bool(keras),
+            "version": keras.get("version"),
+            "backend": keras.get("backend"),
+            "error": keras.get("error"),
+            "backend_check": None,
+        },
+        "runtime_initialized": False,
+        # What the child found before importing TensorFlow, and what TensorFlow then printed.
+        "cuda": facts.get("cuda"),
+        "log": diagnosis.parse_log(log),
+    }
+
+
+def _first_cause(judged: dict[str, Any], tf_gpus: int | None, driver_gpus: int) -> dict[str, Any] | None:
+    """The cause the summary names: the first blocking one, else the first note (else fewer GPUs)."""
     blocking = [p for p in judged["problems"] if p["severity"] == diagnosis.BLOCKING]
     first = (blocking or judged["problems"] or [None])[0]
     if first is None and tf_gpus and tf_gpus < driver_gpus:
@@ -477,14 +390,4 @@ def verdict(result: ProbeResult | None, driver: dict[str, Any], status: str, rea
             "commands": ["%gpu_check --deep", "!nvidia-smi"],
             "link": None,
         }
-    if first:
-        out.update(
-            reason=first["problem"],
-            code=first["code"],
-            fix=first.get("fix"),
-            commands=first.get("commands", []),
-            link=first.get("link"),
-        )
-    else:
-        out.update(reason=judged["summary"], code=judged["status"])
-    return out
+    return first

@@ -1,24 +1,26 @@
-"""The Jupyter server extension: configuration, start-up and stop.
+"""The server extension's settings: `c.KerasGPU.*` in jupyter_server_config.py.
 
-`c.KerasGPU.*` traitlets configure it; `KERASGPU_BACKEND` overrides the
-backend when no explicit value is configured. `KerasGPUApp` is the
-jupyter_server `ExtensionApp`: the server calls its `stop_extension` when it
-stops, which ends the sampler and every nvidia-smi it started.
+`KERASGPU_BACKEND` overrides the backend when no explicit value is configured;
+`KERASGPU_TF_PROBE_TIMEOUT` / `KERASGPU_TF_PROBE_TTL` stand in for the probe's two settings.
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import threading
+import logging
+import os
 
-from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Int, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
-from .routes import State, setup_handlers
-from .telemetry import BACKENDS, resolve_backend, smi
-from .telemetry.sampler import MIN_INTERVAL_MS
+from ..telemetry import BACKENDS, resolve_backend
+from ..telemetry.sampler import MIN_INTERVAL_MS
+
+log = logging.getLogger(__name__)
+
+# The seconds of history the server may keep (c.KerasGPU.history_seconds); the one source of
+# these bounds on the Python side.
+HISTORY_SECONDS_MIN = 10
+HISTORY_SECONDS_MAX = 24 * 3600
 
 
 class KerasGPU(Configurable):
@@ -128,8 +130,11 @@ class KerasGPU(Configurable):
     @validate("history_seconds")
     def _check_history(self, proposal):
         value = proposal["value"]
-        if not 10 <= value <= 24 * 3600:
-            raise TraitError(f"KerasGPU.history_seconds must be between 10 and 86400; got {value}")
+        if not HISTORY_SECONDS_MIN <= value <= HISTORY_SECONDS_MAX:
+            raise TraitError(
+                f"KerasGPU.history_seconds must be between {HISTORY_SECONDS_MIN} and "
+                f"{HISTORY_SECONDS_MAX}; got {value}"
+            )
         return value
 
     def resolved_backend(self) -> str:
@@ -137,34 +142,15 @@ class KerasGPU(Configurable):
         return resolve_backend(self.backend or None)
 
 
-class KerasGPUApp(ExtensionApp):
-    """The kerasgpu server extension: REST, websocket and metrics handlers around one sampler."""
-
-    name = "kerasgpu"
-    load_other_extensions = True
-
-    state: State | None = None
-
-    def initialize_handlers(self) -> None:
-        """Creates the extension's state and registers its handlers (under the server's base_url)."""
-        config = KerasGPU(parent=self.serverapp)  # c.KerasGPU.* from the server's configuration
-        self.state = setup_handlers(self.serverapp.web_app, config)
-        # The stop hook does not run when the server ends by an uncaught KeyboardInterrupt
-        # (SIGINT without a terminal): the nvidia-smi children must not outlive it then either.
-        # threading's exit hooks run before Python joins the executor's threads, one of which may
-        # wait on a hung nvidia-smi; atexit's run after (and stay as the fallback).
-        register = getattr(threading, "_register_atexit", None)
-        if register is not None:
-            register(self.state.shutdown)
-        atexit.register(self.state.shutdown)
-        self.log.info("kerasgpu: server extension loaded (backend %s)", config.resolved_backend())
-
-    async def stop_extension(self) -> None:
-        """Stops the sampler and kills every nvidia-smi (and its wrapper) still running."""
-        if self.state is not None:
-            self.state.broadcaster.close()
-            # Kill first (signals only, no waiting): executor threads stuck on a hung nvidia-smi
-            # are freed, so the executor can run the rest. Joining the sampler thread blocks:
-            # not on the event loop.
-            smi.kill_children()
-            await asyncio.get_running_loop().run_in_executor(None, self.state.shutdown)
+def resolved_seconds(config: KerasGPU, name: str, default: float) -> float:
+    """A setting from `c.KerasGPU.<name>` when it is set, else $KERASGPU_<NAME>, else the default."""
+    value = getattr(config, name, None)
+    if value is None:
+        value = os.environ.get(f"KERASGPU_{name.upper()}") or default
+    try:
+        return float(value)
+    except ValueError:
+        log.warning(
+            "kerasgpu: KERASGPU_%s=%r is not a number of seconds; using %g", name.upper(), value, default
+        )
+        return float(default)

@@ -1,4 +1,4 @@
-"""POST /kerasgpu/api/v1/notebook-tools/plan: what a notebook tool does to the user's notebook.
+"""The notebook tools: GET snippets (the catalog) and POST notebook-tools/plan (what a tool does).
 
 The frontend sends the notebook's cells, the tool and the active cell; the answer is the plan of
 `plans.plan` (edits to apply as one undo step, messages, refusals). Authenticated and
@@ -11,13 +11,22 @@ import json
 
 import tornado
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.utils import url_path_join
 
-from .core.planner import plans
-from .routes import API, BaseHandler, State
+from ..core import snippets
+from ..core.planner import plans
+from .base import BaseHandler, dumps, run_blocking
 
 # A notebook this large is not edited by hand: refuse instead of parsing megabytes per click.
 MAX_BODY = 16 * 1024 * 1024
+
+
+class SnippetsHandler(BaseHandler):
+    """GET /kerasgpu/api/v1/snippets: the snippet catalog the cell toolbar and palette insert."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        self.finish(dumps({"version": 1, "marker": snippets.MARKER, "snippets": snippets.load_catalog()}))
 
 
 class NotebookToolPlanHandler(BaseHandler):
@@ -42,16 +51,12 @@ class NotebookToolPlanHandler(BaseHandler):
             raise tornado.web.HTTPError(400, "'options' must be an object.")
         try:
             # Parsing every cell of a large notebook takes a while: not on the event loop.
-            result = await self.state.run(
-                plans.plan, str(body.get("tool")), cells, body.get("active"), options
-            )
+            encoded = await run_blocking(_plan, str(body.get("tool")), cells, body.get("active"), options)
         except plans.PlanError as exc:
             raise tornado.web.HTTPError(400, str(exc)) from exc
-        self.finish(json.dumps(result))
+        self.finish(encoded)
 
 
-def notebook_routes(base_url: str, state: State) -> list[tuple]:
-    """The URL spec of the notebook tools' planner."""
-    return [
-        (url_path_join(base_url, API, "notebook-tools", "plan"), NotebookToolPlanHandler, {"state": state}),
-    ]
+def _plan(tool: str, cells: list, active, options: dict) -> str:
+    """The tool's plan as JSON (in the executor: a large notebook's plan is long to walk)."""
+    return dumps(plans.plan(tool, cells, active, options))

@@ -1,37 +1,21 @@
-"""GET /kerasgpu/api/v1/snippets and /tensorflow; authenticated and authorized like the rest."""
+"""GET /kerasgpu/api/v1/tensorflow: what TensorFlow sees from a kernel's own Python, and why."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
-import os
 from typing import Any
 
 import tornado
 from jupyter_client.kernelspec import NoSuchKernel
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.utils import ensure_async, url_path_join
+from jupyter_server.utils import ensure_async
 
+from ..telemetry import Sampler
 from . import tfprobe
-from .core import snippets
-from .routes import API, BaseHandler, State
-
-log = logging.getLogger(__name__)
+from .base import BaseHandler, dumps, run_blocking
 
 # The kernel runs in a Jupyter gateway (another host): the server has no interpreter to probe.
 REMOTE_KERNEL = "remote_kernel"
-
-
-class SnippetsHandler(BaseHandler):
-    """GET /kerasgpu/api/v1/snippets: the snippet catalog the cell toolbar and palette insert."""
-
-    @tornado.web.authenticated
-    @authorized
-    async def get(self):
-        self.finish(
-            json.dumps({"version": 1, "marker": snippets.MARKER, "snippets": snippets.load_catalog()})
-        )
 
 
 class TensorFlowHandler(BaseHandler):
@@ -40,8 +24,8 @@ class TensorFlowHandler(BaseHandler):
     `refresh=1` skips the cache (after installing TensorFlow, or a kernel restart).
     """
 
-    def initialize(self, state: State, probe: tfprobe.TFProbe) -> None:
-        super().initialize(state)
+    def initialize(self, sampler: Sampler, probe: tfprobe.TFProbe) -> None:
+        self.sampler = sampler
         self.probe = probe
 
     @tornado.web.authenticated
@@ -76,7 +60,7 @@ class TensorFlowHandler(BaseHandler):
             except NoSuchKernel:
                 raise tornado.web.HTTPError(404, f"There is no kernelspec named {kernel_name!r}.") from None
         answer = await self._answer(kernel_id, kernel_name, spec, refresh)
-        self.finish(json.dumps(answer))
+        self.finish(dumps(answer))
 
     async def _answer(self, kernel_id, kernel_name, spec, refresh: bool) -> dict[str, Any]:
         env = tfprobe.spec_env(getattr(spec, "env", None))
@@ -144,7 +128,7 @@ class TensorFlowHandler(BaseHandler):
                     for d in driver.get("devices", [])
                 ],
             },
-            "verdict": tfprobe.verdict(result, driver, status, reason),
+            "verdict": tfprobe.probe_answer(result, driver, status, reason),
             "stderr_tail": result.stderr_tail if result and status != tfprobe.OK else "",
             "cached": cached,
             "probed_at": result.probed_at if result else None,
@@ -153,14 +137,14 @@ class TensorFlowHandler(BaseHandler):
 
     async def _driver(self) -> dict[str, Any]:
         """The driver's view from the server's one sampler (read in the executor), never raising."""
-        sampler = self.state.sampler
+        sampler = self.sampler
 
         def read() -> dict[str, Any]:
             status = sampler.status()
             return {"status": status.to_json(), "devices": [d.to_json() for d in sampler.devices()]}
 
         try:
-            return await self.state.run(read)
+            return await run_blocking(read)
         except Exception as exc:  # a broken backend must not hide the TensorFlow answer
             self.log.warning("kerasgpu: driver probe failed: %s", exc)
             return {"status": {"state": "error", "code": "backend_error", "reason": str(exc)}, "devices": []}
@@ -183,29 +167,3 @@ def _environment(result: tfprobe.ProbeResult | None) -> dict[str, Any] | None:
         "machine": f.get("machine"),
         **{k.lower(): v for k, v in (f.get("env") or {}).items()},
     }
-
-
-def _seconds(name: str, default: float, config) -> float:
-    """A setting from `c.KerasGPU.<name>` when it exists, else $KERASGPU_<NAME>, else the default."""
-    value = getattr(config, name, None)
-    if value is None:
-        value = os.environ.get(f"KERASGPU_{name.upper()}") or default
-    try:
-        return float(value)
-    except ValueError:
-        log.warning(
-            "kerasgpu: KERASGPU_%s=%r is not a number of seconds; using %g", name.upper(), value, default
-        )
-        return float(default)
-
-
-def tf_routes(base_url: str, state: State) -> list[tuple]:
-    """The URL specs of the snippet catalog and the TensorFlow probe (one probe cache per server)."""
-    probe = tfprobe.TFProbe(
-        timeout=_seconds("tf_probe_timeout", tfprobe.PROBE_TIMEOUT_S, state.config),
-        ttl=_seconds("tf_probe_ttl", tfprobe.CACHE_TTL_S, state.config),
-    )
-    return [
-        (url_path_join(base_url, API, "snippets"), SnippetsHandler, {"state": state}),
-        (url_path_join(base_url, API, "tensorflow"), TensorFlowHandler, {"state": state, "probe": probe}),
-    ]
