@@ -22,7 +22,7 @@ os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from kerasgpu.kernel.train.batch_size import find_batch_size  # noqa: E402
+from kerasgpu.kernel.train.batch_size import batch_size_card, find_batch_size  # noqa: E402
 
 HEADROOM_MIB = int(sys.argv[1]) if len(sys.argv) > 1 else 400
 UNTIMED = "--untimed" in sys.argv  # also one search without timed steps: only the first step runs
@@ -62,7 +62,10 @@ def main() -> None:
     status = Path("/proc/self/status").read_text()
     vm = int(re.search(r"VmSize:\s+(\d+) kB", status).group(1)) * 1024
     resource.setrlimit(resource.RLIMIT_AS, (vm + HEADROOM_MIB * 2**20, resource.RLIM_INFINITY))
-    found = find_batch_size(model, x, y, device="/CPU:0", start=256, timing_steps=1)
+    # a budget the whole search fits in (the default, 20 s, may not on a loaded machine)
+    found = find_batch_size(model, x, y, device="/CPU:0", start=256, timing_steps=1, budget=600)
+    # a budget that ends it after its first try, and what the card then says
+    short = batch_size_card(model, x, y, device="/CPU:0", start=256, timing_steps=1, budget=0.001)
 
     # the batch it suggests trains a step under the same limit
     # (the loss read back: JAX's steps run asynchronously)
@@ -82,13 +85,16 @@ def main() -> None:
         # well past the edge (which moves with the threads' stacks under RLIMIT_AS), yet its input
         # batch is small: XLA's allocation inside the step is what fails, after the step returned
         fail = 4 * next(t["batch_size"] for t in found["tries"] if not t["fits"])
-        untimed = find_batch_size(model, x, y, device="/CPU:0", start=fail, max_batch=fail, timing_steps=0)
+        untimed = find_batch_size(
+            model, x, y, device="/CPU:0", start=fail, max_batch=fail, timing_steps=0, budget=600
+        )
 
     same = all((a == b).all() for a, b in zip(weights, model.get_weights(), strict=True))
     model.fit(x, y, epochs=1, verbose=0)  # the user's model still trains, under the same limit
     out = {
         "no_gpu": no_gpu,
         "found": found,
+        "short": {"result": short.data, "text": short.to_text()},
         "untimed": untimed,
         "suggested_trains": suggested_trains,
         "weights_unchanged": same,

@@ -55,6 +55,16 @@ def test_grows_then_bisects_to_the_largest_batch_that_fits(child):
     assert child["suggested_trains"] is True  # the batch it suggests does train a step
 
 
+def test_a_search_the_budget_ends_says_what_it_tried_and_how_to_go_on(child):
+    r, text = child["short"]["result"], child["short"]["text"]
+    assert r["status"] == "ok" and r["out_of_budget"] is True and r["budget_s"] == 0.001
+    assert [t["batch_size"] for t in r["tries"]] == [256] and r["largest"] == 256  # the first try always runs
+    assert r["first_failing"] is None and r["capped_at"] is None  # no size failed; no cap was reached
+    assert "Batch 256 fits, the largest tried" in text and "budget ran out after 1 try," in text
+    assert "--start 512" in text and "--budget" in text
+    assert not child["found"]["out_of_budget"]  # a budget the search fits in: it ends as before
+
+
 def test_the_search_does_not_flood_the_cell_with_retracing_warnings(child):
     # every try traces a new copy on purpose; TensorFlow would warn about it from the fifth on
     assert len(child["found"]["tries"]) >= 6

@@ -23,6 +23,7 @@ and the recovery without a GPU).
 from __future__ import annotations
 
 import gc
+import math
 import time
 from typing import Any
 
@@ -37,6 +38,7 @@ DEFAULT_MAX = 1 << 20
 MAX_TRIES = 20
 MEMORY_SLACK = 1 << 20  # "back to where it started": within 1 MiB (JAX caches a few scalars)
 HOST_SHARE = 0.25  # a try's input arrays (its batches) may use at most this share of the free host memory
+DEFAULT_BUDGET = 20.0  # seconds the search may take (--budget), as the estimate's
 NO_GPU = "No GPU is visible to {framework}, so there is no GPU memory to fill: nothing was run."
 
 
@@ -129,12 +131,15 @@ def find_batch_size(
     max_batch: int | None = None,
     device: str | None = None,
     timing_steps: int = 2,
+    budget: float | None = None,
 ) -> dict[str, Any]:
     """The largest batch size that trains one step of `model` on `device` without running out of memory.
 
     `x`, `y`: the training data as fit takes it (arrays or lists / dicts of them; or a tf.data.Dataset,
     a keras.utils.PyDataset or a generator: its first batch is used, repeated to each size).
     `device`: default the first GPU; with none visible the result says so and nothing runs.
+    `budget`: seconds the search may take (default DEFAULT_BUDGET): no try starts that would end
+    past it (each try costs at least what the last one did), and the result says where it stopped.
     Returns {"status": "ok" | "no_gpu", "largest", "first_failing", "tries": [...], ...}.
     """
     place = for_backend("%gpu_batch_size")
@@ -142,58 +147,23 @@ def find_batch_size(
         raise KerasGPUError(
             "not_compiled", "The model is not compiled yet.", "Call model.compile(...) first."
         )
+    if budget is not None and not float(budget) > 0:
+        raise KerasGPUError("bad_argument", f"--budget {budget}: give seconds above 0.", "e.g. --budget 60")
     if device is None:
         gpus = place.gpus()
         if not gpus:
-            return {
-                "kind": "gpu_batch_size",
-                "status": "no_gpu",
-                "backend": place.backend,
-                "message": NO_GPU.format(framework=place.framework),
-                "fix": place.no_gpu_fix(),
-                "tries": [],
-                "largest": None,
-            }
+            return _no_gpu(place)
         device = gpus[0]
     else:
         parse_device(device)
     xs, ys = _first_samples(x, y)
     per_sample = _bytes_per_sample(xs, ys)
-    cap = int(max_batch or DEFAULT_MAX)
-    try:
-        import psutil
-
-        free = psutil.virtual_memory().available * HOST_SHARE
-        cap = min(cap, max(1, int(free / (per_sample * (1 + timing_steps)))))
-    except Exception:
-        pass
-    b = max(1, int(start or DEFAULT_START))
-    tries: list[dict[str, Any]] = []
-    lo, hi = 0, None  # largest that fit, smallest that did not
-    while b <= cap and len(tries) < MAX_TRIES:
-        r = _try(place, model, device, xs, ys, b, timing_steps)
-        tries.append(r)
-        if not r["fits"]:
-            hi = b
-            break
-        lo = b
-        if b == cap:
-            break
-        b = min(b * 2, cap)
-    if hi is not None:
-        while len(tries) < MAX_TRIES and hi - lo > max(1, lo // 16):
-            mid = (lo + hi) // 2
-            if mid >= 64:
-                mid -= mid % 8  # multiples of 8 suit Tensor Cores
-            if mid <= lo:
-                break
-            r = _try(place, model, device, xs, ys, mid, timing_steps)
-            tries.append(r)
-            if r["fits"]:
-                lo = mid
-            else:
-                hi = mid
-    back = [t["memory_back"] for t in tries if not t["fits"] and t["memory_back"] is not None]
+    cap = _host_cap(int(max_batch or DEFAULT_MAX), per_sample, timing_steps)
+    search = _Search(place, model, device, xs, ys, timing_steps, float(budget or DEFAULT_BUDGET))
+    search.grow(max(1, int(start or DEFAULT_START)), cap)
+    search.bisect()
+    back = [t["memory_back"] for t in search.tries if not t["fits"] and t["memory_back"] is not None]
+    lo, hi = search.lo, search.hi
     return {
         "kind": "gpu_batch_size",
         "status": "ok",
@@ -205,12 +175,91 @@ def find_batch_size(
         "largest": lo or None,
         "suggested": suggested(lo) if lo else None,
         "first_failing": hi,
-        "capped_at": None if hi is not None else cap,
-        "tries": tries,
+        "capped_at": None if hi is not None or search.out_of_budget else cap,
+        "tries": search.tries,
         "memory_back_after_oom": all(back) if back else None,
         "bytes_per_sample": per_sample,
-        "in_place": any(t.get("in_place") for t in tries),
+        "in_place": any(t.get("in_place") for t in search.tries),
+        "budget_s": search.budget,
+        "wall_s": time.perf_counter() - search.start,
+        "out_of_budget": search.out_of_budget,  # the budget stopped the search before it ended
     }
+
+
+def _no_gpu(place: Placement) -> dict[str, Any]:
+    return {
+        "kind": "gpu_batch_size",
+        "status": "no_gpu",
+        "backend": place.backend,
+        "message": NO_GPU.format(framework=place.framework),
+        "fix": place.no_gpu_fix(),
+        "tries": [],
+        "largest": None,
+    }
+
+
+def _host_cap(cap: int, per_sample: int, timing_steps: int) -> int:
+    """The largest batch whose input arrays fit in HOST_SHARE of the free host memory."""
+    try:
+        import psutil
+
+        free = psutil.virtual_memory().available * HOST_SHARE
+        return min(cap, max(1, int(free / (per_sample * (1 + timing_steps)))))
+    except Exception:
+        return cap
+
+
+class _Search:
+    """Grow-then-bisect over batch sizes, one `_try` each, within a time budget."""
+
+    def __init__(self, place, model, device, xs, ys, timing_steps: int, budget: float):
+        self.place, self.model, self.device, self.xs, self.ys = place, model, device, xs, ys
+        self.timing_steps, self.budget = timing_steps, budget
+        self.start = time.perf_counter()
+        self.tries: list[dict[str, Any]] = []
+        self.lo, self.hi = 0, None  # largest that fit, smallest that did not
+        self.out_of_budget = False
+        self.last_s = 0.0  # seconds the last try took: the next, larger one takes at least as long
+
+    def _room(self) -> bool:
+        """Whether the next try can end within the budget (the first always runs)."""
+        if len(self.tries) >= MAX_TRIES:
+            return False
+        if self.tries and time.perf_counter() - self.start + self.last_s > self.budget:
+            self.out_of_budget = True
+            return False
+        return True
+
+    def _try(self, b: int) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        r = _try(self.place, self.model, self.device, self.xs, self.ys, b, self.timing_steps)
+        self.last_s = time.perf_counter() - t0
+        self.tries.append(r)
+        return r
+
+    def grow(self, b: int, cap: int) -> None:
+        """Doubles from `b` until a size runs out of memory (or the cap)."""
+        while b <= cap and self._room():
+            if not self._try(b)["fits"]:
+                self.hi = b
+                return
+            self.lo = b
+            if b == cap:
+                return
+            b = min(b * 2, cap)
+
+    def bisect(self) -> None:
+        """Narrows between the largest that fit and the first that did not, to within 1/16."""
+        while self.hi is not None and self.hi - self.lo > max(1, self.lo // 16):
+            mid = (self.lo + self.hi) // 2
+            if mid >= 64:
+                mid -= mid % 8  # multiples of 8 suit Tensor Cores
+            if mid <= self.lo or not self._room():
+                return
+            if self._try(mid)["fits"]:
+                self.lo = mid
+            else:
+                self.hi = mid
 
 
 def batch_size_card(model, x, y=None, **kwargs):
@@ -250,16 +299,35 @@ def batch_size_card(model, x, y=None, **kwargs):
                     else f"; memory NOT back to start ({left / 2**20:,.0f} MiB more held)"
                 )
             sec.add(str(t["batch_size"]), f"out of memory{back}", "warning")
+    sec.add("Budget", f"{res['wall_s']:.1f} s of {res['budget_s']:g} s (--budget)")
     largest = res["largest"]
     if largest is None:
         return Card(
             "GPU batch size", "warning", "Even the first batch size ran out of memory.", [sec], data=res
         )
-    if res["first_failing"] is None:
-        summary = f"Batch {largest} fits (the largest tried; the search stopped at the cap)."
-    else:
-        summary = (
-            f"Batch {largest} is the largest that fits ({res['first_failing']} runs out of memory); "
-            f"leave some room for long runs, e.g. {res['suggested']}."
+    return Card("GPU batch size", "ok", _summary(res), [sec], data=res)
+
+
+def _summary(res: dict[str, Any]) -> str:
+    """The card's one line: the largest batch that fits, and where the search stopped."""
+    largest, failing = res["largest"], res["first_failing"]
+    more = f"--budget {10 * math.ceil(2 * res['budget_s'] / 10)}"
+    if res["out_of_budget"] and failing is None:
+        return (
+            f"Batch {largest} fits, the largest tried: the {res['budget_s']:g} s budget ran out after "
+            f"{len(res['tries'])} {'try' if len(res['tries']) == 1 else 'tries'}, before any size ran out "
+            "of memory. To search on: "
+            f"--start {2 * largest}, or {more}."
         )
-    return Card("GPU batch size", "ok", summary, [sec], data=res)
+    if res["out_of_budget"]:
+        return (
+            f"Batch {largest} fits and {failing} runs out of memory; the {res['budget_s']:g} s budget "
+            f"ran out before the search narrowed that down (the largest lies between them). "
+            f"Use {res['suggested']}, or {more} to narrow it."
+        )
+    if failing is None:
+        return f"Batch {largest} fits (the largest tried; the search stopped at the cap)."
+    return (
+        f"Batch {largest} is the largest that fits ({failing} runs out of memory); "
+        f"leave some room for long runs, e.g. {res['suggested']}."
+    )

@@ -27,7 +27,7 @@ takes the median over 1-4 timed boundaries and counts a fit's end as at most one
 boundary: the typical cost, not the occasional block. Leaving the term out made the
 estimate 2-5 % lower in the median, up to 15 % in single runs, of 5 epochs of about a
 second (bench/estimate_error.py); over epochs of minutes it is noise.
-`verdict()` (pure) turns the per-device totals into one line.
+`deadline_answer()` (pure) turns the per-device totals into one line.
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ class DeviceTime:
     measured: list[str] = field(default_factory=list)  # what was timed, in words
     wall_s: float = 0.0  # seconds measuring this device took
     stopped_early: bool = False  # the budget ended a timed fit before its planned steps
+    first_step_s: float = 0.0  # the first fit's first step: tracing, set-up and one step
+    upper_bound: bool = False  # the budget ran out within the first step: each step counted at its time
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,8 +134,8 @@ def boundaries(epochs: list[list[float]], step: float) -> list[float]:
 
 
 @dataclass
-class Verdict:
-    """The one-line answer and what would change it."""
+class DeadlineAnswer:
+    """The one-line answer: each device's projected time, and which meet the deadline."""
 
     line: str
     meets: list[str] = field(default_factory=list)  # labels of the devices that meet the deadline
@@ -141,15 +143,15 @@ class Verdict:
     needed_speedup: float | None = None  # how much faster the fastest must be to meet the deadline
 
 
-def verdict(
+def deadline_answer(
     results: list[DeviceTime], deadline: float | None, now: float, deadline_label: str | None = None
-) -> Verdict:
+) -> DeadlineAnswer:
     """'CPU ~50 h, GPU 0 (H200) ~2 h: only GPU 0 (H200) meets the 36 h deadline' (pure)."""
     ok = [r for r in results if r.error is None]
-    parts = [f"{r.label} ~{format_duration(r.total_s)}" for r in ok]
+    parts = [f"{r.label} {'at most ' if r.upper_bound else ''}~{format_duration(r.total_s)}" for r in ok]
     parts += [f"{r.label}: {r.error}" for r in results if r.error is not None]
     if not ok:
-        return Verdict("; ".join(parts) or "No device could train a step.")
+        return DeadlineAnswer("; ".join(parts) or "No device could train a step.")
     best = min(ok, key=lambda r: r.total_s)
     head = ", ".join(parts)
     if deadline is None:
@@ -158,14 +160,14 @@ def verdict(
             tail = f"{best.label} is {slow.total_s / best.total_s:.1f}x faster than {slow.label}"
         else:
             tail = f"ends about {format_clock(now + best.total_s, now)}"
-        return Verdict(f"{head}: {tail}", fastest=best.label)
+        return DeadlineAnswer(f"{head}: {tail}", fastest=best.label)
     label = deadline_label or f"deadline ({format_clock(deadline, now)})"
     meets = [r.label for r in ok if now + r.total_s <= deadline]
     if not meets:
         left = max(deadline - now, 1.0)
         need = best.total_s / left
         tail = f"none meets the {label}; {best.label} needs to be {need:.1f}x faster"
-        return Verdict(f"{head}: {tail}", [], best.label, need)
+        return DeadlineAnswer(f"{head}: {tail}", [], best.label, need)
     if len(meets) == len(ok):
         if len(ok) == 1:
             tail = f"{best.label} meets the {label}"
@@ -175,7 +177,7 @@ def verdict(
         tail = f"only {meets[0]} meets the {label}"
     else:
         tail = f"{', '.join(meets[:-1])} and {meets[-1]} meet the {label}"
-    return Verdict(f"{head}: {tail}", meets, best.label)
+    return DeadlineAnswer(f"{head}: {tail}", meets, best.label)
 
 
 def what_would_change(results: list[DeviceTime], facts: dict[str, Any]) -> list[str]:
@@ -263,16 +265,16 @@ class _Clock:
     """Times of each training batch's begin and end, epoch by epoch (the same measure as the monitor),
     and of each validation batch (`tests`, `test_ends`, for an `evaluate`). With `until` (a
     perf_counter time) it stops the fit or evaluate once the next step would end past it, after
-    `min_steps` steps."""
+    `min_steps` steps; with `hard` (a later one), after any step that ends past it."""
 
-    def __init__(self, until: float | None = None, min_steps: int = 0):
+    def __init__(self, until: float | None = None, min_steps: int = 0, hard: float | None = None):
         import keras
 
         class Cb(keras.callbacks.Callback):
             def __init__(cb):
                 super().__init__()
                 cb.epochs, cb.ends, cb.tests, cb.test_ends = [], [], [], []
-                cb.until, cb.min_steps, cb.stopped = until, min_steps, False
+                cb.until, cb.min_steps, cb.hard, cb.stopped = until, min_steps, hard, False
 
             def on_epoch_begin(cb, epoch, logs=None):
                 cb.epochs.append([])
@@ -302,7 +304,8 @@ class _Clock:
                     cb.model.stop_evaluating = True
 
             def _over(cb, now, last, done) -> bool:
-                if cb.until is None or done < cb.min_steps or now + last <= cb.until:
+                spent = cb.hard is not None and now >= cb.hard
+                if cb.until is None or not spent and (done < cb.min_steps or now + last <= cb.until):
                     return False
                 cb.stopped = True
                 return True
@@ -382,11 +385,17 @@ def _measure(dt: DeviceTime, clone, feed, steps, validation, val_steps, budget, 
     n1 = 1 + WARM_STEPS
     # the first fit traces; where the steps are slow it stops after its first warm step at half
     # of this device's share, so the rest can still be measured
-    c1 = _Clock(until=start + (until - start) / 2, min_steps=2).cb
+    # of this device's share, so the rest can still be measured; after its first step where that
+    # step alone used up the share (a trace cannot be cut short)
+    c1 = _Clock(until=start + (until - start) / 2, min_steps=2, hard=until).cb
     t0 = time.perf_counter()
     clone.fit(epochs=1, verbose=0, callbacks=[c1], **feed.fit_kwargs(n1))
     wall1 = time.perf_counter() - t0
     first, ends1 = c1.epochs[0], c1.ends[0]
+    dt.first_step_s = (ends1[0] if ends1 else t0 + wall1) - first[0]
+    if len(first) < 2:
+        _traced_step_only(dt, feed, wall1, val_steps, budget)
+        return
     warm1 = _warm_steps(first, ends1)
     rough = max(sum(warm1) / len(warm1), 1e-6) if warm1 else max(wall1, 1e-6)
     if feed.kind == GENERATOR and feed.pull_s:
@@ -418,6 +427,12 @@ def _measure(dt: DeviceTime, clone, feed, steps, validation, val_steps, budget, 
         )
     if feed.kind == GENERATOR and feed.pull_s:
         step = max(step, feed.pull_s)  # the user's generator, prefetched: the slower of the two
+    _project(dt, feed, step, clone, validation, val_steps, rough, until)
+
+
+def _project(dt: DeviceTime, feed, step, clone, validation, val_steps, rough, until) -> None:
+    """The full run at the measured pace, with its validation passes (timed here where the budget
+    allows)."""
     dt.step_time_s = step
     startup = dt.startup_s * (2 if feed.partial_last_batch() else 1)  # a short last batch traces again
     dt.total_s = project(step, dt.steps_per_epoch, dt.epochs, dt.fit_overhead_s, startup, dt.epoch_overhead_s)
@@ -426,6 +441,31 @@ def _measure(dt: DeviceTime, clone, feed, steps, validation, val_steps, budget, 
     dt.total_s += dt.val_startup_s + dt.epochs * dt.val_epoch_s
     if dt.batch_size:
         dt.samples_per_s = dt.batch_size / step
+
+
+def _traced_step_only(dt: DeviceTime, feed, wall1: float, val_steps: int, budget: Budget) -> None:
+    """The budget ran out within the first (traced) step: no warm step was timed. Each step is
+    counted at that first step's time (tracing included), so the total is an upper bound, and the
+    card says what a full estimate needs."""
+    step = dt.first_step_s
+    if feed.kind == GENERATOR and feed.pull_s:
+        step = max(step, feed.pull_s)
+    dt.upper_bound = True
+    dt.step_time_s = step
+    dt.fit_overhead_s = max(0.0, wall1 - dt.first_step_s)
+    dt.total_s = project(step, dt.steps_per_epoch, dt.epochs, dt.fit_overhead_s)
+    if val_steps:
+        dt.val_steps, dt.val_step_s = val_steps, step / 3  # evaluation: about a third of a step
+        dt.val_epoch_s = val_steps * dt.val_step_s
+        dt.total_s += dt.epochs * dt.val_epoch_s
+    if dt.batch_size:
+        dt.samples_per_s = dt.batch_size / step
+    need = 10 * math.ceil((3 * dt.first_step_s + TIMED_SECONDS + 5) / 10)
+    dt.measured.append(
+        f"only the first step ({dt.first_step_s:.1f} s, its tracing included): the {budget.limit:.0f} s "
+        "budget ran out within it, so no warm step was timed, and every step is counted at that time "
+        f"(an upper bound: warm steps are faster). For a full estimate: --budget {need}"
+    )
 
 
 def _timed_fit(dt, clone, feed, steps, rough, until, validating):
@@ -533,6 +573,8 @@ def estimate(
     validation_split: float | None = None,
     validation_steps: int | None = None,
     budget: float | None = None,
+    x_name: str | None = None,
+    validation_name: str | None = None,
 ) -> dict[str, Any]:
     """Projects the full `fit` on each device and answers in one line (`result["line"]`).
 
@@ -541,7 +583,8 @@ def estimate(
     length is unknown); `deadline`: "36h", "2026-12-01 18:00" or epoch seconds; `steps`: warm
     steps to time; `validation_data` / `validation_split` / `validation_steps`: as given to
     `fit` (each epoch then ends with a validation pass, timed too); `budget`: seconds the
-    estimate may take (default DEFAULT_BUDGET; see `budget_for`).
+    estimate may take (default DEFAULT_BUDGET; see `budget_for`); `x_name` / `validation_name`: how
+    the user wrote `x` / `validation_data` (the magic's expressions), for the messages.
     The model must be compiled; it is not changed (a copy trains).
     """
     place = for_backend("%gpu_estimate")
@@ -549,15 +592,13 @@ def estimate(
         raise KerasGPUError(
             "not_compiled", "The model is not compiled yet.", "Call model.compile(...) first."
         )
-    asked = time.time()
-    deadline_at = parse_deadline(deadline, asked)  # a duration counts from when it was asked
-    deadline_label = None
-    if isinstance(deadline, str) and deadline.strip().strip("'\"")[:1].isdigit() and "-" not in deadline:
-        deadline_label = f"{format_duration(deadline_at - asked)} deadline"
+    deadline_at, deadline_label = _deadline(deadline)
     if budget is not None and not float(budget) > 0:
         raise KerasGPUError("bad_argument", f"--budget {budget}: give seconds above 0.", "e.g. --budget 20")
-    feed = Feed.of(x, y, batch_size)
-    feed, validation = _with_validation(feed, batch_size, validation_data, validation_split)
+    feed = Feed.of(x, y, batch_size, label=x_name or "x")
+    feed, validation = _with_validation(
+        feed, batch_size, validation_data, validation_split, validation_name or "validation_data"
+    )
     spe = feed.steps(steps_per_epoch)
     val_steps = 0 if validation is None else validation.steps(validation_steps, "--validation-steps")
     todo = devices_ or devices(place)
@@ -588,15 +629,39 @@ def estimate(
         "budget_limit_s": clock.limit,
         "wall_s": time.perf_counter() - clock.start,
         "devices": [r.to_json() for r in results],
+        "not_counted": not_counted(feed, place.backend),
         "what_would_change": what_would_change(results, facts),
         **answer(results, deadline_at, deadline_label),
     }
 
 
+def _deadline(deadline: str | float | None) -> tuple[float | None, str | None]:
+    """(epoch seconds, "36 h deadline" where given as a duration); a duration counts from now."""
+    asked = time.time()
+    at = parse_deadline(deadline, asked)
+    label = None
+    if isinstance(deadline, str) and deadline.strip().strip("'\"")[:1].isdigit() and "-" not in deadline:
+        label = f"{format_duration(at - asked)} deadline"
+    return at, label
+
+
+def not_counted(feed: Feed, backend: str) -> list[str]:
+    """What the real run may pay that the estimate cannot measure within its budget, in words."""
+    if backend == "tensorflow" and feed.one_iterator():
+        return [
+            f"a stall of up to a minute when the fit ends: {feed.label} is read through one input "
+            "iterator for the whole fit, and TensorFlow (2.21) now and then frees it only once a tf.data "
+            "autotuning thread's timed wait runs out; that wait grows with the iterator's age, to 60 s, "
+            "so the estimate's own short fits cannot show it (seen here at the end of some "
+            "generator-fed fits of 9-21 s, 6-55 s each)"
+        ]
+    return []
+
+
 def answer(results: list[DeviceTime], deadline_at: float | None, deadline_label: str | None) -> dict:
     """The one-line answer with its clock times taken now (after measuring, when it is shown)."""
     now = time.time()
-    v = verdict(results, deadline_at, now, deadline_label)
+    v = deadline_answer(results, deadline_at, now, deadline_label)
     return {
         "line": v.line,
         "meets": v.meets,
@@ -606,10 +671,10 @@ def answer(results: list[DeviceTime], deadline_at: float | None, deadline_label:
     }
 
 
-def _with_validation(feed: Feed, batch_size, validation_data, validation_split):
+def _with_validation(feed: Feed, batch_size, validation_data, validation_split, name="validation_data"):
     """(training Feed, validation Feed or None), as fit reads them (validation_data wins)."""
     if validation_data is not None:
-        return feed, validation_feed(validation_data, batch_size)
+        return feed, validation_feed(validation_data, batch_size, name)
     if validation_split:
         return _split_validation(feed, validation_split)
     return feed, None
@@ -645,23 +710,37 @@ def estimate_card(model, x, y=None, **kwargs):
         sec.add(d["label"], _device_row(res, d, now))
     how = Section("Measured")
     how.add("data", res["input"])
+    for text in res["not_counted"]:
+        how.add("not counted", text, "warning")
     if res["validation_input"]:
         how.add("validation", res["validation_input"])
     for d in res["devices"]:
         if not d["error"]:
             how.add(d["label"], "; ".join(d["measured"]) + f" in {d['wall_s']:.1f} s")
-    how.add(
-        "budget",
-        f"{res['wall_s']:.1f} s of {res['budget_limit_s']:.0f} s"
-        + (" (a tenth of the run)" if res["budget_limit_s"] < res["budget_s"] else "")
-        + " (--budget)",
-        "warning" if res["wall_s"] > res["budget_limit_s"] * 1.25 else None,
-    )
+    how.add("budget", *_budget_row(res))
     change = Section("What would change it")
     for i, text in enumerate(res["what_would_change"], 1):
         change.add(str(i), text)
     level = "info" if res["deadline"] is None else "ok" if res["meets"] else "warning"
     return Card("GPU estimate", level, res["line"], [sec, how, change], data=res)
+
+
+def _budget_row(res: dict) -> tuple[str, str | None]:
+    """The estimate's wall time against its budget, and why where it ran over."""
+    text = (
+        f"{res['wall_s']:.1f} s of {res['budget_limit_s']:.0f} s"
+        + (" (a tenth of the run)" if res["budget_limit_s"] < res["budget_s"] else "")
+        + " (--budget)"
+    )
+    if res["wall_s"] <= res["budget_limit_s"] * 1.25:
+        return text, None
+    first = max((d["first_step_s"] for d in res["devices"] if not d["error"]), default=0.0)
+    if first > res["budget_limit_s"] / 2:
+        text += (
+            f": over, because the first (traced) step alone took {first:.1f} s, and a trace cannot be "
+            "stopped part-way"
+        )
+    return text, "warning"
 
 
 def _device_row(res: dict, d: dict, now: float) -> str:
@@ -677,5 +756,6 @@ def _device_row(res: dict, d: dict, now: float) -> str:
         val = f"+ validation {d['val_steps']} steps ({took}) an epoch "
     return (
         f"{d['step_time_s'] * 1000:.1f} ms/step{sps}; {res['epochs']} x {d['steps_per_epoch']} steps "
-        f"{per_epoch}{val}-> {format_duration(d['total_s'])}, ends {format_clock(now + d['total_s'], now)}"
+        f"{per_epoch}{val}-> {'at most ' if d['upper_bound'] else ''}{format_duration(d['total_s'])}, "
+        f"ends {'by ' if d['upper_bound'] else ''}{format_clock(now + d['total_s'], now)}"
     )

@@ -190,7 +190,11 @@ class Feed:
 
     @property
     def bs(self) -> int:
-        return int(self.batch_size or 32)
+        """fit's batch for arrays: `batch_size` (default 32), or all the samples where they are fewer
+        (fit then trains one batch of them, traced once)."""
+        asked = int(self.batch_size or 32)
+        n = self.samples
+        return min(asked, n) if n else asked
 
     def batches(self) -> int | None:
         """Batches of one pass over the data (None: infinite or unknown)."""
@@ -208,6 +212,13 @@ class Feed:
         if self.kind == ARRAYS:
             return self.samples // self.bs
         return self.batches()
+
+    def one_iterator(self) -> bool:
+        """Whether fit reads it through one iterator for the whole fit (a generator, an infinite
+        dataset): Keras then keeps the iterator from epoch to epoch and frees it at the fit's end."""
+        if self.kind == GENERATOR:
+            return True
+        return self.kind == DATASET and _cardinality(self.x) == INFINITE_CARDINALITY
 
     def partial_last_batch(self) -> bool:
         return self.kind == ARRAYS and self.samples % self.bs > 0
@@ -296,7 +307,12 @@ class Feed:
     def describe(self) -> str:
         """A few words on what this data is, for the card."""
         if self.kind == ARRAYS:
-            return f"arrays of {self.samples:,} samples, batch {self.bs}"
+            fewer = self.batch_size and self.bs < self.batch_size
+            return f"arrays of {self.samples:,} samples, batch {self.bs}" + (
+                f" (fewer samples than batch_size={self.batch_size}: fit trains one batch of them)"
+                if fewer
+                else ""
+            )
         if self.kind == GENERATOR:
             took = len(self.batches_taken)
             return (
@@ -322,8 +338,9 @@ def _article(kind: str) -> str:
     return "an" if kind == ARRAYS else "a"
 
 
-def validation_feed(validation_data, batch_size: int | None) -> Feed:
-    """fit's `validation_data` as a Feed: (x_val, y_val[, sample_weight]) or one object holding both."""
+def validation_feed(validation_data, batch_size: int | None, label: str = "validation_data") -> Feed:
+    """fit's `validation_data` as a Feed: (x_val, y_val[, sample_weight]) or one object holding both.
+    `label`: how the user wrote it (their expression), for the messages."""
     if isinstance(validation_data, (tuple, list)) and kind_of(validation_data) == ARRAYS:
         if len(validation_data) not in (2, 3):
             raise KerasGPUError(
@@ -332,5 +349,5 @@ def validation_feed(validation_data, batch_size: int | None) -> Feed:
                 "PyDataset or a generator, as for fit.",
                 "Pass --validation-data x_val y_val (or one expression that fit takes).",
             )
-        return Feed.of(validation_data[0], validation_data[1], batch_size, label="validation_data")
-    return Feed.of(validation_data, None, batch_size, label="validation_data")
+        return Feed.of(validation_data[0], validation_data[1], batch_size, label=label)
+    return Feed.of(validation_data, None, batch_size, label=label)
