@@ -35,7 +35,7 @@ def main() -> None:
     os.environ["PATH"] = os.pathsep.join([str(fake), str(Path(sys.executable).parent), os.environ["PATH"]])
     os.environ["KERASGPU_BACKEND"] = "smi"
     os.environ["FAKE_NVIDIA_SMI_STATE"] = "load"
-    from kerasgpu.hostgpus import HostGpus
+    from kerasgpu.kernel.hostgpus import HostGpus
     from kerasgpu.telemetry import Sampler
 
     sent = [0]

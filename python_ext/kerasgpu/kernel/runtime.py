@@ -9,7 +9,6 @@ Listing *physical* devices and reading build info do not start it.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import sys
 from typing import Any
 
@@ -40,11 +39,6 @@ class KerasGPUError(RuntimeError):
 
         fix = Fix(self.code, "error", self.problem, self.fix, self.commands, self.link)
         return Card(title, "error", self.problem, fixes=[fix], data={"ok": False, "error": fix.to_json()})
-
-
-def tensorflow_installed() -> bool:
-    """Whether `import tensorflow` can be attempted (it is not imported here)."""
-    return "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is not None
 
 
 def runtime_initialized() -> bool:

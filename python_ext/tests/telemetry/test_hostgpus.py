@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from kerasgpu.hostgpus import HostGpus
+from kerasgpu.kernel.hostgpus import HostGpus
 from kerasgpu.telemetry import Sampler
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import keras
 
-from . import comm, guard, receipts
+from .. import comm
+from . import guard, receipts
 from .findings import FitStats, GpuUse, deadline_finding, find, input_level, ms, pct
 from .gpuwatch import GpuWatch, WatchWindow
 from .inputwait import InputTimer, pipeline_facts

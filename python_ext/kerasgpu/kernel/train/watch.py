@@ -134,10 +134,6 @@ def watch_off() -> dict[str, Any]:
     return status()
 
 
-def watch_status() -> dict[str, Any]:
-    return status()
-
-
 def status() -> dict[str, Any]:
     opts = dict(_state["options"])
     return {"on": _state["on"], "options": opts}

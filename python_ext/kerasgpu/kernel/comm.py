@@ -52,7 +52,7 @@ def get_comm():
             return None
         from comm import create_comm
 
-        from ... import __version__
+        from .. import __version__
 
         c = create_comm(
             target_name=TARGET, data={"type": "hello", "protocol": PROTOCOL, "version": __version__}
