@@ -95,12 +95,42 @@ def _say(lo: float, hi: float, limit: float) -> str:
     return f"not shown under {limit:g} %"
 
 
+def _wrapper_work(it, timer, pairs: int) -> list[float]:
+    """Per ABBA pair: a step's TimedBatches and its next() minus a bare get_next, on a ready iterator."""
+    from kerasgpu.kernel.train.inputwait import TimedBatches
+
+    class Ready:
+        """The same batch at once, every time: no TensorFlow op; only the wrapper's Python work is timed."""
+
+        batch = it.get_next()
+
+        def get_next(self):
+            return self.batch
+
+    ready = Ready()
+
+    def fetch(timed_fetch: bool, n: int = 100_000):
+        def run():
+            t = time.perf_counter()
+            if timed_fetch:
+                for _ in range(n):
+                    next(TimedBatches(ready, timer))
+            else:
+                for _ in range(n):
+                    ready.get_next()
+            return (time.perf_counter() - t) / n
+
+        return run
+
+    return _block_pairs({"with": fetch(True), "without": fetch(False)}, pairs)[0]
+
+
 def direct_cost(args) -> None:
     """The input timer's own cost per step, timed directly (see the module's docstring)."""
     import keras
     import numpy as np
     import tensorflow as tf
-    from kerasgpu.kernel.train.inputwait import InputTimer, TimedBatches
+    from kerasgpu.kernel.train.inputwait import InputTimer
     from training_monitor import median_ci
 
     rng = np.random.default_rng(0)
@@ -133,30 +163,7 @@ def direct_cost(args) -> None:
         {"with": block(timed, args.calls), "without": block(plain, args.calls)}, args.pairs
     )
 
-    class Ready:
-        """The same batch at once, every time: no TensorFlow op; only the wrapper's Python work is timed."""
-
-        batch = it.get_next()
-
-        def get_next(self):
-            return self.batch
-
-    ready = Ready()
-
-    def fetch(timed_fetch: bool, n: int = 100_000):
-        def run():
-            t = time.perf_counter()
-            if timed_fetch:
-                for _ in range(n):
-                    next(TimedBatches(ready, timer))
-            else:
-                for _ in range(n):
-                    ready.get_next()
-            return (time.perf_counter() - t) / n
-
-        return run
-
-    wrap, _ = _block_pairs({"with": fetch(True), "without": fetch(False)}, args.pairs)
+    wrap = _wrapper_work(it, timer, args.pairs)
     load1 = _load()
     lo, hi = median_ci(diffs)
     med = statistics.median(diffs)

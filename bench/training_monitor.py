@@ -88,7 +88,7 @@ def step_clock():
     return StepClock()
 
 
-def main() -> None:
+def _args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--step-ms", type=float, default=10.0)
     ap.add_argument("--steps", type=int, default=200)
@@ -108,18 +108,19 @@ def main() -> None:
         os.environ["FAKE_NVIDIA_SMI_PROCS"] = f"{os.getpid()}:20000@0"
     else:
         os.environ["KERASGPU_BACKEND"] = "none"
+    return args
 
+
+def _fitter(args, batch: int):
+    """fit(m, callbacks, steps) -> (fit wall s, median step s, mean step s, this process's CPU s per
+    step, the same with the child processes it waited for: the telemetry's nvidia-smi)."""
     import numpy as np
-    from kerasgpu.kernel.train.monitor import TrainingMonitor
 
-    batch = 64
     rng = np.random.default_rng(0)
     x = rng.random((batch * args.steps, 256), dtype="float32")
     y = rng.random((batch * args.steps, 1), dtype="float32")
 
     def fit(m, callbacks, steps=None):
-        """(fit wall s, median step s, mean step s, this process's CPU s per step, the same with the
-        child processes it waited for: the telemetry's nvidia-smi)."""
         k = steps or args.steps
         probe = step_clock()
         c, ch, t = time.process_time(), children_cpu(), time.perf_counter()
@@ -135,27 +136,27 @@ def main() -> None:
         gaps = probe.gaps()
         return wall, statistics.median(gaps), statistics.mean(gaps), cpu / k, (cpu + children_cpu() - ch) / k
 
-    # calibrate the width so that a warm step takes about --step-ms
+    return fit
+
+
+def _calibrated(fit, step_ms: float) -> int:
+    """The MLP width whose warm step takes about `step_ms`."""
     width = 256
     for _ in range(6):
         m = mlp(width)
         fit(m, [], 20)
         step = fit(m, [], 60)[1]
-        if abs(step * 1000 - args.step_ms) / args.step_ms < 0.15:
+        if abs(step * 1000 - step_ms) / step_ms < 0.15:
             break
-        width = max(32, int(width * (args.step_ms / 1000 / step) ** 0.5))
-    m = mlp(width)
-    fit(m, [], 20)  # trace
-    load_before = os.getloadavg()
-    plain, watched = [], []
-    for i in range(args.rounds):  # ABBA: a load that rises or falls steadily favours neither arm
-        second = [] if args.control else [TrainingMonitor(batch_size=batch, display=False)]
-        arms = [(plain, []), (watched, second)]
-        for out, callbacks in arms if i % 2 == 0 else arms[::-1]:
-            out.append(fit(m, callbacks))
-    load_after = os.getloadavg()
+        width = max(32, int(width * (step_ms / 1000 / step) ** 0.5))
+    return width
 
-    # the monitor's per-step work alone
+
+def _own_work(m, batch: int) -> tuple[float, float]:
+    """The monitor's per-step work alone, and what it does once a second (the window, the findings, the
+    card's HTML and text: what a display update sends), in seconds a call."""
+    from kerasgpu.kernel.train.monitor import ProgressCard, TrainingMonitor
+
     mon = TrainingMonitor(batch_size=batch, display=False, gpu=False, publish=False)
     mon.set_model(m)
     mon.params = {"epochs": 1, "steps": 10**6}
@@ -166,30 +167,19 @@ def main() -> None:
     for b in range(n):
         mon.on_train_batch_begin(b)
     per_call = (time.perf_counter() - t) / n
-    # what happens once a second: the numbers, the card's HTML and text (what a display update sends)
-    from kerasgpu.kernel.train.monitor import ProgressCard
-
     t = time.perf_counter()
     for b in range(1000):
-        mon._update(b)
+        window = mon._update(b)
+        mon.progress.findings = mon._findings(window)
         card = ProgressCard(mon.progress)
         card._repr_html_()
         card.to_text()
     per_refresh = (time.perf_counter() - t) / 1000
     mon.on_train_end()
+    return per_call, per_refresh
 
-    print(
-        f"load average (1, 5, 15 min) before {' '.join(f'{v:.2f}' for v in load_before)}, "
-        f"after {' '.join(f'{v:.2f}' for v in load_after)} on {os.cpu_count()} CPUs"
-    )
-    print(
-        f"model: MLP 3x{width}, batch {batch}, {args.steps} steps a fit, {args.rounds} pairs "
-        f"(ABBA order), smi={args.smi}{', A/A CONTROL: no monitor in either arm' if args.control else ''}"
-    )
-    print(
-        f"median step without / with monitor  {statistics.median(r[1] for r in plain) * 1000:.3f} / "
-        f"{statistics.median(r[1] for r in watched) * 1000:.3f} ms"
-    )
+
+def _report(plain, watched) -> None:
     print("ratio with / without, per pair:    median [95 % CI of the median]  quartiles  min..max")
     verdicts = []
     for i, what in [
@@ -216,6 +206,40 @@ def main() -> None:
         else:
             say = f"not resolved: the interval spans {(lo - 1) * 100:+.1f} % to {(hi - 1) * 100:+.1f} %"
         print(f"  {what:24s} {say}")
+
+
+def main() -> None:
+    args = _args()
+    from kerasgpu.kernel.train.monitor import TrainingMonitor
+
+    batch = 64
+    fit = _fitter(args, batch)
+    width = _calibrated(fit, args.step_ms)
+    m = mlp(width)
+    fit(m, [], 20)  # trace
+    load_before = os.getloadavg()
+    plain, watched = [], []
+    for i in range(args.rounds):  # ABBA: a load that rises or falls steadily favours neither arm
+        second = [] if args.control else [TrainingMonitor(batch_size=batch, display=False)]
+        arms = [(plain, []), (watched, second)]
+        for out, callbacks in arms if i % 2 == 0 else arms[::-1]:
+            out.append(fit(m, callbacks))
+    load_after = os.getloadavg()
+    per_call, per_refresh = _own_work(m, batch)
+
+    print(
+        f"load average (1, 5, 15 min) before {' '.join(f'{v:.2f}' for v in load_before)}, "
+        f"after {' '.join(f'{v:.2f}' for v in load_after)} on {os.cpu_count()} CPUs"
+    )
+    print(
+        f"model: MLP 3x{width}, batch {batch}, {args.steps} steps a fit, {args.rounds} pairs "
+        f"(ABBA order), smi={args.smi}{', A/A CONTROL: no monitor in either arm' if args.control else ''}"
+    )
+    print(
+        f"median step without / with monitor  {statistics.median(r[1] for r in plain) * 1000:.3f} / "
+        f"{statistics.median(r[1] for r in watched) * 1000:.3f} ms"
+    )
+    _report(plain, watched)
     ps = statistics.median(r[1] for r in plain)
     print(f"monitor work per step         {per_call * 1e6:8.2f} us = {per_call / ps * 100:.3f} % of a step")
     print(
