@@ -114,12 +114,12 @@ def test_starving_trace_finds_the_input_pipeline(runs):
 
 
 def _panel_pct(value: float) -> str:
-    """The panel's Math.round(value) (src/training.ts)."""
+    """The panel's Math.round(value) (src/models/training.ts)."""
     return str(Decimal(value).quantize(Decimal(1), ROUND_HALF_UP))
 
 
 def _panel_ms(seconds: float) -> str:
-    """The panel's (seconds * 1000).toFixed(1) (src/training.ts)."""
+    """The panel's (seconds * 1000).toFixed(1) (src/models/training.ts)."""
     return str(Decimal(seconds * 1000).quantize(Decimal("0.1"), ROUND_HALF_UP))
 
 
