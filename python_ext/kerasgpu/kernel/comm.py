@@ -42,6 +42,15 @@ def _on_close(msg) -> None:
         _refused = True
 
 
+def _version() -> str:
+    """kerasgpu's version (read here, not from the package, which loads this side lazily)."""
+    try:
+        from .._version import __version__
+    except ImportError:  # a source tree that was never built, as in kerasgpu/__init__.py
+        return "0.0.0.dev0"
+    return __version__
+
+
 def get_comm():
     """The kernel's comm to the frontend, opened on first use; None outside a Jupyter kernel."""
     global _comm
@@ -52,10 +61,8 @@ def get_comm():
             return None
         from comm import create_comm
 
-        from .. import __version__
-
         c = create_comm(
-            target_name=TARGET, data={"type": "hello", "protocol": PROTOCOL, "version": __version__}
+            target_name=TARGET, data={"type": "hello", "protocol": PROTOCOL, "version": _version()}
         )
         c.on_close(_on_close)
         _comm = c

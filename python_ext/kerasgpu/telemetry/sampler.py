@@ -322,7 +322,7 @@ class Sampler:
             self._probe_into_cache()
 
     def _probe_into_cache(self) -> None:
-        from . import probe
+        from .probing import probe
 
         snap = probe(self.backend_name, smi_path=self.smi_path, timeout=self.timeout)
         with self._lock:
