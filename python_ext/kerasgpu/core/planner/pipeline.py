@@ -59,6 +59,43 @@ def plan_input_pipeline(nb: Notebook, options) -> dict[str, Any]:
                 "add the fix where the dataset is built.",
             ),
         )
+    last_cell = found[-1][0]
+    edits, kwargs, done = _pipeline_fixes(found, fixes)
+    if not done:
+        return refuse(
+            "input_pipeline",
+            message("info", f"`{name}` already has what kerasgpu would add ({', '.join(fixes)})."),
+            select=last_cell,
+        )
+    messages = [
+        message(
+            "info",
+            f"{cell_no(cell)}: {_ADDED[fix]} added to `{name}`'s pipeline; the next watched fit compares its "
+            "input wait and step time with this one's.",
+            code=f"pipeline_{fix}",
+            cell=cell,
+        )
+        for fix, cell in done
+    ]
+    return {
+        "tool": "input_pipeline",
+        "ok": True,
+        "edits": _pipeline_edits(nb, edits, kwargs),
+        "messages": messages,
+        "select": last_cell,
+    }
+
+
+_ADDED = {
+    "prefetch": f".prefetch({_AUTOTUNE})",
+    "num_parallel_calls": f"num_parallel_calls={_AUTOTUNE}",
+    "cache": ".cache()",
+}
+
+
+def _pipeline_fixes(found: list[tuple[int, ast.Assign]], fixes: list[str]):
+    """Where each fix goes in the dataset's assignments: text insertions and keyword edits by cell,
+    and the (fix, cell) pairs made, in order."""
     edits: dict[int, list[tuple[int, int, str]]] = {}
     kwargs: dict[int, list[dict[str, Any]]] = {}
     done: list[tuple[str, int]] = []
@@ -83,12 +120,11 @@ def plan_input_pipeline(nb: Notebook, options) -> dict[str, Any]:
             (value.end_lineno, value.end_col_offset, f".prefetch({_AUTOTUNE})")
         )
         done.append(("prefetch", last_cell))
-    if not done:
-        return refuse(
-            "input_pipeline",
-            message("info", f"`{name}` already has what kerasgpu would add ({', '.join(fixes)})."),
-            select=last_cell,
-        )
+    return edits, kwargs, done
+
+
+def _pipeline_edits(nb: Notebook, edits, kwargs) -> list[dict[str, Any]]:
+    """The cells' new sources (with `import tensorflow as tf` first where the notebook has none)."""
     imports_tf = any(
         isinstance(n, ast.Import) and any(a.name == "tensorflow" and a.asname == "tf" for a in n.names)
         for c in nb.cells
@@ -102,25 +138,4 @@ def plan_input_pipeline(nb: Notebook, options) -> dict[str, Any]:
         if not imports_tf:
             src = "import tensorflow as tf\n" + src
         out_edits.append({"op": "replace", "index": cell, "source": src})
-    what = {
-        "prefetch": f".prefetch({_AUTOTUNE})",
-        "num_parallel_calls": f"num_parallel_calls={_AUTOTUNE}",
-        "cache": ".cache()",
-    }
-    messages = [
-        message(
-            "info",
-            f"{cell_no(cell)}: {what[fix]} added to `{name}`'s pipeline; the next watched fit compares its "
-            "input wait and step time with this one's.",
-            code=f"pipeline_{fix}",
-            cell=cell,
-        )
-        for fix, cell in done
-    ]
-    return {
-        "tool": "input_pipeline",
-        "ok": True,
-        "edits": out_edits,
-        "messages": messages,
-        "select": last_cell,
-    }
+    return out_edits

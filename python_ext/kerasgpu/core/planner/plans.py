@@ -212,29 +212,58 @@ def _plan_mixed_precision(nb: Notebook, options) -> dict[str, Any]:
     return plan
 
 
-def _plan_distribute(nb: Notebook, options) -> dict[str, Any]:
-    existing = next(
+def _distributed_cell(nb: Notebook):
+    """The cell that already sets the notebook's strategy (ours or the user's), or None."""
+    return next(
         (c for c in nb.cells if c.snippet == DISTRIBUTE_ID or (c.code and _DISTRIBUTE_RE.search(c.source))),
         None,
     )
-    first = nb.first_build()
+
+
+def _plan_distribute(nb: Notebook, options) -> dict[str, Any]:
+    existing = _distributed_cell(nb)
     if existing is not None:
-        msgs = [message("info", f"This notebook is already distributed ({cell_no(existing.index)}).")]
-        if 0 <= first < existing.index:
-            msgs.append(
-                message(
-                    "warning",
-                    f"{cell_no(first)} builds a model before the strategy is set, so its variables are not "
-                    f"distributed: move {cell_no(existing.index)} above {cell_no(first)}, restart the "
-                    "kernel "
-                    "and run all.",
-                )
-            )
-        return refuse("distribute", *msgs, select=existing.index)
+        return _already_distributed(nb, existing)
     kind = options.get("strategy", "")
     if kind not in ("", "auto", "mirrored", "multiworker", "onedevice"):
         raise PlanError("options.strategy must be auto, mirrored, multiworker or onedevice")
     index, found = config_index(nb)
+    messages = []
+    if not found:
+        messages.append(
+            message(
+                "info", "No cell builds a Keras model yet: the strategy goes first; build models below it."
+            )
+        )
+    refusal = _not_distributable(nb)
+    if refusal is not None:
+        return refusal
+    marks, _ = built_marks(nb)
+    plan = insert_cell("distribute", index, _distribute_source(nb, index, kind), DISTRIBUTE_ID, messages)
+    _mark_built(plan, nb, marks, shifted(index))
+    return plan
+
+
+def _already_distributed(nb: Notebook, existing) -> dict[str, Any]:
+    """The refusal when a strategy is already set (and a warning when a model is built above it)."""
+    first = nb.first_build()
+    msgs = [message("info", f"This notebook is already distributed ({cell_no(existing.index)}).")]
+    if 0 <= first < existing.index:
+        msgs.append(
+            message(
+                "warning",
+                f"{cell_no(first)} builds a model before the strategy is set, so its variables are not "
+                f"distributed: move {cell_no(existing.index)} above {cell_no(first)}, restart the "
+                "kernel "
+                "and run all.",
+            )
+        )
+    return refuse("distribute", *msgs, select=existing.index)
+
+
+def _distribute_source(nb: Notebook, index: int, kind: str) -> str:
+    """The strategy cell: `%load_ext kerasgpu` (unless a cell above loads it), the notebook's own
+    batch size as a comment, then `%gpu_distribute`."""
     loaded = any(
         VERIFY_TAG in c.tags or re.search(r"^\s*%(?:re)?load_ext\s+kerasgpu\b", c.source, re.M)
         for c in nb.cells[:index]
@@ -252,14 +281,11 @@ def _plan_distribute(nb: Notebook, options) -> dict[str, Any]:
     if batches:
         magic += f" --batch {batches[0]['value']}"
     lines.append(magic)
-    messages = []
-    if not found:
-        messages.append(
-            message(
-                "info", "No cell builds a Keras model yet: the strategy goes first; build models below it."
-            )
-        )
-    after = shifted(index)
+    return "\n".join(lines)
+
+
+def _not_distributable(nb: Notebook) -> dict[str, Any] | None:
+    """The refusal when the notebook's own model code cannot run under a strategy, or None."""
     raw = raw_variables(nb)
     if raw:
         cls, cell, code = raw[0]
@@ -277,23 +303,27 @@ def _plan_distribute(nb: Notebook, options) -> dict[str, Any]:
             ),
             select=cell,
         )
-    marks, refusal = built_marks(nb)
-    if refusal is not None:
-        cls, cell, why = refusal
-        return refuse(
-            "distribute",
-            message(
-                "warning",
-                f"Not distributed: {cls} ({cell_no(cell)}) has its own train_step and no call(), and {why}, "
-                "so Keras cannot build it under a strategy ('Unable to automatically build the model'); "
-                f"give {cls} a call() that runs its sub-models to distribute it. The notebook is unchanged "
-                "and trains on one device.",
-                code="model_without_call",
-                cell=cell,
-            ),
-            select=cell,
-        )
-    plan = insert_cell("distribute", index, "\n".join(lines), DISTRIBUTE_ID, messages)
+    _, refusal = built_marks(nb)
+    if refusal is None:
+        return None
+    cls, cell, why = refusal
+    return refuse(
+        "distribute",
+        message(
+            "warning",
+            f"Not distributed: {cls} ({cell_no(cell)}) has its own train_step and no call(), and {why}, "
+            "so Keras cannot build it under a strategy ('Unable to automatically build the model'); "
+            f"give {cls} a call() that runs its sub-models to distribute it. The notebook is unchanged "
+            "and trains on one device.",
+            code="model_without_call",
+            cell=cell,
+        ),
+        select=cell,
+    )
+
+
+def _mark_built(plan: dict[str, Any], nb: Notebook, marks, after) -> None:
+    """`model.built = True` after each model without call() is created (traps.built_marks)."""
     sources = {c.index: c.source for c in nb.cells}
     for cell, lineno, line, _cls, _target in sorted(marks, key=lambda m: (m[0], m[1]), reverse=True):
         src = sources[cell].split("\n")  # the last line first: earlier insertions keep their places
@@ -315,67 +345,64 @@ def _plan_distribute(nb: Notebook, options) -> dict[str, Any]:
         {"op": "replace", "index": after(cell), "source": sources[cell]}
         for cell in sorted({m[0] for m in marks})
     ]
-    return plan
 
 
 def _plan_wrap(nb: Notebook, active: int | None) -> dict[str, Any]:
     if active is None:
         raise PlanError("the wrap needs the active cell's index")
     cell = nb.cells[active]
+    why = _wrap_refusal(nb, cell) or _mixed_strategies(nb, cell)
+    if why is not None:
+        return refuse("wrap", why, select=active)
+    return {
+        "tool": "wrap",
+        "ok": True,
+        "edits": [{"op": "replace", "index": active, "source": wrap_source(cell.source)}],
+        "messages": [],
+        "select": active,
+    }
+
+
+def _wrap_refusal(nb: Notebook, cell) -> dict[str, Any] | None:
+    """Why this cell is not wrapped (not code, already wrapped or distributed, not Python, a raw
+    tf.Variable, no model built), as the refusal's message; None when none of these holds."""
     if not cell.code:
-        return refuse(
-            "wrap", message("warning", "Select a code cell to run in the strategy's scope."), select=active
-        )
+        return message("warning", "Select a code cell to run in the strategy's scope.")
     if is_wrapped(cell.source):
-        return refuse(
-            "wrap", message("info", "This cell already runs in the notebook's strategy scope."), select=active
-        )
-    distributed = next(
-        (c for c in nb.cells if c.snippet == DISTRIBUTE_ID or (c.code and _DISTRIBUTE_RE.search(c.source))),
-        None,
-    )
+        return message("info", "This cell already runs in the notebook's strategy scope.")
+    distributed = _distributed_cell(nb)
     if distributed is not None:
-        return refuse(
-            "wrap",
-            message(
-                "info",
-                f"This notebook is already distributed ({cell_no(distributed.index)}): every cell "
-                "builds and "
-                "trains in its strategy, no wrap needed.",
-            ),
-            select=active,
+        return message(
+            "info",
+            f"This notebook is already distributed ({cell_no(distributed.index)}): every cell "
+            "builds and "
+            "trains in its strategy, no wrap needed.",
         )
     if cell.tree is None and not CELL_MAGIC.match(cell.source):
-        return refuse(
-            "wrap",
-            message("error", "This cell is not valid Python, so it cannot be wrapped safely."),
-            select=active,
-        )
+        return message("error", "This cell is not valid Python, so it cannot be wrapped safely.")
     raw = raw_variables(nb)
     if raw and nb.builds(cell):
         cls, where, code = raw[0]
-        return refuse(
-            "wrap",
-            message(
-                "warning",
-                f"Not wrapped: {cls} ({cell_no(where)}) keeps a weight in a raw tf.Variable ({code}), which "
-                "Keras 3 neither tracks nor trains, and with it under MirroredStrategy TensorFlow 2.21 "
-                f"crashed the kernel in validation; create it with self.add_weight(...) in {cls} first.",
-                code="raw_variable",
-                cell=where,
-            ),
-            select=active,
+        return message(
+            "warning",
+            f"Not wrapped: {cls} ({cell_no(where)}) keeps a weight in a raw tf.Variable ({code}), which "
+            "Keras 3 neither tracks nor trains, and with it under MirroredStrategy TensorFlow 2.21 "
+            f"crashed the kernel in validation; create it with self.add_weight(...) in {cls} first.",
+            code="raw_variable",
+            cell=where,
         )
     if not nb.builds(cell):
-        return refuse(
-            "wrap",
-            message(
-                "info",
-                "This cell builds no Keras model, so a strategy scope would change nothing: select the cell "
-                "that creates the model.",
-            ),
-            select=active,
+        return message(
+            "info",
+            "This cell builds no Keras model, so a strategy scope would change nothing: select the cell "
+            "that creates the model.",
         )
+    return None
+
+
+def _mixed_strategies(nb: Notebook, cell) -> dict[str, Any] | None:
+    """Why wrapping this cell alone would mix strategies (a model it uses is built, or its model is
+    compiled, in another cell), as the refusal's message; None when it would not."""
     built = nb.built_names(cell)
     # Models (or layers) built in other cells that this cell uses: their variables are outside the scope.
     used_elsewhere = []
@@ -386,42 +413,29 @@ def _plan_wrap(nb: Notebook, active: int | None) -> dict[str, Any]:
                 break
     if used_elsewhere:
         names = ", ".join(f"`{n}` ({cell_no(i)})" for n, i in used_elsewhere)
-        return refuse(
-            "wrap",
-            message(
-                "warning",
-                f"Not wrapped: this cell uses {names}, built outside the strategy. Distribute the whole "
-                "notebook instead. (Keras would mix strategies and fail: 'Mixing different "
-                "tf.distribute.Strategy objects'; one strategy for every cell needs no wrap.)",
-                "distribute-notebook",
-                code="built_elsewhere",
-            ),
-            select=active,
+        return message(
+            "warning",
+            f"Not wrapped: this cell uses {names}, built outside the strategy. Distribute the whole "
+            "notebook instead. (Keras would mix strategies and fail: 'Mixing different "
+            "tf.distribute.Strategy objects'; one strategy for every cell needs no wrap.)",
+            "distribute-notebook",
+            code="built_elsewhere",
         )
-    if not nb.compiles(cell):
-        elsewhere = [
-            o.index
-            for o in nb.cells
-            if o.index != cell.index and (nb.compiled_names(o) & built or (not built and nb.compiles(o)))
-        ]
-        if elsewhere:
-            return refuse(
-                "wrap",
-                message(
-                    "warning",
-                    f"Not wrapped: this model is compiled in {cell_no(elsewhere[0])}. Distribute the whole "
-                    "notebook instead. (Keras needs build and compile under one strategy, or fit fails: "
-                    "'Mixing different tf.distribute.Strategy objects'; one strategy for every cell needs "
-                    "no wrap.)",
-                    "distribute-notebook",
-                    code="compiled_elsewhere",
-                ),
-                select=active,
-            )
-    return {
-        "tool": "wrap",
-        "ok": True,
-        "edits": [{"op": "replace", "index": active, "source": wrap_source(cell.source)}],
-        "messages": [],
-        "select": active,
-    }
+    if nb.compiles(cell):
+        return None
+    elsewhere = [
+        o.index
+        for o in nb.cells
+        if o.index != cell.index and (nb.compiled_names(o) & built or (not built and nb.compiles(o)))
+    ]
+    if not elsewhere:
+        return None
+    return message(
+        "warning",
+        f"Not wrapped: this model is compiled in {cell_no(elsewhere[0])}. Distribute the whole "
+        "notebook instead. (Keras needs build and compile under one strategy, or fit fails: "
+        "'Mixing different tf.distribute.Strategy objects'; one strategy for every cell needs "
+        "no wrap.)",
+        "distribute-notebook",
+        code="compiled_elsewhere",
+    )

@@ -8,7 +8,7 @@ import ast
 import re
 from typing import Any
 
-from .cells import Notebook, assignments_of, call_name, dotted_name, is_compile, module_level
+from .cells import Cell, Notebook, assignments_of, call_name, dotted_name, is_compile, module_level
 from .edits import kwarg_edit
 
 
@@ -48,71 +48,86 @@ def mixed_precision_traps(nb: Notebook) -> list[dict[str, Any]]:
     for c in nb.cells:
         if c.tree is None or not c.code:
             continue
-        src = c.source
-        # 1. Input without an integer dtype in a cell (or model) that embeds tokens.
-        inputs = [
-            n for n in ast.walk(c.tree) if isinstance(n, ast.Call) and call_name(n) in ("Input", "InputLayer")
-        ]
-        embeds = re.search(r"\bEmbedding\s*\(|TokenAndPositionEmbedding|PositionalEmbedding", src)
-        if embeds:
-            for n in inputs:
-                dtype = next((k.value for k in n.keywords if k.arg == "dtype"), None)
-                if dtype is None or (isinstance(dtype, ast.Constant) and "float" in str(dtype.value)):
-                    traps.append(
-                        {
-                            "code": "float_input_embedding",
-                            "cell": c.index,
-                            "evidence": ast.unparse(n),
-                            "edit": kwarg_edit(n, "dtype", '"int32"'),
-                            "text": "This Input has no integer dtype and feeds an Embedding: under mixed "
-                            "precision the token ids become float16 and ids above 2048 are rounded "
-                            "(20000 can become an id the Embedding does not have: 'indices[...] = 20000 "
-                            "is not in [0, 20000)').",
-                            "fix": 'Give the Input dtype="int32".',
-                            "blocking": True,
-                        }
-                    )
-        # 2. Custom layers whose call() makes float32 tensors and mixes them with the inputs.
-        for n in ast.walk(c.tree):
-            if not (isinstance(n, ast.ClassDef) and n.name in nb.classes):
+        traps += _float_input_traps(c)
+        traps += _custom_layer_traps(nb, c)
+    traps += _train_step_traps(nb)
+    traps += _output_layer_traps(nb)
+    traps += _raw_float32_traps(nb)
+    return traps
+
+
+def _float_input_traps(c: Cell) -> list[dict[str, Any]]:
+    """An Input without an integer dtype in a cell (or model) that embeds tokens."""
+    if not re.search(r"\bEmbedding\s*\(|TokenAndPositionEmbedding|PositionalEmbedding", c.source):
+        return []
+    traps = []
+    for n in ast.walk(c.tree):
+        if not (isinstance(n, ast.Call) and call_name(n) in ("Input", "InputLayer")):
+            continue
+        dtype = next((k.value for k in n.keywords if k.arg == "dtype"), None)
+        if dtype is None or (isinstance(dtype, ast.Constant) and "float" in str(dtype.value)):
+            traps.append(
+                {
+                    "code": "float_input_embedding",
+                    "cell": c.index,
+                    "evidence": ast.unparse(n),
+                    "edit": kwarg_edit(n, "dtype", '"int32"'),
+                    "text": "This Input has no integer dtype and feeds an Embedding: under mixed "
+                    "precision the token ids become float16 and ids above 2048 are rounded "
+                    "(20000 can become an id the Embedding does not have: 'indices[...] = 20000 "
+                    "is not in [0, 20000)').",
+                    "fix": 'Give the Input dtype="int32".',
+                    "blocking": True,
+                }
+            )
+    return traps
+
+
+_RANDOM_MAKERS = ("normal", "random_normal", "uniform", "random_uniform", "truncated_normal")
+
+
+def _makes_float32(call: ast.Call) -> bool:
+    """A call that makes a float32 tensor unless given a dtype (random ops, zeros, constants)."""
+    name = call_name(call) or ""
+    makes = name in _RANDOM_MAKERS or (
+        name in ("zeros", "ones", "constant", "fill") and "random" not in dotted_name(call.func)
+    )
+    return makes and not any(k.arg == "dtype" for k in call.keywords)
+
+
+def _custom_layer_traps(nb: Notebook, c: Cell) -> list[dict[str, Any]]:
+    """Custom layers whose call() makes float32 tensors and mixes them with the inputs."""
+    traps = []
+    for n in ast.walk(c.tree):
+        if not (isinstance(n, ast.ClassDef) and n.name in nb.classes):
+            continue
+        for fn in n.body:
+            if not (isinstance(fn, ast.FunctionDef) and fn.name == "call"):
                 continue
-            for fn in n.body:
-                if not (isinstance(fn, ast.FunctionDef) and fn.name == "call"):
+            for call in ast.walk(fn):
+                if not (isinstance(call, ast.Call) and _makes_float32(call)):
                     continue
-                for call in ast.walk(fn):
-                    if not isinstance(call, ast.Call):
-                        continue
-                    name = call_name(call) or ""
-                    dotted = dotted_name(call.func)
-                    makes = name in (
-                        "normal",
-                        "random_normal",
-                        "uniform",
-                        "random_uniform",
-                        "truncated_normal",
-                    )
-                    makes = makes or (
-                        name in ("zeros", "ones", "constant", "fill") and "random" not in dotted
-                    )
-                    if not makes:
-                        continue
-                    if any(k.arg == "dtype" for k in call.keywords):
-                        continue
-                    traps.append(
-                        {
-                            "code": "float32_in_custom_layer",
-                            "cell": c.index,
-                            "evidence": f"{n.name}.call: {ast.unparse(call)}",
-                            "edit": kwarg_edit(call, "dtype", "self.compute_dtype"),
-                            "text": f"The custom layer {n.name} makes a float32 tensor ({dotted}(...) "
-                            "without dtype) in call() and combines it with its float16 inputs: "
-                            "TensorFlow refuses the mixed dtypes ('expected to be a half tensor but is "
-                            "a float tensor').",
-                            "fix": f"Pass dtype=self.compute_dtype (or the input's dtype) to {dotted}(...).",
-                            "blocking": True,
-                        }
-                    )
-    # 3. A custom train_step combines the model's 16-bit outputs with the batch's float32 data.
+                dotted = dotted_name(call.func)
+                traps.append(
+                    {
+                        "code": "float32_in_custom_layer",
+                        "cell": c.index,
+                        "evidence": f"{n.name}.call: {ast.unparse(call)}",
+                        "edit": kwarg_edit(call, "dtype", "self.compute_dtype"),
+                        "text": f"The custom layer {n.name} makes a float32 tensor ({dotted}(...) "
+                        "without dtype) in call() and combines it with its float16 inputs: "
+                        "TensorFlow refuses the mixed dtypes ('expected to be a half tensor but is "
+                        "a float tensor').",
+                        "fix": f"Pass dtype=self.compute_dtype (or the input's dtype) to {dotted}(...).",
+                        "blocking": True,
+                    }
+                )
+    return traps
+
+
+def _train_step_traps(nb: Notebook) -> list[dict[str, Any]]:
+    """A custom train_step combines the model's 16-bit outputs with the batch's float32 data."""
+    traps = []
     for c in nb.cells:
         for n in ast.walk(c.tree) if c.tree else ():
             if not (isinstance(n, ast.ClassDef) and n.name in nb.classes):
@@ -131,7 +146,11 @@ def mixed_precision_traps(nb: Notebook) -> list[dict[str, Any]]:
                         "blocking": True,
                     }
                 )
-    # 4. The output layer: the last Dense/Activation of the first model cell, without dtype float32.
+    return traps
+
+
+def _output_layer_traps(nb: Notebook) -> list[dict[str, Any]]:
+    """The output layer: the last Dense/Activation of the first model cell, without dtype float32."""
     for c in nb.cells:
         if c.tree is None or not nb.builds(c):
             continue
@@ -144,23 +163,22 @@ def mixed_precision_traps(nb: Notebook) -> list[dict[str, Any]]:
             continue
         last = max(layer_calls, key=lambda n: (n.lineno, n.col_offset))
         dtype = next((k.value for k in last.keywords if k.arg == "dtype"), None)
-        if _is_output_activation(last) and (dtype is None or "float32" not in ast.unparse(dtype)):
-            traps.append(
-                {
-                    "code": "output_not_float32",
-                    "cell": c.index,
-                    "evidence": ast.unparse(last)[:120],
-                    "edit": kwarg_edit(last, "dtype", '"float32"'),
-                    "text": "The model's last layer computes in the mixed policy's float16/bfloat16: the "
-                    "softmax and loss lose precision.",
-                    "fix": 'Give the last layer dtype="float32" (or add keras.layers.Activation("linear", '
-                    'dtype="float32") after it).',
-                    "blocking": False,
-                }
-            )
-        break
-    traps += _raw_float32_traps(nb)
-    return traps
+        if not _is_output_activation(last) or (dtype is not None and "float32" in ast.unparse(dtype)):
+            return []
+        return [
+            {
+                "code": "output_not_float32",
+                "cell": c.index,
+                "evidence": ast.unparse(last)[:120],
+                "edit": kwarg_edit(last, "dtype", '"float32"'),
+                "text": "The model's last layer computes in the mixed policy's float16/bfloat16: the "
+                "softmax and loss lose precision.",
+                "fix": 'Give the last layer dtype="float32" (or add keras.layers.Activation("linear", '
+                'dtype="float32") after it).',
+                "blocking": False,
+            }
+        ]
+    return []
 
 
 _RAW_VARIABLE = ("tf.Variable", "tensorflow.Variable")
