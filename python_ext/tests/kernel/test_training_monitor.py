@@ -78,6 +78,14 @@ def runs():
         "print(json.dumps(fit_under('trace', '')))",  # the trace's process is not this kernel
         "%gpu_watch off",
         "print(json.dumps({'own_fit': 'fit' not in keras.Model.__dict__, 'status': watch.status()}))",
+        # 8-9: a model built in mixed precision, the global policy set back after: it trains mixed
+        "%gpu_watch on",
+        "keras.config.set_dtype_policy('mixed_bfloat16'); mixed = make()\n"
+        "keras.config.set_dtype_policy('float32')\n"
+        "os.environ.update(FAKE_NVIDIA_SMI_STATE='trace:healthy', FAKE_NVIDIA_SMI_GPUS='1')\n"
+        "os.environ['FAKE_NVIDIA_SMI_PROCS'] = OWN\n"
+        "mixed.fit(data, epochs=1, verbose=0); mon = watch.last_monitor()\n"
+        "print(json.dumps({'findings': mon.findings, 'precision': mon.receipt['dtype_policy']}))",
     ]
     return run_cells(cells, env=_env(), timeout=600)
 
@@ -168,6 +176,15 @@ def test_cpu_build_on_a_gpu_machine_says_why(runs):
     f = result["findings"][0]
     assert f["code"] == "cpu_fit_with_gpu" and f["data"]["reason"] == "cpu_only_build"
     assert "tensorflow[and-cuda]" in f["fix"]
+
+
+def test_a_model_built_in_mixed_precision_is_not_told_to_use_it(runs):
+    """The precision is the model's own: the global policy set back to float32 after the model was built
+    in mixed_bfloat16 does not make the finding ask for what the model already does."""
+    result = json.loads(runs[9].stdout)
+    assert result["precision"] == "mixed_bfloat16"
+    codes = [f["code"] for f in result["findings"]]
+    assert "mixed_precision_off" not in codes and "memory_unused" in codes  # the same healthy trace
 
 
 def test_watch_off_puts_keras_fit_back(runs):

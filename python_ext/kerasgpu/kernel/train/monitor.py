@@ -77,7 +77,7 @@ def tf_facts(model) -> dict[str, Any]:
     """Where this model trains, as TensorFlow sees it (never starts anything new: fit already did)."""
     facts: dict[str, Any] = {
         "backend": keras.backend.backend(),
-        "dtype_policy": keras.config.dtype_policy().name,
+        "dtype_policy": model_policy(model) or keras.config.dtype_policy().name,
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "tf_gpus": None,
         "tf_built_with_cuda": None,
@@ -115,6 +115,16 @@ def tf_facts(model) -> dict[str, Any]:
         except Exception:
             pass
     return facts
+
+
+def model_policy(model) -> str | None:
+    """The precision the model trains in: a mixed policy any of its layers has, else its own (the global
+    policy may have changed since the model was built, either way)."""
+    try:
+        names = [layer.dtype_policy.name for layer in getattr(model, "layers", None) or []]
+        return next((n for n in names if n.startswith("mixed")), None) or model.dtype_policy.name
+    except Exception:
+        return None
 
 
 def physical_index(tf_index: int, cuda_visible: str | None) -> int:
