@@ -163,6 +163,14 @@ def test_a_pipeline_that_already_prefetches_is_not_told_to_prefetch():
     assert [c["what"] for c in missing.data["changes"]] == ["num_parallel_calls", "prefetch"]
 
 
+def test_a_starving_gpu_fed_by_a_prefetching_pipeline_is_not_told_to_prefetch():
+    fed = F.input_starving(stats_from("starving", pipeline=dict(PIPE), data_kind="tf.data"))
+    assert ".prefetch(" not in fed.fix and "already prefetches" in fed.fix
+    plain = {**PIPE, "stages": PIPE["stages"][1:], "prefetch": False, "prefetch_last": False}
+    unfed = F.input_starving(stats_from("starving", pipeline=plain, data_kind="tf.data"))
+    assert "`.prefetch(tf.data.AUTOTUNE)` (no prefetch at the end" in unfed.fix
+
+
 @pytest.mark.parametrize(
     ("kind", "workers", "advice"),
     [

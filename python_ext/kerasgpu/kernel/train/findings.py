@@ -174,12 +174,7 @@ def input_starving(stats: FitStats) -> Finding | None:
         evidence += f" at {sps:.1f} steps/s ({ms(stats.step_time_s)} ms a step)"
         evidence += f"; fed, it could reach about {sps * gain:.0f} steps/s ({gain:.1f}x)"
         data.update(steps_per_s=round(sps, 2), projected_steps_per_s=round(sps * gain, 2))
-    fix = (
-        "Feed the GPU faster: build the input with tf.data and end it with "
-        "`.cache()` (if it fits in memory) and `.prefetch(tf.data.AUTOTUNE)`; decode/augment with "
-        "`.map(fn, num_parallel_calls=tf.data.AUTOTUNE)`; a larger batch also gives the GPU more work "
-        "per step."
-    )
+    fix = f"Feed the GPU faster. {input_fix(stats)}; a larger batch also gives the GPU more work per step."
     if stats.step_time_s is not None and stats.step_time_s < SHORT_STEP_S:
         fix = (
             f"Steps are short ({ms(stats.step_time_s)} ms): launch overhead dominates. Use a larger "
@@ -196,10 +191,10 @@ def input_starving(stats: FitStats) -> Finding | None:
 
 def input_level(share: float) -> str:
     """The Input Pipeline Analyzer's words for an input share (0..1)."""
-    pct = share * 100
-    if pct >= INPUT_HIGH_PCT:
+    value = share * 100
+    if value >= INPUT_HIGH_PCT:
         return "highly input-bound"
-    if pct >= INPUT_MODERATE_PCT:
+    if value >= INPUT_MODERATE_PCT:
         return "moderately input-bound"
     return "not input-bound"
 
@@ -268,6 +263,30 @@ def pipeline_changes(stats: FitStats) -> list[dict[str, str]]:
     return out
 
 
+def input_fix(stats: FitStats, changes: list[dict[str, str]] | None = None) -> str:
+    """What to change in the input, from what it already does (never a stage it already has)."""
+    changes = pipeline_changes(stats) if changes is None else changes
+    if changes:
+        return "In the cell that builds the input: " + "; ".join(
+            f"`{c['code']}` ({c['why']})" for c in changes
+        )
+    if stats.pipeline is None and stats.data_kind is None:  # what feeds the fit is unknown
+        return (
+            "Build the input with tf.data and end it with `.cache()` (if it fits in memory) and "
+            "`.prefetch(tf.data.AUTOTUNE)`; decode/augment with "
+            "`.map(fn, num_parallel_calls=tf.data.AUTOTUNE)`"
+        )
+    if stats.pipeline is None:
+        return (
+            "Keras already prepares the next batch while a step runs: make each batch cheaper to make "
+            "or use a larger batch (fewer, larger batches per epoch)"
+        )
+    return (
+        "The pipeline already prefetches and maps in parallel: make its slowest stage cheaper "
+        "(decode once and `.cache()`, smaller images on disk) or use a larger batch"
+    )
+
+
 def dominant_part(stats: FitStats) -> str | None:
     """Which part of the input most likely sets the wait, when the pipeline's stages say so."""
     pipe = stats.pipeline
@@ -311,16 +330,7 @@ def input_bound(stats: FitStats) -> Finding | None:
         evidence += f"; the likely cause: {part}"
     changes = pipeline_changes(stats)
     projected = step * (1 - share)
-    if changes:
-        fix = "In the cell that builds the input: " + "; ".join(
-            f"`{c['code']}` ({c['why']})" for c in changes
-        )
-    elif stats.pipeline is None:
-        fix = "Keras already prepares the next batch while a step runs: make each batch cheaper to make "
-        fix += "or use a larger batch (fewer, larger batches per epoch)"
-    else:
-        fix = "The pipeline already prefetches and maps in parallel: make its slowest stage cheaper "
-        fix += "(decode once and `.cache()`, smaller images on disk) or use a larger batch"
+    fix = input_fix(stats, changes)
     fix += f". Without the wait a step would take about {ms(projected)} ms ({1 / (1 - share):.1f}x)."
     data = {
         "input_share": round(share, 3),
