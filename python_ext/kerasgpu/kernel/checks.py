@@ -369,8 +369,20 @@ arch_support = diagnosis.arch_support
 
 
 def _sections(facts: dict[str, Any]) -> list[Section]:
-    drv, tf, keras, plat = facts["driver"], facts["tensorflow"], facts["keras"], facts["platform"]
-    out = []
+    out = [_driver_section(facts["driver"])]
+    cuda = facts.get("cuda") or {}
+    if cuda.get("libcuda", {}).get("loaded") is not None:
+        out.append(_cuda_section(cuda))
+    out.append(_tensorflow_section(facts["tensorflow"], facts["runtime_initialized"]))
+    out.append(_keras_section(facts["keras"]))
+    out.append(_environment_section(facts["platform"]))
+    deep = facts.get("deep_check")
+    if deep:
+        out.append(_deep_section(deep))
+    return out
+
+
+def _driver_section(drv: dict[str, Any]) -> Section:
     st = drv["status"]
     s = Section("NVIDIA driver")
     s.add(
@@ -387,37 +399,39 @@ def _sections(facts: dict[str, Any]) -> list[Section]:
     if drv["devices"]:
         d0 = drv["devices"][0]
         s.add("driver", f"{d0.get('driver_version')} (CUDA {d0.get('cuda_driver_version') or 'n/a'})")
-    out.append(s)
+    return s
 
-    cuda = facts.get("cuda") or {}
-    if cuda.get("libcuda", {}).get("loaded") is not None:
-        s = Section("CUDA in this process")
-        lib = cuda["libcuda"]
+
+def _cuda_section(cuda: dict[str, Any]) -> Section:
+    s = Section("CUDA in this process")
+    lib = cuda["libcuda"]
+    s.add(
+        "libcuda.so.1",
+        f"loaded ({lib['path']})" if lib["loaded"] else f"does not load: {lib['error']}",
+        None if lib["loaded"] else "error",
+    )
+    if cuda.get("cu_init"):
+        init = cuda["cu_init"]
+        s.add("cuInit", f"{init['code']} ({init['name']})", None if init["code"] == 0 else "error")
+    if cuda.get("driver_cuda_version"):
+        s.add("driver's CUDA", cuda["driver_cuda_version"])
+    s.add("device files", cuda.get("dev_nodes") or "none")
+    s.add("/proc/driver/nvidia", cuda.get("proc_driver_version") or "missing")
+    wanted, have = cuda.get("and_cuda"), cuda.get("wheels") or {}
+    if wanted:
+        missing = [w for w in wanted if w not in have]
         s.add(
-            "libcuda.so.1",
-            f"loaded ({lib['path']})" if lib["loaded"] else f"does not load: {lib['error']}",
-            None if lib["loaded"] else "error",
+            "CUDA wheels",
+            f"{len(wanted) - len(missing)} of {len(wanted)} installed"
+            + (f" (missing: {', '.join(missing)})" if missing else ""),
+            "error" if missing else None,
         )
-        if cuda.get("cu_init"):
-            init = cuda["cu_init"]
-            s.add("cuInit", f"{init['code']} ({init['name']})", None if init["code"] == 0 else "error")
-        if cuda.get("driver_cuda_version"):
-            s.add("driver's CUDA", cuda["driver_cuda_version"])
-        s.add("device files", cuda.get("dev_nodes") or "none")
-        s.add("/proc/driver/nvidia", cuda.get("proc_driver_version") or "missing")
-        wanted, have = cuda.get("and_cuda"), cuda.get("wheels") or {}
-        if wanted:
-            missing = [w for w in wanted if w not in have]
-            s.add(
-                "CUDA wheels",
-                f"{len(wanted) - len(missing)} of {len(wanted)} installed"
-                + (f" (missing: {', '.join(missing)})" if missing else ""),
-                "error" if missing else None,
-            )
-        elif have:
-            s.add("CUDA wheels", [f"{k} {v['version']}" for k, v in have.items()])
-        out.append(s)
+    elif have:
+        s.add("CUDA wheels", [f"{k} {v['version']}" for k, v in have.items()])
+    return s
 
+
+def _tensorflow_section(tf: dict[str, Any], runtime_initialized: bool) -> Section:
     s = Section("TensorFlow")
     if not tf["installed"]:
         s.add("installed", False, "error")
@@ -439,25 +453,29 @@ def _sections(facts: dict[str, Any]) -> list[Section]:
             )
         if not tf["physical_gpus"] and tf.get("version"):
             s.add("GPUs", "none", "warning")
-    s.add("runtime initialised", facts["runtime_initialized"])
-    out.append(s)
+    s.add("runtime initialised", runtime_initialized)
+    return s
 
+
+def _keras_section(keras: dict[str, Any]) -> Section:
     s = Section("Keras")
-    if keras["installed"]:
-        s.add("version", keras.get("version") or keras.get("error"))
-        s.add("backend", keras.get("backend"))
-        bc = keras.get("backend_check")
-        if bc:
-            s.add(
-                f"{bc['framework']} GPUs",
-                bc.get("gpu_count") if bc.get("gpu_count") is not None else "not checked",
-            )
-            if bc.get("devices"):
-                s.add(f"{bc['framework']} devices", bc["devices"])
-    else:
+    if not keras["installed"]:
         s.add("installed", False)
-    out.append(s)
+        return s
+    s.add("version", keras.get("version") or keras.get("error"))
+    s.add("backend", keras.get("backend"))
+    bc = keras.get("backend_check")
+    if bc:
+        s.add(
+            f"{bc['framework']} GPUs",
+            bc.get("gpu_count") if bc.get("gpu_count") is not None else "not checked",
+        )
+        if bc.get("devices"):
+            s.add(f"{bc['framework']} devices", bc["devices"])
+    return s
 
+
+def _environment_section(plat: dict[str, Any]) -> Section:
     s = Section("Environment")
     s.add(
         "platform",
@@ -468,25 +486,24 @@ def _sections(facts: dict[str, Any]) -> list[Section]:
         s.add("CUDA_VISIBLE_DEVICES", plat["cuda_visible_devices"])
     if plat.get("tf_force_gpu_allow_growth") is not None:
         s.add("TF_FORCE_GPU_ALLOW_GROWTH", plat["tf_force_gpu_allow_growth"])
-    out.append(s)
+    return s
 
-    deep = facts.get("deep_check")
-    if deep:
-        s = Section("Deep check (runtime started)")
-        for d in deep["local_devices"]:
-            extra = f", {d['gpu_name']}, cc {d.get('compute_capability')}" if d.get("gpu_name") else ""
-            s.add(d["name"], f"{d['device_type']}, {_mib(d['memory_limit_bytes'] / 2**20)}{extra}")
-        mm = deep.get("matmul") or {}
-        if mm.get("error"):
-            s.add("matmul", mm["error"], "error")
-        elif mm:
-            s.add("matmul ran on", mm["ran_on"], None if mm["on_gpu"] else "warning")
-        for k, v in deep["memory"].items():
-            s.add(f"{k} memory", f"current {v.get('current_mib')} MiB, peak {v.get('peak_mib')} MiB")
-        if deep.get("error"):
-            s.add("error", deep["error"], "error")
-        out.append(s)
-    return out
+
+def _deep_section(deep: dict[str, Any]) -> Section:
+    s = Section("Deep check (runtime started)")
+    for d in deep["local_devices"]:
+        extra = f", {d['gpu_name']}, cc {d.get('compute_capability')}" if d.get("gpu_name") else ""
+        s.add(d["name"], f"{d['device_type']}, {_mib(d['memory_limit_bytes'] / 2**20)}{extra}")
+    mm = deep.get("matmul") or {}
+    if mm.get("error"):
+        s.add("matmul", mm["error"], "error")
+    elif mm:
+        s.add("matmul ran on", mm["ran_on"], None if mm["on_gpu"] else "warning")
+    for k, v in deep["memory"].items():
+        s.add(f"{k} memory", f"current {v.get('current_mib')} MiB, peak {v.get('peak_mib')} MiB")
+    if deep.get("error"):
+        s.add("error", deep["error"], "error")
+    return s
 
 
 def _mib(v) -> str:

@@ -228,36 +228,10 @@ def distribute_notebook(kind: str = "auto", batch: int | None = None, user_ns: d
             "https://keras.io/guides/distribution/",
         )
     tf = import_tensorflow()
-    fixes: list[Fix] = []
     if kind == "off":
-        tf.distribute.experimental_set_strategy(None)
-        _NOTEBOOK.update(strategy=None, kind=None)
-        strategy_guard.keep(None)
-        return Card(
-            "Distribution",
-            "info",
-            "Distribution off: new models build on TensorFlow's default strategy (models built under the "
-            "old one keep it).",
-            data={"kind": "distribute", "strategy": "off", "replicas": 1},
-        )
-    reused = False
-    strategy = _NOTEBOOK["strategy"]
-    if strategy is not None and kind in ("auto", _NOTEBOOK["kind"]):
-        reused, why = True, "the strategy this kernel already has (reused)"
-    else:
-        if strategy is not None:
-            fixes.append(
-                Fix(
-                    "strategy_changed",
-                    "warning",
-                    f"This kernel already had a {type(strategy).__name__}; models built under it keep it.",
-                    "Restart the kernel and run all, so every model builds under the new strategy.",
-                )
-            )
-        strategy, why = _choose(tf, kind)
-        if strategy is None:
-            strategy = tf.distribute.get_strategy()
-    _NOTEBOOK.update(strategy=strategy, kind=_NOTEBOOK["kind"] if reused else kind)
+        return _distribution_off(tf)
+    fixes: list[Fix] = []
+    strategy, why, reused = _notebook_strategy_for(tf, kind, fixes)
     is_default = type(strategy).__name__ in ("_DefaultDistributionStrategy",)
     if not is_default:
         if tf.distribute.get_strategy() is not strategy:
@@ -278,22 +252,8 @@ def distribute_notebook(kind: str = "auto", batch: int | None = None, user_ns: d
                 "re-run the cells that build and compile the model now.",
             )
         )
-    sec = Section("Strategy")
     name = "default (no distribution)" if is_default else type(strategy).__name__
-    sec.add("strategy", name)
-    sec.add("why", why)
-    sec.add("replicas", replicas)
-    if devices:
-        sec.add("devices", devices)
-    global_batch = None
-    if batch:
-        global_batch = batch * replicas
-        sec.add("your batch size", batch)
-        if replicas > 1:
-            sec.add("per replica now", f"{batch / replicas:g} ({batch} split over {replicas} replicas)")
-            sec.add(
-                "to keep", f"{batch} per replica: a global batch of {global_batch} ({batch} x {replicas})"
-            )
+    sec, global_batch = _strategy_section(name, why, replicas, devices, batch)
     if is_default:
         summary = f"No distribution: {why}."
     else:
@@ -315,6 +275,62 @@ def distribute_notebook(kind: str = "auto", batch: int | None = None, user_ns: d
         "models_built_before": built,
     }
     return Card("Distribution", level, summary, [sec], fixes, data)
+
+
+def _distribution_off(tf) -> Card:
+    tf.distribute.experimental_set_strategy(None)
+    _NOTEBOOK.update(strategy=None, kind=None)
+    strategy_guard.keep(None)
+    return Card(
+        "Distribution",
+        "info",
+        "Distribution off: new models build on TensorFlow's default strategy (models built under the "
+        "old one keep it).",
+        data={"kind": "distribute", "strategy": "off", "replicas": 1},
+    )
+
+
+def _notebook_strategy_for(tf, kind: str, fixes: list[Fix]):
+    """(strategy, why, reused): the kernel's strategy when `kind` allows it, else a new one (kept)."""
+    reused = False
+    strategy = _NOTEBOOK["strategy"]
+    if strategy is not None and kind in ("auto", _NOTEBOOK["kind"]):
+        reused, why = True, "the strategy this kernel already has (reused)"
+    else:
+        if strategy is not None:
+            fixes.append(
+                Fix(
+                    "strategy_changed",
+                    "warning",
+                    f"This kernel already had a {type(strategy).__name__}; models built under it keep it.",
+                    "Restart the kernel and run all, so every model builds under the new strategy.",
+                )
+            )
+        strategy, why = _choose(tf, kind)
+        if strategy is None:
+            strategy = tf.distribute.get_strategy()
+    _NOTEBOOK.update(strategy=strategy, kind=_NOTEBOOK["kind"] if reused else kind)
+    return strategy, why, reused
+
+
+def _strategy_section(name: str, why: str, replicas: int, devices: list[str], batch: int | None):
+    """The card's Strategy section, and the global batch that keeps `batch` per replica."""
+    sec = Section("Strategy")
+    sec.add("strategy", name)
+    sec.add("why", why)
+    sec.add("replicas", replicas)
+    if devices:
+        sec.add("devices", devices)
+    global_batch = None
+    if batch:
+        global_batch = batch * replicas
+        sec.add("your batch size", batch)
+        if replicas > 1:
+            sec.add("per replica now", f"{batch / replicas:g} ({batch} split over {replicas} replicas)")
+            sec.add(
+                "to keep", f"{batch} per replica: a global batch of {global_batch} ({batch} x {replicas})"
+            )
+    return sec, global_batch
 
 
 def _keras_backend() -> str:

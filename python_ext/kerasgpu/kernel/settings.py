@@ -160,23 +160,12 @@ def set_mixed_precision(policy: str | None = None) -> Card:
     keras = _import_keras()
     set_policy = getattr(keras.mixed_precision, "set_global_policy", None) or keras.config.set_dtype_policy
     get_policy = getattr(keras.mixed_precision, "global_policy", None) or keras.config.dtype_policy
-    fixes = []
     gpus = _kernel_gpus(keras)
     why = None
     if policy == "auto":
         chosen, why = auto_policy(gpus)
         if chosen is None:
-            sec = Section("Keras")
-            sec.add("global dtype policy", get_policy().name)
-            for n, cc in gpus:
-                sec.add(n, f"compute capability {cc[0]}.{cc[1]}" if cc else "compute capability n/a")
-            return Card(
-                "Mixed precision",
-                "warning",
-                f"Mixed precision not set: {why}",
-                [sec],
-                data={"ok": False, "policy": get_policy().name, "reason": why, "gpus": _gpu_json(gpus)},
-            )
+            return _policy_refused(get_policy().name, why, gpus)
         policy = chosen
     if policy is not None:
         if policy not in POLICIES:
@@ -187,31 +176,45 @@ def set_mixed_precision(policy: str | None = None) -> Card:
             )
         set_policy(policy)
     name = get_policy().name
+    fixes = _policy_fixes(name, gpus, auto=why is not None)
+    level = "warning" if any(f.level == "warning" for f in fixes) else "ok"
+    return Card(
+        "Mixed precision",
+        level,
+        f"Keras dtype policy: {name}."
+        + (" Models built from now on compute in 16 bits." if name.startswith("mixed") else ""),
+        [_policy_section(name, gpus, why)],
+        fixes,
+        {"ok": True, "policy": name, "reason": why, "gpus": _gpu_json(gpus)},
+    )
+
+
+def _policy_section(name: str, gpus, why: str | None = None) -> Section:
+    sec = Section("Keras")
+    sec.add("global dtype policy", name)
+    if why:
+        sec.add("why", why)
+    for n, cc in gpus:
+        sec.add(n, f"compute capability {cc[0]}.{cc[1]}" if cc else "compute capability n/a")
+    return sec
+
+
+def _policy_refused(name: str, why: str, gpus) -> Card:
+    """'auto' found no GPU that 16-bit compute would speed up: the policy stays, and why."""
+    return Card(
+        "Mixed precision",
+        "warning",
+        f"Mixed precision not set: {why}",
+        [_policy_section(name, gpus)],
+        data={"ok": False, "policy": name, "reason": why, "gpus": _gpu_json(gpus)},
+    )
+
+
+def _policy_fixes(name: str, gpus, auto: bool) -> list[Fix]:
+    """What to know about policy `name` on these GPUs (`auto`: the policy was chosen for them)."""
+    fixes = []
     if name.endswith("float16") and "bfloat16" not in name:
-        slow = [f"{n} ({cc[0]}.{cc[1]})" for n, cc in gpus if cc and cc < (7, 0)]
-        if slow:
-            fixes.append(
-                Fix(
-                    "old_gpu",
-                    "warning",
-                    "float16 needs Tensor Cores (compute capability 7.0+) to run faster; these GPUs have "
-                    f"none: {', '.join(slow)}.",
-                    "Stay with float32 on these GPUs.",
-                    ["%mixed_precision float32"],
-                    "https://www.tensorflow.org/guide/mixed_precision#supported_hardware",
-                )
-            )
-        fast_bf16 = [f"{n} ({cc[0]}.{cc[1]})" for n, cc in gpus if cc and cc >= (8, 0)]
-        if fast_bf16 and why is None:
-            fixes.append(
-                Fix(
-                    "prefer_bfloat16",
-                    "info",
-                    f"These GPUs run bfloat16 as fast as float16: {', '.join(fast_bf16)}.",
-                    "mixed_bfloat16 needs no loss scaling and has float32's range.",
-                    ["%mixed_precision mixed_bfloat16"],
-                )
-            )
+        fixes += _float16_fixes(gpus, auto)
     if name == "mixed_bfloat16":
         slow = [f"{n} ({cc[0]}.{cc[1]})" for n, cc in gpus if cc and cc < (8, 0)]
         if slow:
@@ -250,22 +253,36 @@ def set_mixed_precision(policy: str | None = None) -> Card:
                 "https://keras.io/api/mixed_precision/",
             )
         )
-    level = "warning" if any(f.level == "warning" for f in fixes) else "ok"
-    sec = Section("Keras")
-    sec.add("global dtype policy", name)
-    if why:
-        sec.add("why", why)
-    for n, cc in gpus:
-        sec.add(n, f"compute capability {cc[0]}.{cc[1]}" if cc else "compute capability n/a")
-    return Card(
-        "Mixed precision",
-        level,
-        f"Keras dtype policy: {name}."
-        + (" Models built from now on compute in 16 bits." if name.startswith("mixed") else ""),
-        [sec],
-        fixes,
-        {"ok": True, "policy": name, "reason": why, "gpus": _gpu_json(gpus)},
-    )
+    return fixes
+
+
+def _float16_fixes(gpus, auto: bool) -> list[Fix]:
+    fixes = []
+    slow = [f"{n} ({cc[0]}.{cc[1]})" for n, cc in gpus if cc and cc < (7, 0)]
+    if slow:
+        fixes.append(
+            Fix(
+                "old_gpu",
+                "warning",
+                "float16 needs Tensor Cores (compute capability 7.0+) to run faster; these GPUs have "
+                f"none: {', '.join(slow)}.",
+                "Stay with float32 on these GPUs.",
+                ["%mixed_precision float32"],
+                "https://www.tensorflow.org/guide/mixed_precision#supported_hardware",
+            )
+        )
+    fast_bf16 = [f"{n} ({cc[0]}.{cc[1]})" for n, cc in gpus if cc and cc >= (8, 0)]
+    if fast_bf16 and not auto:
+        fixes.append(
+            Fix(
+                "prefer_bfloat16",
+                "info",
+                f"These GPUs run bfloat16 as fast as float16: {', '.join(fast_bf16)}.",
+                "mixed_bfloat16 needs no loss scaling and has float32's range.",
+                ["%mixed_precision mixed_bfloat16"],
+            )
+        )
+    return fixes
 
 
 def _gpu_json(gpus):
@@ -275,23 +292,8 @@ def _gpu_json(gpus):
 def check_mixed_precision(user_ns: dict | None, model_name: str | None = None) -> Card:
     """`%mixed_precision check`: the traps of 16-bit compute in the user's built models: a float
     Input feeding an Embedding, custom layers making float32 tensors in call(), a 16-bit output."""
-    import ast
-    import inspect
-    import textwrap
-
-    from ..core.planner.cells import Cell, Notebook
-    from ..core.planner.traps import mixed_precision_traps
-
     keras = _import_keras()
-    ns = user_ns or {}
-    if model_name is not None:
-        if not isinstance(ns.get(model_name), keras.Model):
-            raise KerasGPUError(
-                "no_model", f"'{model_name}' is not a Keras model in this kernel.", "Name a built model."
-            )
-        models = {model_name: ns[model_name]}
-    else:
-        models = {k: v for k, v in ns.items() if not k.startswith("_") and isinstance(v, keras.Model)}
+    models = _user_models(keras, user_ns or {}, model_name)
     policy = (getattr(keras.mixed_precision, "global_policy", None) or keras.config.dtype_policy)().name
     fixes: list[Fix] = []
     sec = Section("Models")
@@ -303,46 +305,13 @@ def check_mixed_precision(user_ns: dict | None, model_name: str | None = None) -
             else model.layers
         )
         sec.add(name, f"{type(model).__name__}, {len(layers)} layers, compute dtype {model.compute_dtype}")
-        inputs = getattr(model, "inputs", None) or []
-        has_embedding = any(isinstance(layer, keras.layers.Embedding) for layer in layers)
-        float_inputs = [t for t in inputs if "float" in str(getattr(t, "dtype", ""))]
-        if has_embedding and float_inputs:
-            fixes.append(
-                Fix(
-                    "float_input_embedding",
-                    "warning",
-                    f"{name}: an Embedding reads a float Input ({float_inputs[0].dtype}); under a 16-bit "
-                    'policy ids above 2048 get rounded ("indices[..] = 20000 is not in [0, 20000)").',
-                    'Give the Input dtype="int32" and rebuild the model.',
-                    ['keras.Input(shape=(maxlen,), dtype="int32")'],
-                )
-            )
+        fixes += _embedding_input_fixes(keras, name, model, layers)
         for layer in layers:
             cls = type(layer)
             if cls in seen_classes or cls.__module__.startswith(("keras", "tensorflow", "tf_keras")):
                 continue
             seen_classes.add(cls)
-            try:
-                src = textwrap.dedent(inspect.getsource(cls.call))
-            except (OSError, TypeError):
-                continue
-            body = f"class {cls.__name__}(Layer):\n" + textwrap.indent(src, "    ")
-            try:
-                tree = ast.parse(body)
-            except SyntaxError:
-                continue
-            nb = Notebook.of([Cell(0, body, tree=tree)])
-            for trap in mixed_precision_traps(nb):
-                if trap["code"] == "float32_in_custom_layer":
-                    fixes.append(
-                        Fix(
-                            trap["code"],
-                            "warning",
-                            f"{name}: {trap['text']}",
-                            trap["fix"],
-                            [trap["evidence"]],
-                        )
-                    )
+            fixes += _custom_layer_fixes(name, cls)
         if layers:
             last = layers[-1]
             out_dtype = getattr(last, "compute_dtype", "float32")
@@ -366,6 +335,61 @@ def check_mixed_precision(user_ns: dict | None, model_name: str | None = None) -
         level = "ok"
     data = {"ok": True, "policy": policy, "models": sorted(models), "traps": [f.to_json() for f in fixes]}
     return Card("Mixed precision", level, summary, [sec], fixes, data)
+
+
+def _user_models(keras, ns: dict, model_name: str | None) -> dict:
+    """The Keras models of the user's namespace (or the one named), by name."""
+    if model_name is not None:
+        if not isinstance(ns.get(model_name), keras.Model):
+            raise KerasGPUError(
+                "no_model", f"'{model_name}' is not a Keras model in this kernel.", "Name a built model."
+            )
+        return {model_name: ns[model_name]}
+    return {k: v for k, v in ns.items() if not k.startswith("_") and isinstance(v, keras.Model)}
+
+
+def _embedding_input_fixes(keras, name: str, model, layers) -> list[Fix]:
+    inputs = getattr(model, "inputs", None) or []
+    has_embedding = any(isinstance(layer, keras.layers.Embedding) for layer in layers)
+    float_inputs = [t for t in inputs if "float" in str(getattr(t, "dtype", ""))]
+    if not (has_embedding and float_inputs):
+        return []
+    return [
+        Fix(
+            "float_input_embedding",
+            "warning",
+            f"{name}: an Embedding reads a float Input ({float_inputs[0].dtype}); under a 16-bit "
+            'policy ids above 2048 get rounded ("indices[..] = 20000 is not in [0, 20000)").',
+            'Give the Input dtype="int32" and rebuild the model.',
+            ['keras.Input(shape=(maxlen,), dtype="int32")'],
+        )
+    ]
+
+
+def _custom_layer_fixes(name: str, cls: type) -> list[Fix]:
+    """The planner's float32-in-call() trap, read from a custom layer class's own `call` source."""
+    import ast
+    import inspect
+    import textwrap
+
+    from ..core.planner.cells import Cell, Notebook
+    from ..core.planner.traps import mixed_precision_traps
+
+    try:
+        src = textwrap.dedent(inspect.getsource(cls.call))
+    except (OSError, TypeError):
+        return []
+    body = f"class {cls.__name__}(Layer):\n" + textwrap.indent(src, "    ")
+    try:
+        tree = ast.parse(body)
+    except SyntaxError:
+        return []
+    nb = Notebook.of([Cell(0, body, tree=tree)])
+    return [
+        Fix(trap["code"], "warning", f"{name}: {trap['text']}", trap["fix"], [trap["evidence"]])
+        for trap in mixed_precision_traps(nb)
+        if trap["code"] == "float32_in_custom_layer"
+    ]
 
 
 def set_tf_log(level: str | None = None) -> Card:
