@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .findings import ms, pct
 from .timeutil import format_clock
 
 SLOWER = 1.10  # a run this much slower than the last one (steps/s, same batch: samples/s) is called slower
@@ -248,10 +249,10 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
     ratio = ra / rb  # > 1: this run is slower
     when = format_clock(old["time"])
     diff = changes(old, new)
-    step = f"step {old['step_time_s'] * 1000:.0f} ms -> {new['step_time_s'] * 1000:.0f} ms"
+    step = f"step {ms(old['step_time_s'])} ms -> {ms(new['step_time_s'])} ms"
     wait = ""
     if old.get("input_share") is not None and new.get("input_share") is not None:
-        wait = f"input wait {old['input_share'] * 100:.0f} % -> {new['input_share'] * 100:.0f} %, "
+        wait = f"input wait {pct(old['input_share'] * 100)} % -> {pct(new['input_share'] * 100)} %, "
     if ratio >= SLOWER:
         text = f"{ratio:.1f}x slower than the run of {when}"
         level, title = "warning", "Slower than the last run of this model"
