@@ -7,7 +7,7 @@ For each fleet size it starts, on 127.0.0.1, an exposition server (a subprocess 
 kerasgpu's, DCGM exporter's and the nvidia-smi exporter's metric names for GPUS GPUs per host,
 one third of the hosts each) and a real Prometheus (Debian's `prometheus`) scraping it as N
 targets, each named by a `host` label. Then, in this process, on one asyncio loop like the
-server's, kerasgpu's own `FleetQuery` (handlers_fleet.py, the code behind GET
+server's, kerasgpu's own `FleetQuery` (server/fleet.py, the code behind GET
 kerasgpu/api/v1/fleet) with fleet_interval = 1 s, and a probe task that sleeps 5 ms again and
 again and records how late it wakes (the loop's scheduling lag). Two windows of S seconds:
   baseline  the probe alone (no fleet query);
@@ -188,8 +188,8 @@ async def window(seconds: float, query=None) -> dict:
 
 
 async def measure(hosts: int, gpus: int, seconds: float, work: Path) -> tuple[dict, dict, int]:
-    from kerasgpu.server.fleet import FleetQuery
     from kerasgpu.server.config import KerasGPU
+    from kerasgpu.server.fleet import FleetQuery
 
     exporter_port, prom_port = free_port(), free_port()
     exporter = f"127.0.0.1:{exporter_port}"

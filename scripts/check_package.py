@@ -70,8 +70,10 @@ def main() -> None:
         ext = f"{data}/data/share/jupyter/labextensions/jupyterlab-kerasgpu"
         must = [
             "kerasgpu/__init__.py",
-            "kerasgpu/server.py",
-            "kerasgpu/routes.py",
+            "kerasgpu/server/app.py",
+            "kerasgpu/server/base.py",
+            # The server's TensorFlow probe runs this file's text in a kernel's Python.
+            "kerasgpu/kernel/probe.py",
             f"{ext}/package.json",
             f"{ext}/install.json",
             f"{ext}/static/style.js",
