@@ -5,6 +5,11 @@ so Keras keeps dispatching `on_train_batch_end` asynchronously and no step waits
 for its logs). Everything else (the card, the comm, the findings) runs at most
 once per `refresh_s` and at the end of each epoch. GPU readings come from the
 kernel's telemetry sampler thread (`gpuwatch`).
+
+One window: every update reads this fit's steady steps so far (after the warm-up), with the
+GPU readings taken during them, once (`_window`), and both the card's numbers (step time,
+busy %, input wait) and its findings are computed from that one reading, written the same
+way (`findings.ms`, `findings.pct`: as the panel's toFixed(1) and Math.round write them).
 """
 
 from __future__ import annotations
