@@ -216,14 +216,13 @@ def _policy_fixes(name: str, gpus, auto: bool) -> list[Fix]:
     if name.endswith("float16") and "bfloat16" not in name:
         fixes += _float16_fixes(gpus, auto)
     if name == "mixed_bfloat16":
-        slow = [f"{n} ({cc[0]}.{cc[1]})" for n, cc in gpus if cc and cc < (8, 0)]
+        slow = _gpus_below(gpus, (8, 0))
         if slow:
             fixes.append(
                 Fix(
                     "old_gpu",
                     "warning",
-                    "bfloat16 needs compute capability 8.0+ (Ampere); these GPUs have less: "
-                    f"{', '.join(slow)}.",
+                    f"bfloat16 needs compute capability 8.0+ (Ampere); these GPUs have less: {slow}.",
                     "Use mixed_float16 on 7.x GPUs, float32 below.",
                     ["%mixed_precision mixed_float16"],
                 )
@@ -256,16 +255,21 @@ def _policy_fixes(name: str, gpus, auto: bool) -> list[Fix]:
     return fixes
 
 
+def _gpus_below(gpus, cc_min: tuple[int, int]) -> str:
+    """'name (cc), ...' of the GPUs whose compute capability is below `cc_min` ('' when none)."""
+    return ", ".join(f"{n} ({cc[0]}.{cc[1]})" for n, cc in gpus if cc and cc < cc_min)
+
+
 def _float16_fixes(gpus, auto: bool) -> list[Fix]:
     fixes = []
-    slow = [f"{n} ({cc[0]}.{cc[1]})" for n, cc in gpus if cc and cc < (7, 0)]
+    slow = _gpus_below(gpus, (7, 0))
     if slow:
         fixes.append(
             Fix(
                 "old_gpu",
                 "warning",
                 "float16 needs Tensor Cores (compute capability 7.0+) to run faster; these GPUs have "
-                f"none: {', '.join(slow)}.",
+                f"none: {slow}.",
                 "Stay with float32 on these GPUs.",
                 ["%mixed_precision float32"],
                 "https://www.tensorflow.org/guide/mixed_precision#supported_hardware",
