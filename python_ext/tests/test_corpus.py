@@ -69,7 +69,9 @@ def test_distribute_this_notebook_with_every_setup_tool(corpus, name):
     the user's own cells train on two replicas, or Distribute refused before inserting anything."""
     run = corpus[(name, "notebook")]
     cells = [c["source"] for c in run.cells]
-    assert cells[0] == "%load_ext kerasgpu\n%gpu_check"
+    # The verification cell: below the notebook's leading markdown, its first code cell.
+    first_code = next(c["source"] for c in run.cells if c["cell_type"] == "code")
+    assert first_code == "%load_ext kerasgpu\n%gpu_check"
     assert run.trained, _failure(run)
     assert "Mixing different" not in run.outputs
     refused = _refused(run, "distribute")

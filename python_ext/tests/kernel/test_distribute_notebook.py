@@ -156,3 +156,27 @@ def test_mixed_precision_without_keras_gives_a_card_not_a_traceback():
     assert cells[1].error is None
     card = cells[1].json
     assert card["level"] == "error" and "%pip install" in card["fixes"][0]["fix"]
+
+
+def test_a_users_notebook_with_distribute_then_the_verification_cell_loads_kerasgpu_once():
+    """A title, then the user's cells; Distribute, then the verification cell: it goes below the
+    title, above the strategy cell, and the one `%load_ext kerasgpu` is its own (IPython says
+    'already loaded' at a second one)."""
+    cells = [{"source": "# My model", "cell_type": "markdown"}] + [
+        {"source": c, "cell_type": "code"} for c in (DATA, BUILD, COMPILE, FIT)
+    ]
+    for tool in ("distribute", "verify"):
+        plan = plans.plan(tool, cells, None, {})
+        for e in plan["edits"]:
+            if e["op"] == "insert":
+                cells.insert(e["index"], {"source": e["source"], "cell_type": "code"})
+            else:
+                cells[e["index"]] = {**cells[e["index"]], "source": e["source"]}
+    assert cells[0]["cell_type"] == "markdown" and cells[1]["source"] == "%load_ext kerasgpu\n%gpu_check"
+    code = [c["source"] for c in cells if c["cell_type"] == "code"]
+    # As in a fresh kernel: kerasgpu not loaded (the test runner loads it for the other tests).
+    ran = run_cells(["%unload_ext kerasgpu", TWO_CPUS, *code, MIRRORED])
+    assert all(c.error is None for c in ran), [c.error for c in ran]
+    assert not any("already loaded" in c.stdout + c.text for c in ran)
+    assert "MirroredStrategy with 2 replica(s)" in ran[4].text
+    assert "MIRRORED True" in ran[-1].stdout and "REPLICAS 2" in ran[-1].stdout

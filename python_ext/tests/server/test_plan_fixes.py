@@ -188,3 +188,107 @@ def test_a_float32_constant_in_a_regularizer_makes_mixed_precision_refuse():
     )
     assert not plan["ok"]
     assert "The regularizer Orthogonal makes tf.eye(n) in float32" in plan["messages"][0]["text"]
+
+
+# A notebook as a user writes one: a title and an introduction in markdown, then the code.
+TITLE = "# A small CNN on MNIST"
+INTRO = "Trains a small convnet; the GPU tools above add their cells."
+IMPORTS = "import numpy as np\nimport keras"
+CNN = (
+    "model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(8, 3), keras.layers.Flatten(),\n"
+    "    keras.layers.Dense(10, activation='softmax')])\n"
+    "model.compile(optimizer='adam', loss='sparse_categorical_crossentropy')"
+)
+TRAIN = "model.fit(np.zeros((64, 28, 28, 1)), np.zeros(64), batch_size=32, epochs=1)"
+LOAD = "%load_ext kerasgpu"
+
+
+def _users_notebook(*code: str) -> list[dict]:
+    return [{"source": TITLE, "cell_type": "markdown"}, {"source": INTRO, "cell_type": "markdown"}] + [
+        {"source": c, "cell_type": "code"} for c in code
+    ]
+
+
+def _use(tool: str, cells: list[dict], active=None, **options) -> tuple[list[dict], dict]:
+    """The tool as the frontend uses it: plan on the cells, apply the edits (as one undo step)."""
+    plan = plans.plan(tool, cells, active, options)
+    out = [dict(c) for c in cells]
+    for e in plan["edits"]:
+        if e["op"] == "insert":
+            meta = e["metadata"]
+            cell = {"source": e["source"], "cell_type": "code", "tags": meta.get("tags", [])}
+            out.insert(e["index"], {**cell, "snippet": meta["kerasgpu"]["snippet"]})
+        else:
+            out[e["index"]] = {**out[e["index"]], "source": e["source"]}
+    return out, plan
+
+
+def _loads(cells: list[dict]) -> list[int]:
+    return [i for i, c in enumerate(cells) for line in c["source"].split("\n") if line.strip() == LOAD]
+
+
+def test_the_verification_cell_goes_below_the_notebooks_title():
+    cells, plan = _use("verify", _users_notebook(IMPORTS, CNN, TRAIN))
+    assert [c["source"] for c in cells[:3]] == [TITLE, INTRO, "%load_ext kerasgpu\n%gpu_check"]
+    assert cells[2]["tags"] == ["kerasgpu-verify"] and plan["select"] == 2
+    assert cells[3]["source"] == IMPORTS
+    # Asked again: it is there, nothing moves.
+    assert _use("verify", cells)[1]["edits"] == []
+    # Memory growth must run before TensorFlow starts: above the imports, below the verification cell.
+    cells, _ = _use("snippet", cells, 5, id="memory_growth")
+    assert cells[2]["tags"] == ["kerasgpu-verify"] and cells[3]["snippet"] == "memory_growth"
+    assert cells[4]["source"] == IMPORTS
+
+
+def test_cells_for_the_top_of_a_notebook_without_tensorflow_go_below_its_title():
+    cells, _ = _use("verify", _users_notebook("x = 1"))
+    assert [c["cell_type"] for c in cells] == ["markdown", "markdown", "code", "code"]
+    cells, _ = _use("snippet", cells, 3, id="memory_growth")
+    assert cells[2]["tags"] == ["kerasgpu-verify"] and cells[3]["snippet"] == "memory_growth"
+    # A notebook of markdown only: the verification cell goes after it.
+    cells, plan = _use("verify", _users_notebook())
+    assert plan["edits"][0]["index"] == 2 and cells[2]["tags"] == ["kerasgpu-verify"]
+
+
+def test_one_load_ext_when_the_verification_cell_comes_after_distribute():
+    cells, _ = _use("distribute", _users_notebook(IMPORTS, CNN, TRAIN))
+    assert _loads(cells) == [3] and cells[3]["source"].startswith(LOAD + "\n")
+    # The verification cell goes above the strategy cell: the load moves into it, once.
+    cells, plan = _use("verify", cells)
+    assert cells[2]["source"] == "%load_ext kerasgpu\n%gpu_check"
+    assert _loads(cells) == [2]
+    assert cells[4]["snippet"] == "distribute_notebook" and "%load_ext" not in cells[4]["source"]
+    assert cells[4]["source"].endswith("%gpu_distribute --batch 32")
+    moved = next(m for m in plan["messages"] if m["code"] == "load_ext_moved")
+    assert moved["cell"] == 4 and moved["text"].startswith("cell 5: its `%load_ext kerasgpu` was taken out")
+    assert moved["cell_line"].startswith("# Your batch: fit(batch_size=32)")
+
+
+def test_one_load_ext_when_distribute_comes_after_the_verification_cell():
+    cells, _ = _use("verify", _users_notebook(IMPORTS, CNN, TRAIN))
+    cells, plan = _use("distribute", cells)
+    assert _loads(cells) == [2]  # the verification cell's, which runs first
+    strategy = next(c for c in cells if c.get("snippet") == "distribute_notebook")
+    assert "%load_ext" not in strategy["source"] and plan["edits"][0]["index"] == 4
+
+
+def test_a_load_of_the_users_own_below_the_new_cell_is_taken_out():
+    """The user loads kerasgpu in a later cell; Distribute's cell goes above it, loads kerasgpu
+    first, and that later load goes (a second one only prints 'already loaded')."""
+    cells, _ = _use("distribute", _users_notebook(IMPORTS, CNN, TRAIN, f"{LOAD}\n%gpu_check --deep"))
+    assert _loads(cells) == [3] and cells[3]["snippet"] == "distribute_notebook"
+    assert cells[-1]["source"] == "%gpu_check --deep"
+    # A load above the strategy cell: Distribute adds none.
+    cells, _ = _use("distribute", _users_notebook(f"{LOAD}\n{IMPORTS}", CNN, TRAIN))
+    assert _loads(cells) == [2] and cells[3]["snippet"] == "distribute_notebook"
+
+
+def test_an_old_verification_cell_below_a_load_is_brought_to_one_load():
+    cells = _users_notebook(f"{LOAD}\n{IMPORTS}", CNN)
+    cells.insert(
+        3, {"source": "%load_ext kerasgpu\n%gpu_check", "cell_type": "code", "tags": ["kerasgpu-verify"]}
+    )
+    cells, plan = _use("verify", cells)
+    assert plan["messages"][0]["text"] == "The GPU verification cell was updated."
+    assert cells[3]["source"] == "%gpu_check" and _loads(cells) == [2]
+    assert _use("verify", cells)[1]["edits"] == []

@@ -292,13 +292,20 @@ def is_ours(c: Cell, snippet_id: str | None = None) -> bool:
     return c.snippet is not None or VERIFY_TAG in c.tags
 
 
+def below_title(cells: list[Cell]) -> int:
+    """Where a cell added at the top goes: below the notebook's leading markdown (its title and
+    introduction), before its first code cell (at the end when it has none)."""
+    return next((c.index for c in cells if c.code), len(cells))
+
+
 def top_index(cells: list[Cell]) -> int:
     """Where a cell that must run before TensorFlow starts goes: above the first TensorFlow cell,
-    else at the top, below a leading verification cell either way."""
+    else at the top (below the leading markdown), below a leading verification cell either way."""
     first = first_tensorflow_cell(cells)
     if first >= 0:
         return first
-    return 1 if cells and VERIFY_TAG in cells[0].tags else 0
+    i = below_title(cells)
+    return i + 1 if i < len(cells) and VERIFY_TAG in cells[i].tags else i
 
 
 def config_index(nb: Notebook) -> tuple[int, bool]:
@@ -306,8 +313,8 @@ def config_index(nb: Notebook) -> tuple[int, bool]:
     after the memory settings (which must come before TensorFlow starts). (index, found a model)."""
     first = nb.first_build()
     if first < 0:
-        # After our own set-up cells at the top, else at the top.
-        i = 0
+        # After our own set-up cells at the top (below the leading markdown), else at the top.
+        i = below_title(nb.cells)
         while i < len(nb.cells) and is_ours(nb.cells[i]):
             i += 1
         return i, False

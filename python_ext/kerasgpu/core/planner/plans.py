@@ -26,6 +26,7 @@ from .cells import (
     VERIFY_TAG,
     Notebook,
     PlanError,
+    below_title,
     config_index,
     find_batch_sizes,
     parse_cells,
@@ -88,18 +89,71 @@ def _plan(tool: str, nb: Notebook, active: int | None, options: dict[str, Any]) 
 
 
 def _plan_verify(nb: Notebook) -> dict[str, Any]:
+    """The verification cell: below the notebook's title (its leading markdown), before its first
+    code cell; it loads kerasgpu, so the cells below it no longer do (one `%load_ext` per notebook)."""
     for c in nb.cells:
         if VERIFY_TAG in c.tags:
-            if c.source.strip() == VERIFY_SOURCE:
-                return {"tool": "verify", "ok": True, "edits": [], "messages": [], "select": c.index}
-            return {
-                "tool": "verify",
-                "ok": True,
-                "edits": [{"op": "replace", "index": c.index, "source": VERIFY_SOURCE}],
-                "messages": [message("info", "The GPU verification cell was updated.")],
-                "select": c.index,
-            }
-    return insert_cell("verify", 0, VERIFY_SOURCE, "verify_gpu", tags=[VERIFY_TAG])
+            return _update_verify(nb, c)
+    index = below_title(nb.cells)
+    plan = insert_cell("verify", index, VERIFY_SOURCE, "verify_gpu", tags=[VERIFY_TAG])
+    _one_load(plan, nb, index, shifted(index), f"the verification cell ({cell_no(index)})")
+    return plan
+
+
+def _update_verify(nb: Notebook, c) -> dict[str, Any]:
+    """An existing verification cell, brought up to date (without its `%load_ext` where a cell above
+    it already loads kerasgpu)."""
+    loaded_above = any(
+        o.code and _LOAD_LINE.match(line) for o in nb.cells[: c.index] for line in o.source.split("\n")
+    )
+    want = _without_load(VERIFY_SOURCE) if loaded_above else VERIFY_SOURCE
+    if c.source.strip() == want:
+        return {"tool": "verify", "ok": True, "edits": [], "messages": [], "select": c.index}
+    return {
+        "tool": "verify",
+        "ok": True,
+        "edits": [{"op": "replace", "index": c.index, "source": want}],
+        "messages": [message("info", "The GPU verification cell was updated.")],
+        "select": c.index,
+    }
+
+
+# A line that loads kerasgpu; a second load in a notebook only prints "already loaded".
+_LOAD_LINE = re.compile(r"^\s*%load_ext\s+kerasgpu\s*(?:#.*)?$")
+
+
+def _loads(source: str) -> bool:
+    return any(_LOAD_LINE.match(line) for line in source.split("\n"))
+
+
+def _without_load(source: str) -> str:
+    return "\n".join(line for line in source.split("\n") if not _LOAD_LINE.match(line))
+
+
+def _one_load(plan: dict[str, Any], nb: Notebook, start: int, after, loader: str) -> None:
+    """One `%load_ext kerasgpu` per notebook: the plan's new cell loads kerasgpu above the code cells
+    from `start` on, so their own `%load_ext kerasgpu` lines go (in the plan's edit of the cell,
+    where it has one). `after` maps a cell's index to its index after the insertion."""
+    replaced = {e["index"]: e for e in plan["edits"] if e["op"] == "replace"}
+    for c in nb.cells[start:]:
+        i = after(c.index)
+        edit = replaced.get(i)
+        source = edit["source"] if edit else c.source
+        if not c.code or not _loads(source):
+            continue
+        if edit:
+            edit["source"] = _without_load(source)
+        else:
+            plan["edits"].append({"op": "replace", "index": i, "source": _without_load(source)})
+        plan["messages"].append(
+            message(
+                "info",
+                f"{cell_no(i)}: its `%load_ext kerasgpu` was taken out: {loader} loads kerasgpu first, and a "
+                "second load only says it is already loaded.",
+                code="load_ext_moved",
+                cell=i,
+            )
+        )
 
 
 def _plan_snippet(nb: Notebook, entry: dict[str, Any], active: int | None, options) -> dict[str, Any]:
@@ -239,8 +293,11 @@ def _plan_distribute(nb: Notebook, options) -> dict[str, Any]:
     if refusal is not None:
         return refusal
     marks, _ = built_marks(nb)
-    plan = insert_cell("distribute", index, _distribute_source(nb, index, kind), DISTRIBUTE_ID, messages)
+    source = _distribute_source(nb, index, kind)
+    plan = insert_cell("distribute", index, source, DISTRIBUTE_ID, messages)
     _mark_built(plan, nb, marks, shifted(index))
+    if source.startswith("%load_ext kerasgpu"):
+        _one_load(plan, nb, index, shifted(index), f"the strategy cell ({cell_no(index)})")
     return plan
 
 
