@@ -3,6 +3,8 @@
 Modules: `findings` (pure rules and their thresholds), `gpuwatch` (the GPUs this
 process uses, sampled on the telemetry thread), `monitor` (the Keras callback and
 its progress card), `watch` (`%gpu_watch`: the callback on every `fit`),
-`estimate` (`%gpu_estimate`), `batch_size` (`%gpu_batch_size`), `comm` (progress
-to the frontend). Importing this package imports neither TensorFlow nor Keras.
+`estimate` (`%gpu_estimate`), `batch_size` (`%gpu_batch_size`), `inputwait` (each step's
+wait for its input), `guard` (the deadline verdict and BackupAndRestore), `receipts` and
+`runs_card` (`%gpu_runs`); progress goes to the frontend through the kernel's one comm
+(`kerasgpu.kernel.comm`). Importing this package imports neither TensorFlow nor Keras.
 """
