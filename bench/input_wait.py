@@ -8,9 +8,10 @@ cost, two numbers:
   function of a tiny model (so the step's own noise is small) is called `--calls` times in a row on the
   same repeating in-memory iterator, with the input timer's wrapper (eager `get_next`, timed, then the
   step on the batch) and without (Keras' in-graph `get_next`), in `--pairs` block pairs in ABBA order;
-  per pair the difference of the mean call time. That difference is dispatch work, independent of what
-  the step computes, so its share of a --step-ms step is the cost there. Beside it, the wrapper's own
-  Python work alone: `next()` of a `TimedBatches` against a bare `get_next()` on the same ready iterator.
+  per pair the difference of the blocks' median call times. That difference is dispatch work,
+  independent of what the step computes, so its share of a --step-ms step is the cost there. Beside
+  it, the wrapper's own Python work alone: `next()` of a `TimedBatches` against a bare `get_next()` on
+  the same ready iterator.
 - whole fit (the check that nothing else scales with the step): one Keras model whose warm step takes
   about --step-ms (an MLP, width calibrated), fed by an in-memory tf.data pipeline (cache + prefetch);
   `--rounds` pairs of `fit`s in ABBA order with a TrainingMonitor that measures the input wait and one
@@ -150,11 +151,13 @@ def direct_cost(args) -> None:
             f(it)
 
     def block(f, n):
-        def run():
-            t = time.perf_counter()
+        def run():  # the block's median call: a burst of another process's work moves it little
+            times = []
             for _ in range(n):
+                t = time.perf_counter()
                 f(it)
-            return (time.perf_counter() - t) / n
+                times.append(time.perf_counter() - t)
+            return statistics.median(times)
 
         return run
 

@@ -19,10 +19,9 @@ same span the TensorBoard profiler counts as input (the host's `IteratorGetNext`
 Compute is the rest of the step. Per step it costs two clock reads and one eager op
 dispatch, which replaces the `get_next` inside the graph; Keras' own path pays two eager ops
 per step for its `Optional` (`has_value`, `get_value`) that this one skips. Measured directly
-(bench/input_wait.py --part cost, 2-core CPU, two runs under load 6 and 9): the wrapper's own
-Python work 0.5 and 1.2 us a step (95 % CIs 0.42 .. 0.62, 1.1 .. 1.5), and the whole path 0.10
-and 0.27 ms a step *faster* than Keras' (CIs 0.04 .. 0.16, 0.11 .. 0.49 ms faster): under 1 %
-of a 10 ms step either way.
+(bench/input_wait.py --part cost, 2-core CPU under load 4.8, 40 ABBA block pairs): the wrapper's
+own Python work 0.44 us a step (95 % CI 0.43 .. 0.46), and the whole path 91 us a step *faster*
+than Keras' (CI 62 .. 125 us faster): under 1 % of a 10 ms step either way.
 On a GPU the host may run ahead of the device, so a wait can overlap device work still
 queued: the share is what the host waited, read beside the GPU's busy %.
 
