@@ -3,13 +3,14 @@ what the tool must refuse or warn about. Pure functions over the notebook's cell
 
 The frontend asks the server for a plan (`POST /kerasgpu/api/v1/notebook-tools/plan`) and applies
 its edits as one undo step; the corpus tests apply the same plans to real keras-io notebooks. So
-there is one implementation of every tool, in this module.
+there is one implementation of every tool: `plan` here, over the rest of `kerasgpu.core.planner`.
 
 A plan is ``{"tool", "ok", "edits", "messages", "select"}``:
 - ``edits``: applied in order; ``{"op": "insert", "index", "source", "metadata"}`` adds a code
   cell before ``index``; ``{"op": "replace", "index", "source"}`` changes a cell's code;
-- ``messages``: ``{"level": "info"|"warning"|"error", "text", "action"?}``; ``action`` names a
-  command the frontend offers (``distribute-notebook``);
+- ``messages``: ``{"level": "info"|"warning"|"error", "text", "action"?, "code"?, "cell"?,
+  "cell_line"?}``; ``action`` names a command the frontend offers (``distribute-notebook``);
+  ``cell`` is the index (after the edits) of the cell it is about, ``cell_line`` that cell's first line;
 - ``ok``: False when the tool refused (no edits), with the reason in ``messages``;
 - ``select``: the cell to select afterwards (after the edits), or None.
 """
