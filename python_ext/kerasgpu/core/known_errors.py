@@ -266,7 +266,7 @@ def match_errors(text: str) -> list[dict[str, Any]]:
     """Known failures found in an error message or log, most specific first (as JSON-able dicts).
 
     The driver and CUDA-library failures (libcuda.so.1, cuInit, the CUDA runtime wheels) come
-    from the shared diagnosis (kerasgpu.diagnosis), the one %gpu_check and the server's probe
+    from the shared diagnosis (kerasgpu.core.diagnosis), the one %gpu_check and the server's probe
     use; the blocking ones come first, since they explain every GPU error after them.
     """
     cuda = [cause_match(c) for c in diagnosis.log_causes(text or "") if c.get("evidence")]

@@ -359,7 +359,7 @@ def _deep_facts() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- judging
-# The rules live in kerasgpu.diagnosis, shared with the server's probe and the doctor.
+# The rules live in kerasgpu.core.diagnosis, shared with the server's probe and the doctor.
 
 verdict = diagnosis.verdict
 arch_support = diagnosis.arch_support

@@ -29,7 +29,7 @@ def test_every_known_failure_has_a_real_log():
     from kerasgpu.core.known_errors import KNOWN
 
     expected = {_load(p)[0]["expect"] for p in LOGS}
-    # (The driver and CUDA-library failures are kerasgpu.diagnosis's, with their own logs below.)
+    # (The driver and CUDA-library failures are kerasgpu.core.diagnosis's, with their own logs below.)
     assert {k.code for k in KNOWN} - expected == set()
 
 

@@ -423,7 +423,7 @@ def cpu_fit_with_gpu(stats: FitStats) -> Finding | None:
     data = {"reason": code, "driver_gpus": n, "tf_gpus": stats.tf_gpus}
     judged = _kernel_verdict() if code in ("cpu_only_build", "gpus_hidden", "tf_sees_no_gpu") else None
     if judged and judged.get("fix_commands"):
-        # The kernel's one verdict (kerasgpu.diagnosis), word for word as %gpu_check and the panel say it.
+        # The kernel's one verdict (core.diagnosis), word for word as %gpu_check and the panel say it.
         evidence = f"{judged['headline']}."
         fix = "Run, in this order, then restart the kernel: " + " ; ".join(judged["fix_commands"])
         data.update(headline=judged["headline"], fix_commands=judged["fix_commands"])
@@ -501,7 +501,7 @@ def gpus_unused(stats: FitStats) -> Finding | None:
 
 
 def _kernel_verdict() -> dict[str, Any] | None:
-    """The kernel's verdict (kerasgpu.diagnosis via kernel.checks), None where it can't be read."""
+    """The kernel's verdict (kerasgpu.core.diagnosis via kernel.checks), None where it can't be read."""
     try:
         from ..checks import kernel_verdict
 
