@@ -40,6 +40,14 @@ def runs(tmp_path_factory):
         "fast_ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32).map(slow_map).cache()"
         ".prefetch(tf.data.AUTOTUNE)\nm.fit(fast_ds, epochs=6, verbose=0); print(report())",
         "%gpu_runs --json",
+        # 5: steps_per_execution > 1: Keras' fused multi-step loop is left alone, the wait not measured
+        "m4 = keras.Sequential([keras.Input((32,)), keras.layers.Dense(1)])\n"
+        "m4.compile('sgd', 'mse', steps_per_execution=4)\n"
+        "class Seen(keras.callbacks.Callback):\n"
+        "    def on_train_batch_begin(self, batch, logs=None):\n"
+        "        self.wrapped = getattr(self.model.train_function, '_kerasgpu_input_timer', False)\n"
+        "seen = Seen(); m4.fit(slow_ds, epochs=2, verbose=0, callbacks=[seen])\n"
+        "print(json.dumps({'wrapped': seen.wrapped, 'progress': watch.last_monitor().progress.to_json()}))",
         "%gpu_watch off",
     ]
     return run_cells(
@@ -78,6 +86,13 @@ def test_the_next_fit_shows_the_measured_improvement(runs):
     assert cmp["speedup"] > 1.5
     assert "no prefetch -> " in cmp["text"]  # what changed: the input
     assert r["progress"]["input_share"] < json.loads(runs[2].stdout)["progress"]["input_share"]
+
+
+def test_steps_per_execution_keeps_keras_fused_loop(runs):
+    r = json.loads(runs[5].stdout)
+    assert r["wrapped"] is False
+    p = r["progress"]
+    assert p["input_share"] is None and p["input_level"] is None and p["step_time_s"] > 0
 
 
 def test_gpu_runs_lists_the_receipts(runs):

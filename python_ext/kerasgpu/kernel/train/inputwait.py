@@ -21,7 +21,9 @@ dispatch, which replaces the `get_next` inside the graph; Keras' own path pays t
 per step for its `Optional` (`has_value`, `get_value`) that this one skips. Measured directly
 (bench/input_wait.py --part cost, 2-core CPU under load 4.8, 40 ABBA block pairs): the wrapper's
 own Python work 0.44 us a step (95 % CI 0.43 .. 0.46), and the whole path 91 us a step *faster*
-than Keras' (CI 62 .. 125 us faster): under 1 % of a 10 ms step either way.
+than Keras' (CI 62 .. 125 us faster): under 1 % of a 10 ms step either way. With
+`steps_per_execution` > 1 Keras fuses the steps into one graph loop that a timed fetch would
+break up (+0.59 ms a step at 32): the wait is not measured there (`install` says False).
 On a GPU the host may run ahead of the device, so a wait can overlap device work still
 queued: the share is what the host waited, read beside the GPU's busy %.
 
@@ -95,6 +97,10 @@ class InputTimer:
             return False
         original = getattr(model, "train_function", None)
         if original is None or getattr(original, "_kerasgpu_input_timer", False):
+            return False
+        if int(getattr(model, "steps_per_execution", 1) or 1) > 1:
+            # Keras runs those steps in one graph loop; timing each fetch would unfuse it (measured:
+            # +0.59 ms a step at steps_per_execution=32, against 0.23 ms fused): not measured.
             return False
         tf = sys.modules["tensorflow"]
         self.out_of_range = tf.errors.OutOfRangeError
