@@ -81,6 +81,9 @@ def test_memory_nearly_full_says_nothing():
 def test_short_steps_point_at_launch_overhead_first():
     f = F.input_starving(stats_from("starving", step_time_s=0.004))
     assert f is not None and "steps_per_execution" in f.fix
+    # a model that already runs several steps per execution is told the batch only
+    fused = F.input_starving(stats_from("starving", step_time_s=0.004, steps_per_execution=32))
+    assert "launch overhead dominates" in fused.fix and "steps_per_execution" not in fused.fix
 
 
 def test_too_few_readings_say_nothing():

@@ -98,6 +98,7 @@ class FitStats:
     data_kind: str | None = None  # "tf.data" | "arrays" | "generator" | "pydataset"
     input_name: str | None = None  # the user's variable fit was given as x (for a one-click pipeline fix)
     input_workers: int | None = None  # a PyDataset's workers (None: not a PyDataset / unknown)
+    steps_per_execution: int = 1  # the model's compile(steps_per_execution=...)
 
     @property
     def steps_per_s(self) -> float | None:
@@ -176,9 +177,10 @@ def input_starving(stats: FitStats) -> Finding | None:
         data.update(steps_per_s=round(sps, 2), projected_steps_per_s=round(sps * gain, 2))
     fix = f"Feed the GPU faster. {input_fix(stats)}; a larger batch also gives the GPU more work per step."
     if stats.step_time_s is not None and stats.step_time_s < SHORT_STEP_S:
+        fused = "" if stats.steps_per_execution > 1 else ", or model.compile(..., steps_per_execution=32)"
         fix = (
             f"Steps are short ({ms(stats.step_time_s)} ms): launch overhead dominates. Use a larger "
-            "batch, or model.compile(..., steps_per_execution=32). " + fix
+            f"batch{fused}. " + fix
         )
     share = stats.input_share
     if share is not None:

@@ -89,6 +89,7 @@ def tf_facts(model) -> dict[str, Any]:
         "replicas": 1,
         "tf_gpu_indexes": [],
         "placed_on_cpu": False,
+        "steps_per_execution": int(getattr(model, "steps_per_execution", 1) or 1),
     }
     if facts["backend"] == "tensorflow" and "tensorflow" in sys.modules:
         tf = sys.modules["tensorflow"]
@@ -561,6 +562,7 @@ class TrainingMonitor(keras.callbacks.Callback):
             data_kind=self.data_kind,
             input_name=self.input_name,
             input_workers=self.input_workers,
+            steps_per_execution=f.get("steps_per_execution", 1),
         )
 
     def _tf_peak_mib(self, tf_index: int) -> float | None:
