@@ -1,10 +1,10 @@
 """What TensorFlow sees from this Python: the facts the server's TensorFlow probe asks a kernel for.
 
 Runs in the kernel's own Python (3.6 or newer, where kerasgpu may not be installed): the server
-(`kerasgpu.server.tfprobe`) runs this file's text with `python -c`, after the source of
-`gather_cuda` (kerasgpu.core.cudafacts), so the kernel and the probe gather the same CUDA facts.
+(`kerasgpu.server.tfprobe`) runs this file's text with `python -c`, after the text of
+kerasgpu.core.cudafacts (`gather_cuda`), so the kernel and the probe gather the same CUDA facts.
 `python -m kerasgpu.kernel.probe` runs it too. Standard library and TensorFlow only, no
-`from __future__` (the text follows another function's), and the answer is one JSON line
+`from __future__` (the text follows another module's), and the answer is one JSON line
 after `MARK` on stdout. `%gpu_check --deep` lists devices with `local_devices` too.
 """
 

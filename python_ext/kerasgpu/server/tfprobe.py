@@ -2,7 +2,7 @@
 
 The server never imports TensorFlow: importing it and listing devices grabs GPU
 memory and would pin the server to its own environment. Instead the kernel side's
-`kerasgpu/kernel/probe.py` (with `core.cudafacts.gather_cuda`, the only code that runs
+`kerasgpu/kernel/probe.py` (after the text of `core.cudafacts`, the only code that runs
 elsewhere: stdlib and TensorFlow) runs as `<kernelspec argv[0]> -c <its text>` with
 TF_FORCE_GPU_ALLOW_GROWTH=true and a timeout, and prints its facts as one JSON line. The
 parent parses them, judges them with `diagnosis.verdict` (as %gpu_check does) in
