@@ -1,4 +1,10 @@
-import { chartHeight, decimate, relativeLabel, timeTicks } from '../chart';
+import {
+  chartHeight,
+  decimate,
+  relativeLabel,
+  sampleNear,
+  timeTicks
+} from '../views/chart';
 
 describe('decimate', () => {
   const series = {
@@ -58,5 +64,23 @@ describe('the chart height', () => {
     expect(chartHeight(548)).toBeGreaterThan(150);
     expect(chartHeight(5000)).toBe(200);
     expect(chartHeight(320, 140)).toBe(140);
+  });
+});
+
+describe('the reading under the pointer', () => {
+  // Readings every second from t = 1000 to 1010 in a window that starts far earlier.
+  const t = Array.from({ length: 11 }, (_, i) => 1000 + i);
+
+  it('is the closest reading when the pointer is over the readings', () => {
+    expect(sampleNear(t, 4, 1004.3, 2)).toBe(4);
+    expect(sampleNear(t, 10, 1011, 2)).toBe(10);
+  });
+
+  it('is none over the empty part of the chart, not the oldest reading', () => {
+    // uPlot snaps the cursor to reading 0 however far left of it the pointer is.
+    expect(sampleNear(t, 0, 700, 2)).toBeNull();
+    expect(sampleNear(t, 10, 1100, 2)).toBeNull();
+    expect(sampleNear(t, null, 1004, 2)).toBeNull();
+    expect(sampleNear(t, 3, NaN, 2)).toBeNull();
   });
 });

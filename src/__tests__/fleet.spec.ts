@@ -7,10 +7,10 @@ import {
   fleetSummary,
   gpuSummary,
   hostSummary,
-  IFleet,
   pollInterval
-} from '../fleet';
-import { FleetView } from '../fleet-view';
+} from '../models/fleet';
+import { IFleet } from '../api/fleet';
+import { FleetView } from '../views/fleet-view';
 
 /** What GET kerasgpu/api/v1/fleet answers for the test fleet of python_ext/tests/server/test_fleet.py. */
 const FLEET: IFleet = {

@@ -1,8 +1,12 @@
 import { Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
-import { MISSING_HINT, START_EXPRESSION, STOP_EXPRESSION } from '../host-gpus';
-import { HostGpusSection } from '../host-gpus-view';
+import {
+  MISSING_HINT,
+  START_EXPRESSION,
+  STOP_EXPRESSION
+} from '../models/host-gpus';
+import { HostGpusSection } from '../views/host-gpus-view';
 
 const H200 = {
   index: 0,

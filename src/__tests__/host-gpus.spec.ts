@@ -11,7 +11,7 @@ import {
   MISSING_HINT,
   START_EXPRESSION,
   startOutcome
-} from '../host-gpus';
+} from '../models/host-gpus';
 
 const H200 = {
   index: 0,

@@ -8,10 +8,10 @@ import * as http from 'http';
 import { AddressInfo } from 'net';
 import WebSocket, { WebSocketServer } from 'ws';
 
-import { StreamMessage } from '../api';
-import { GpuModel } from '../model';
-import { GpuPanel } from '../panel';
-import { GpuStream } from '../stream';
+import { StreamMessage } from '../api/stream';
+import { GpuModel } from '../models/model';
+import { GpuPanel } from '../views/panel';
+import { GpuStream } from '../models/stream';
 import { Widget } from '@lumino/widgets';
 
 import recordedJson from './fixtures/stream-load-2gpu.json';

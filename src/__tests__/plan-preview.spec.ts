@@ -1,7 +1,7 @@
 import { nullTranslator } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
-import { PlanPreview } from '../plan-dialog';
+import { PlanPreview } from '../views/plan-dialog';
 import {
   cellLabel,
   describeChange,
@@ -11,8 +11,8 @@ import {
   planResult,
   summarize,
   toastText
-} from '../plan-preview';
-import { IPlan, PlanEdit } from '../snippets';
+} from '../tools/plan-preview';
+import { IPlan, PlanEdit } from '../api/notebook';
 
 const trans = nullTranslator.load('jupyterlab-kerasgpu');
 

@@ -1,5 +1,5 @@
-import { formatElapsed, groupProcesses } from '../panel';
-import { IProcessRow } from '../api';
+import { formatElapsed, groupProcesses } from '../views/panel';
+import { IProcessRow } from '../api/gpu';
 
 const row = (pid: number, gpu: number, mib: number): IProcessRow => ({
   pid,

@@ -1,5 +1,5 @@
-import { GpuStatusItem, kernelTensorFlow } from '../statusbar';
-import { GpuModel } from '../model';
+import { GpuStatusItem, kernelTensorFlow } from '../views/statusbar';
+import { GpuModel } from '../models/model';
 
 /** What describe() reads of the model: state, status, devices, processes, latest readings. */
 function model(over: Record<string, unknown> = {}): GpuModel {

@@ -1,11 +1,8 @@
-import { withCode } from '../panel';
+import { withCode } from '../views/panel';
 import { ServerConnection } from '@jupyterlab/services';
 
-import {
-  describeTensorFlow,
-  ITensorFlowReply,
-  TensorFlowCheck
-} from '../tfcheck';
+import { ITensorFlowReply } from '../api/tensorflow';
+import { describeTensorFlow, TensorFlowCheck } from '../views/tfcheck';
 
 const base: ITensorFlowReply = {
   status: 'ok',

@@ -8,9 +8,9 @@ import {
   pipelineFixOf,
   summarize,
   TrainingModel
-} from '../training';
-import { TrainingCards } from '../training-card';
-import { labelOf, TrainingConnector } from '../training-comm';
+} from '../models/training';
+import { TrainingCards } from '../views/training-card';
+import { labelOf, TrainingConnector } from '../models/training-comm';
 import { Signal } from '@lumino/signaling';
 
 /** A message as the kernel's monitor sends it (python_ext/kerasgpu/kernel/train/monitor.py). */

@@ -168,17 +168,20 @@ for (const c of cases) {
       await expect(page.locator('.jp-Notebook .jp-Cell').first()).toBeVisible({
         timeout: 60_000
       });
-      // The notebook tools' buttons are in the notebook toolbar (JupyterLab 4.0 names items by
-      // title only, no data-jp-item-name).
+      // The notebook tools are in the notebook toolbar's GPU menu (JupyterLab 4.0 names items by
+      // title only, no data-jp-item-name), which lists them by name.
       const toolbar = page.locator('.jp-NotebookPanel-toolbar');
+      const gpuMenu = toolbar.getByRole('button', { name: 'GPU tools' });
+      await expect(gpuMenu).toBeVisible();
+      await gpuMenu.click();
+      const menu = page.locator('#jp-kerasgpu-gpu-menu');
       await expect(
-        toolbar.getByRole('button', {
-          name: /Add \(or update\) the GPU verification cell/
-        })
+        menu.getByRole('menuitem', { name: /Insert GPU Verification Cell/ })
       ).toBeVisible();
       await expect(
-        toolbar.getByRole('button', { name: /Distribute this notebook/ })
+        menu.getByRole('menuitem', { name: 'Distribute This Notebook' })
       ).toBeVisible();
+      await page.keyboard.press('Escape');
       await page.locator('.jp-Notebook').click();
       await page.keyboard.press('Escape');
       await page.keyboard.press('Control+Shift+Y');

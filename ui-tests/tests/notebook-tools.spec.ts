@@ -1,4 +1,5 @@
 import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import * as path from 'path';
 
 /**
  * The notebook tools in a real JupyterLab: snippets from the server's catalog
@@ -87,12 +88,62 @@ async function answer(
   await expect(dialog).toHaveCount(0);
 }
 
+/** The notebook toolbar's GPU menu button. */
+function gpuButton(page: IJupyterLabPageFixture) {
+  return page
+    .locator('.jp-NotebookPanel-toolbar')
+    .getByRole('button', { name: 'GPU tools' });
+}
+
+/** Opens the notebook toolbar's GPU menu with a click and returns it. */
+async function openGpuMenu(page: IJupyterLabPageFixture) {
+  await gpuButton(page).click();
+  const menu = page.locator('#jp-kerasgpu-gpu-menu');
+  await expect(menu).toBeVisible();
+  return menu;
+}
+
+/** Picks a tool of the GPU menu by (the start of) its label. */
+async function pickFromGpuMenu(page: IJupyterLabPageFixture, label: string) {
+  const menu = await openGpuMenu(page);
+  await menu.getByRole('menuitem', { name: label }).click();
+  await expect(menu).toHaveCount(0);
+}
+
+/** A picture of the notebook toolbar with the GPU menu open (for the docs). */
+async function shootGpuMenu(page: IJupyterLabPageFixture, name: string) {
+  const dir =
+    process.env.KERASGPU_SCREENSHOTS_DIR ??
+    path.resolve(__dirname, '..', 'screenshots');
+  const bar = (await page.locator('.jp-NotebookPanel-toolbar').boundingBox())!;
+  const menu = (await page.locator('#jp-kerasgpu-gpu-menu').boundingBox())!;
+  const x = Math.max(0, bar.x - 8);
+  const y = Math.max(0, bar.y - 8);
+  await page.screenshot({
+    path: path.join(dir, name),
+    clip: {
+      x,
+      y,
+      width: Math.max(bar.x + bar.width, menu.x + menu.width) + 8 - x,
+      height: menu.y + menu.height + 16 - y
+    }
+  });
+}
+
+/** How many lines load the kerasgpu extension in the current notebook. */
+async function loadExtLines(page: IJupyterLabPageFixture): Promise<number> {
+  return (await sources(page)).reduce(
+    (n, source) => n + (source.match(/^%load_ext kerasgpu\b/gm) ?? []).length,
+    0
+  );
+}
+
 test.describe('GPU notebook tools', () => {
   test.beforeEach(async ({ page }) => {
     await page.notebook.createNew();
   });
 
-  test('the cell toolbar button puts memory growth above the TensorFlow import, and one undo removes it', async ({
+  test('the GPU menu puts memory growth above the TensorFlow import, and one undo removes it', async ({
     page
   }) => {
     const original = [
@@ -102,12 +153,22 @@ test.describe('GPU notebook tools', () => {
     ];
     await setCells(page, original);
     await page.notebook.selectCells(2);
+    // Not a button on every cell any more: the cell toolbar keeps the strategy wrap only.
+    await expect(
+      page.locator(
+        '.jp-cell-toolbar [data-jp-item-name="kerasgpu-mirrored-strategy"]'
+      )
+    ).toBeVisible();
+    await expect(
+      page.locator(
+        '.jp-cell-toolbar [data-jp-item-name="kerasgpu-memory-growth"]'
+      )
+    ).toHaveCount(0);
 
-    const button = page.locator(
-      '.jp-cell-toolbar [data-jp-item-name="kerasgpu-memory-growth"]'
+    await pickFromGpuMenu(
+      page,
+      'Insert GPU memory growth (above the TensorFlow import)'
     );
-    await expect(button).toBeVisible();
-    await button.click();
     await expect(preview(page)).toContainText(
       'New cell 2, above `import tensorflow as tf`'
     );
@@ -232,12 +293,8 @@ test.describe('GPU notebook tools', () => {
     expect(after[1]).toContain('# Your batch: BATCH_SIZE = 32 (cell 1)');
     expect(after.slice(2)).toEqual(cells.slice(1));
 
-    // The notebook toolbar has the command too; a second time it says so instead of adding.
-    await page
-      .locator(
-        '.jp-NotebookPanel-toolbar [data-jp-item-name="kerasgpu-distribute"]'
-      )
-      .click();
+    // The notebook toolbar's GPU menu has the command too; a second time it says so instead of adding.
+    await pickFromGpuMenu(page, 'Distribute This Notebook');
     await expect(
       page.locator('.Toastify__toast', { hasText: 'already distributed' })
     ).toBeVisible();
@@ -253,11 +310,7 @@ test.describe('GPU notebook tools', () => {
     test.setTimeout(240_000);
     await setCells(page, ['import tensorflow as tf']);
 
-    await page
-      .locator(
-        '.jp-NotebookPanel-toolbar [data-jp-item-name="kerasgpu-verify"]'
-      )
-      .click();
+    await pickFromGpuMenu(page, 'Insert GPU Verification Cell and Run It');
     await answer(page, 'Apply');
 
     await expect.poll(() => verificationCells(page)).toBe(1);
@@ -590,6 +643,132 @@ test.describe('GPU notebook tools', () => {
     await expect(details).toHaveCount(0);
   });
 
+  test('the GPU menu names the tools, opens from the keyboard, and runs the one picked', async ({
+    page
+  }) => {
+    const cells = [
+      'import keras\nimport numpy as np',
+      'model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])\nmodel.compile(loss="mse")',
+      'model.fit(np.zeros((64, 4)), np.zeros(64), batch_size=32)'
+    ];
+    await setCells(page, cells);
+    // One labelled button, not a row of icons.
+    await expect(gpuButton(page)).toHaveText('GPU');
+    await expect(gpuButton(page)).toHaveAttribute('aria-haspopup', 'menu');
+    const menu = await openGpuMenu(page);
+    const items = menu.getByRole('menuitem');
+    await expect(items.first()).toHaveText(
+      /Insert GPU Verification Cell and Run It/
+    );
+    for (const label of [
+      'Distribute This Notebook',
+      "Run Cell in the Notebook's Strategy",
+      'Insert Mixed Precision Policy (above the first model)',
+      'Insert GPU memory growth (above the TensorFlow import)',
+      'Insert GPU memory limit (above the TensorFlow import)',
+      'Insert Log device placement (above the TensorFlow import)'
+    ]) {
+      await expect(menu.getByRole('menuitem', { name: label })).toBeVisible();
+    }
+    // No fit has offered a pipeline fix in this notebook: the entry is not there.
+    await expect(
+      menu.getByRole('menuitem', { name: 'Fix the Input Pipeline' })
+    ).toHaveCount(0);
+    await shootGpuMenu(page, 'gpu-menu-light.png');
+    await page.keyboard.press('Escape');
+    await page.theme.setDarkTheme();
+    await openGpuMenu(page);
+    await shootGpuMenu(page, 'gpu-menu-dark.png');
+    await page.keyboard.press('Escape');
+    await page.theme.setLightTheme();
+    await openGpuMenu(page);
+    // Escape closes it and gives the focus back to the button.
+    await page.keyboard.press('Escape');
+    await expect(menu).toHaveCount(0);
+    await expect(gpuButton(page)).toBeFocused();
+
+    // From the keyboard: Enter opens it on its first tool, ArrowDown, Enter picks the next.
+    await page.keyboard.press('Enter');
+    await expect(menu).toBeVisible();
+    await page.keyboard.press('ArrowDown');
+    await expect(menu.locator('.lm-Menu-item.lm-mod-active')).toHaveText(
+      /Distribute This Notebook/
+    );
+    await page.keyboard.press('Enter');
+    await answer(page, 'Apply');
+    await expect.poll(() => sources(page)).toHaveLength(4);
+    expect((await sources(page))[1]).toContain('%gpu_distribute');
+  });
+
+  test("Run Cell in the Notebook's Strategy works on a one-line cell, from the cell's context menu and the GPU menu", async ({
+    page
+  }) => {
+    const line =
+      'model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])';
+    const cells = ['import keras', line];
+    await setCells(page, cells);
+    const wrapped = (source: string) =>
+      source.includes('with kerasgpu.notebook_strategy().scope():') &&
+      source.endsWith(`\n    ${line}`);
+
+    // The context menu of the one-line cell (JupyterLab hides its cell toolbar over the code).
+    const cell = (await page.notebook.getCellLocator(1))!;
+    await cell.locator('.jp-InputArea-editor').click({ button: 'right' });
+    await page
+      .locator('.lm-Menu')
+      .getByRole('menuitem', { name: "Run Cell in the Notebook's Strategy" })
+      .click();
+    await answer(page, 'Apply');
+    await expect.poll(async () => wrapped((await sources(page))[1])).toBe(true);
+    await execute(page, 'notebook:undo-cell-action');
+    await expect.poll(() => sources(page)).toEqual(cells);
+
+    // The notebook toolbar's GPU menu, for the active cell.
+    await page.notebook.selectCells(1);
+    await pickFromGpuMenu(page, "Run Cell in the Notebook's Strategy");
+    await answer(page, 'Apply');
+    await expect.poll(async () => wrapped((await sources(page))[1])).toBe(true);
+    expect((await sources(page))[0]).toBe('import keras');
+  });
+
+  test('the verification cell goes below a leading markdown title', async ({
+    page
+  }) => {
+    await setCells(page, ['import tensorflow as tf']);
+    await page.evaluate(() => {
+      const shared = (window as any).jupyterapp.shell.currentWidget.content
+        .model.sharedModel;
+      shared.insertCell(0, { cell_type: 'markdown', source: '# My model' });
+    });
+    await execute(page, 'kerasgpu:insert-verification-cell');
+    await answer(page, 'Apply');
+    await expect.poll(() => verificationCells(page)).toBe(1);
+    expect(await sources(page)).toEqual([
+      '# My model',
+      '%load_ext kerasgpu\n%gpu_check',
+      'import tensorflow as tf'
+    ]);
+  });
+
+  test('a notebook that loads kerasgpu itself still loads it once after the verification cell and Distribute', async ({
+    page
+  }) => {
+    await setCells(page, [
+      '%load_ext kerasgpu\nimport keras\nimport numpy as np',
+      'model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])\nmodel.compile(loss="mse")',
+      'model.fit(np.zeros((64, 4)), np.zeros(64), batch_size=32)'
+    ]);
+    await execute(page, 'kerasgpu:insert-verification-cell');
+    await answer(page, 'Apply');
+    await expect.poll(() => verificationCells(page)).toBe(1);
+    await execute(page, 'kerasgpu:distribute-notebook');
+    await answer(page, 'Apply');
+    await expect
+      .poll(async () => (await sources(page)).join('\n'))
+      .toContain('%gpu_distribute');
+    expect(await loadExtLines(page)).toBe(1);
+  });
+
   test('the GPU snippet commands carry labels saying where code goes', async ({
     page
   }) => {
@@ -599,13 +778,20 @@ test.describe('GPU notebook tools', () => {
         commands.label('kerasgpu:insert-verification-cell', {}),
         commands.label('kerasgpu:insert-snippet', { id: 'mirrored_strategy' }),
         commands.label('kerasgpu:insert-snippet', { id: 'memory_growth' }),
-        commands.label('kerasgpu:distribute-notebook', {})
+        commands.label('kerasgpu:distribute-notebook', {}),
+        commands.label('kerasgpu:insert-snippet', { id: 'mixed_precision' }),
+        commands.label('kerasgpu:insert-snippet', { id: 'tf_data_pipeline' })
       ];
     });
     expect(labels[0]).toBe('Insert GPU Verification Cell');
     expect(labels[1]).toBe("Run Cell in the Notebook's Strategy");
     expect(labels[2]).toMatch(/above the TensorFlow import/);
     expect(labels[3]).toBe('Distribute This Notebook');
+    // The planner puts the precision policy above the first model, not below the active cell.
+    expect(labels[4]).toBe(
+      'Insert Mixed Precision Policy (above the first model)'
+    );
+    expect(labels[5]).toMatch(/below this cell/);
   });
 });
 

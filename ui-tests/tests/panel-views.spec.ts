@@ -92,6 +92,13 @@ test('the history chart grows with the panel, has a legend, and gives values und
   );
   await expect(legend).toContainText(/Utilization \d+ %/);
   await panel.screenshot({ path: path.join(shots, 'panel-1gpu-wide.png') });
+  // An empty part of the chart (an hour's window, a few minutes of readings): no reading
+  // there, so the legend keeps the newest values instead of showing the oldest reading.
+  await shortHistory(page, 3600);
+  await page.mouse.move(box.x + box.width * 0.04, box.y + box.height / 2);
+  await page.mouse.move(box.x + box.width * 0.05, box.y + box.height / 2);
+  await expect(legend.locator('.jp-kerasgpu-legend-when')).toHaveText('now');
+  await shortHistory(page, 20);
   // Keyboard: the chart takes focus, arrows step through the readings.
   await page.mouse.move(box.x + box.width / 2, box.y - 200);
   await expect(legend.locator('.jp-kerasgpu-legend-when')).toHaveText('now');

@@ -3,7 +3,7 @@ import { Kernel } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
-import { formatGiB, formatPercent, percentOf } from './format';
+import { formatGiB, formatPercent, percentOf } from '../format';
 import {
   chooseHost,
   hostProcessRows,
@@ -12,8 +12,8 @@ import {
   IRemoteGpus,
   KernelHostGpus,
   remoteGpus
-} from './host-gpus';
-import { GpuModel } from './model';
+} from '../models/host-gpus';
+import { GpuModel } from '../models/model';
 import { el } from './dom';
 
 /**

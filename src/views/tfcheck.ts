@@ -1,43 +1,8 @@
-import { requestAPI } from './request';
+import { fetchTensorFlow, ITensorFlowReply } from '../api/tensorflow';
 import { ServerConnection } from '@jupyterlab/services';
 
 import { el } from './dom';
-import { withCode } from './panel';
-
-/** A blocking cause of the verdict (python_ext/kerasgpu/diagnosis.py). */
-export interface IVerdictProblem {
-  code: string;
-  severity: 'blocking' | 'info' | string;
-  title: string;
-  problem: string;
-  fix: string;
-  commands: string[];
-  link: string | null;
-}
-
-/** The verdict part of GET /kerasgpu/api/v1/tensorflow. */
-export interface ITensorFlowReply {
-  status: string;
-  reason: string | null;
-  hint: string | null;
-  tensorflow: { version: string | null } | null;
-  kernel: { id: string | null; name: string; display_name: string } | null;
-  verdict: {
-    tf_gpus: number | null;
-    driver_gpus: number;
-    ok: boolean;
-    reason: string | null;
-    fix: string | null;
-    summary: string | null;
-    /** The one verdict every surface shows, worded by the server (diagnosis.verdict_text). */
-    headline?: string | null;
-    /** The fixes as code, in the order to run them. */
-    fix_commands?: string[];
-    /** Headline and fixes as plain text (the status bar's tooltip). */
-    text?: string | null;
-    problems?: IVerdictProblem[];
-  };
-}
+import { withCode } from './dom';
 
 /** The verdict as the views show it: never composed here, only taken from the server's answer. */
 export interface IVerdictView {
@@ -131,11 +96,7 @@ export class TensorFlowCheck {
   private async _ask(kernelId: string, refresh: boolean): Promise<void> {
     let reply: ITensorFlowReply;
     try {
-      reply = await requestAPI<ITensorFlowReply>(
-        `tensorflow?kernel_id=${encodeURIComponent(kernelId)}${refresh ? '&refresh=1' : ''}`,
-        {},
-        this._settings
-      );
+      reply = await fetchTensorFlow(kernelId, refresh, this._settings);
     } catch (error) {
       if (this._kernelId === kernelId) {
         this._show({

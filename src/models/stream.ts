@@ -3,8 +3,8 @@ import { ServerConnection } from '@jupyterlab/services';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { StreamMessage } from './api';
-import { API_PREFIX } from './request';
+import { StreamMessage } from '../api/stream';
+import { API_PREFIX } from '../api/request';
 
 /** The connection's state, as views describe it. */
 export type StreamState = 'closed' | 'connecting' | 'open' | 'reconnecting';

@@ -4,17 +4,25 @@ import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import {
+  fetchHistory,
+  fetchProcesses,
+  HISTORY_WINDOW_SECONDS,
   IBackendStatus,
   IDeviceInfo,
   IGpuSample,
   IHistoryReply,
   IProcessRow,
-  IProcessesReply,
-  StreamMessage
-} from './api';
-import { percentOf } from './format';
-import { requestAPI } from './request';
+  shutdownProcessKernel
+} from '../api/gpu';
+import { StreamMessage } from '../api/stream';
+import { percentOf } from '../format';
 import { GpuStream } from './stream';
+
+/** A chart window within the bounds the API says (HISTORY_WINDOW_SECONDS). */
+function clampWindow(seconds: number): number {
+  const { min, max } = HISTORY_WINDOW_SECONDS;
+  return Math.max(min, Math.min(max, seconds));
+}
 
 /** What the GPU views should show. */
 export type GpuViewState =
@@ -53,7 +61,7 @@ export class GpuModel implements IDisposable {
   constructor(options: GpuModel.IOptions = {}) {
     this._serverSettings =
       options.serverSettings ?? ServerConnection.makeSettings();
-    this._historySeconds = Math.max(10, options.historySeconds ?? 300);
+    this._historySeconds = clampWindow(options.historySeconds ?? 300);
     this._stream =
       options.stream ?? new GpuStream({ serverSettings: this._serverSettings });
     this._stream.message.connect(this._onMessage, this);
@@ -124,7 +132,7 @@ export class GpuModel implements IDisposable {
     return this._historySeconds;
   }
   set historySeconds(value: number) {
-    const seconds = Math.max(10, Math.min(24 * 3600, value));
+    const seconds = clampWindow(value);
     if (seconds === this._historySeconds) {
       return;
     }
@@ -177,11 +185,7 @@ export class GpuModel implements IDisposable {
 
   /** Shuts down the kernel (of this server) that holds GPU process `pid`. */
   async shutdownKernelOf(pid: number): Promise<void> {
-    await requestAPI(
-      `processes/${pid}/shutdown`,
-      { method: 'POST', body: '' },
-      this._serverSettings
-    );
+    await shutdownProcessKernel(pid, this._serverSettings);
     await this.refreshProcesses();
   }
 
@@ -309,11 +313,7 @@ export class GpuModel implements IDisposable {
     );
     let reply: IHistoryReply;
     try {
-      reply = await requestAPI<IHistoryReply>(
-        `history?seconds=${seconds}`,
-        {},
-        this._serverSettings
-      );
+      reply = await fetchHistory(seconds, this._serverSettings);
     } catch (error) {
       console.warn('jupyterlab-kerasgpu: history unavailable', error);
       return;
@@ -358,11 +358,7 @@ export class GpuModel implements IDisposable {
   }
 
   private async _fetchProcesses(): Promise<void> {
-    const reply = await requestAPI<IProcessesReply>(
-      'processes',
-      {},
-      this._serverSettings
-    );
+    const reply = await fetchProcesses(this._serverSettings);
     if (this._disposed) {
       return;
     }

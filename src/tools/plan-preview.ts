@@ -4,7 +4,7 @@
  * that exist. Pure functions over cell sources (no DOM).
  */
 
-import type { IPlan, IPlanMessage, PlanEdit } from './snippets';
+import type { IPlan, IPlanMessage, PlanEdit } from '../api/notebook';
 
 /** One line of a line diff. */
 export interface IDiffLine {

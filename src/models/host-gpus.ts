@@ -2,8 +2,13 @@ import { Kernel, KernelMessage } from '@jupyterlab/services';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { IBackendStatus, IDeviceInfo, IGpuProcess, IGpuSample } from './api';
-import { formatGiB } from './format';
+import {
+  IBackendStatus,
+  IDeviceInfo,
+  IGpuProcess,
+  IGpuSample
+} from '../api/gpu';
+import { formatGiB } from '../format';
 
 /**
  * The GPUs of the host a notebook's kernel runs on (Enterprise Gateway, Kubernetes kernel

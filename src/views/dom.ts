@@ -18,3 +18,15 @@ export function setText(node: HTMLElement | null, text: string): void {
     node.textContent = text;
   }
 }
+
+/** Text whose `backticked` parts are code: nodes to append (never parsed as HTML). */
+export function withCode(text: string): Node[] {
+  return text.split('`').map((part, i) => {
+    if (i % 2 === 0) {
+      return document.createTextNode(part);
+    }
+    const code = document.createElement('code');
+    code.textContent = part;
+    return code;
+  });
+}

@@ -1,7 +1,10 @@
 /**
- * The server's JSON, typed: the one contract between the Python server
- * extension (python_ext/kerasgpu/telemetry/types.py) and the frontend.
+ * The GPU endpoints (python_ext/kerasgpu/server/gpu.py): devices, history and
+ * processes, their JSON typed (the readings' shapes are telemetry/types.py's).
  */
+import { ServerConnection } from '@jupyterlab/services';
+
+import { requestAPI } from './request';
 
 /** Why GPUs can or cannot be read. `code` is stable; `reason` is for people. */
 export interface IBackendStatus {
@@ -99,15 +102,43 @@ export interface IProcessesReply {
   processes: IProcessRow[];
 }
 
-/** Messages of the websocket /kerasgpu/api/v1/stream. */
-export type StreamMessage =
-  | {
-      type: 'hello';
-      interval_ms: number;
-      history_seconds: number;
-      status: IBackendStatus;
-      devices: IDeviceInfo[];
-      samples: IGpuSample[];
-    }
-  | { type: 'status'; status: IBackendStatus; devices: IDeviceInfo[] }
-  | { type: 'samples'; samples: IGpuSample[] };
+/**
+ * The chart window's bounds, in seconds (10 s to a day): the one place the
+ * frontend says them; the server caps `history?seconds=` at what it keeps
+ * (the stream's hello says how much: `history_seconds`).
+ */
+export const HISTORY_WINDOW_SECONDS = { min: 10, max: 86_400 } as const;
+
+/** GET devices: the GPUs, their latest readings and processes. */
+export function fetchDevices(
+  settings?: ServerConnection.ISettings
+): Promise<IDevicesReply> {
+  return requestAPI<IDevicesReply>('devices', {}, settings);
+}
+
+/** GET history?seconds=N: every reading of the last N seconds, oldest first. */
+export function fetchHistory(
+  seconds: number,
+  settings?: ServerConnection.ISettings
+): Promise<IHistoryReply> {
+  return requestAPI<IHistoryReply>(`history?seconds=${seconds}`, {}, settings);
+}
+
+/** GET processes: the processes holding GPU memory, with their kernels and notebooks. */
+export function fetchProcesses(
+  settings?: ServerConnection.ISettings
+): Promise<IProcessesReply> {
+  return requestAPI<IProcessesReply>('processes', {}, settings);
+}
+
+/** POST processes/<pid>/shutdown: shuts down this server's kernel holding GPU process `pid`. */
+export async function shutdownProcessKernel(
+  pid: number,
+  settings?: ServerConnection.ISettings
+): Promise<void> {
+  await requestAPI(
+    `processes/${pid}/shutdown`,
+    { method: 'POST', body: '' },
+    settings
+  );
+}

@@ -1,9 +1,9 @@
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { formatClockTime } from './format';
+import { formatClockTime } from '../format';
 
-/** The comm target the kernel extension opens (python_ext/kerasgpu/kernel/train/comm.py). */
+/** The comm target the kernel extension opens (python_ext/kerasgpu/kernel/comm.py). */
 export const COMM_TARGET = 'kerasgpu';
 
 /** A bottleneck finding of the kernel's training monitor. */
@@ -373,6 +373,17 @@ export class TrainingModel implements IDisposable {
 
   get(key: string): ITrainingState | undefined {
     return this._states.get(key);
+  }
+
+  /** The input-pipeline fix the last fit of notebook `key` offers, or null. */
+  pipelineFix(key: string): IPipelineFix | null {
+    const m = this._states.get(key)?.message;
+    if (!m) {
+      return null;
+    }
+    return pipelineFixOf(
+      m.findings?.length ? m.findings : m.finding ? [m.finding] : []
+    );
   }
 
   /** Takes one comm message for notebook `key`; returns whether it was a training message. */

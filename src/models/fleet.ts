@@ -3,47 +3,8 @@ import { IDisposable } from '@lumino/disposable';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { formatGiB, formatPercent } from './format';
-import { requestAPI } from './request';
-
-/** One GPU of a fleet host, as GET kerasgpu/api/v1/fleet gives it (memory in MiB, util in %). */
-export interface IFleetGpu {
-  index: number | null;
-  name: string;
-  uuid: string;
-  util: number | null;
-  mem_used_mib: number | null;
-  mem_total_mib: number | null;
-  mem_free_mib: number | null;
-  /** Nothing runs on it (under 10 % busy, under 10 % of memory used). */
-  free: boolean;
-  /** Which exporters reported it: kerasgpu, dcgm, nvidia_smi. */
-  source: string;
-  /** Who holds it, where the metrics say (Kubernetes pod, HPC job). */
-  holders?: string[];
-}
-
-/** One host Prometheus scrapes, its GPUs best place for a job first. */
-export interface IFleetHost {
-  host: string;
-  source: string;
-  gpus: IFleetGpu[];
-  free_gpus: number;
-  /** Why a host shows no GPUs (its exporter cannot read them). */
-  reason?: string;
-}
-
-/** The fleet endpoint's answer. */
-export interface IFleet {
-  status: 'ok' | 'off' | 'unreachable' | 'error';
-  reason?: string;
-  prometheus?: string;
-  /** Seconds between the server's queries to Prometheus. */
-  interval?: number;
-  /** When the server asked Prometheus (seconds since the epoch). */
-  checked_at?: number;
-  hosts: IFleetHost[];
-}
+import { formatGiB, formatPercent } from '../format';
+import { fetchFleet, IFleet, IFleetGpu, IFleetHost } from '../api/fleet';
 
 /** A message in place of (or above) the fleet list. */
 export interface IFleetMessage {
@@ -251,7 +212,7 @@ export class FleetModel implements IDisposable {
 
   private async _fetch(): Promise<void> {
     try {
-      const fleet = await requestAPI<IFleet>('fleet', {}, this._serverSettings);
+      const fleet = await fetchFleet(this._serverSettings);
       this._fleet = fleet;
       this._requestError = null;
       const interval = pollInterval(fleet);

@@ -9,9 +9,9 @@ import {
   WidgetTracker
 } from '@jupyterlab/apputils';
 
-import { FleetModel } from './fleet';
-import { FleetView } from './fleet-view';
-import { gpuIcon } from './icons';
+import { FleetModel } from '../models/fleet';
+import { FleetView } from '../views/fleet-view';
+import { gpuIcon } from '../views/icons';
 
 /** The command that opens (or brings forward) the GPU Fleet. */
 export const OPEN_FLEET = 'kerasgpu:open-fleet';

@@ -6,7 +6,7 @@ import {
   ITrainingState,
   summarize,
   TrainingModel
-} from './training';
+} from '../models/training';
 import { el } from './dom';
 import { commandBlock } from './tfcheck';
 
@@ -60,15 +60,7 @@ function card(
     root.dataset.warning = 'true';
   }
   root.appendChild(el('h3', 'jp-kerasgpu-training-title', s.title));
-  const bar = el('div', 'jp-kerasgpu-training-bar');
-  bar.setAttribute('role', 'progressbar');
-  bar.setAttribute('aria-valuemin', '0');
-  bar.setAttribute('aria-valuemax', '100');
-  bar.setAttribute('aria-valuenow', String(Math.round(s.percent)));
-  const fill = el('div', 'jp-kerasgpu-training-fill');
-  fill.style.width = `${s.percent.toFixed(1)}%`;
-  bar.appendChild(fill);
-  root.appendChild(bar);
+  root.appendChild(progressBar(s.percent));
   root.appendChild(el('div', 'jp-kerasgpu-training-progress', s.progressText));
   const line = el('div', 'jp-kerasgpu-training-line');
   for (const [cls, text, help] of [
@@ -128,6 +120,19 @@ function card(
     root.appendChild(button);
   }
   return root;
+}
+
+/** The fit's progress as a bar (0..100), exposed as a progressbar. */
+function progressBar(percent: number): HTMLElement {
+  const bar = el('div', 'jp-kerasgpu-training-bar');
+  bar.setAttribute('role', 'progressbar');
+  bar.setAttribute('aria-valuemin', '0');
+  bar.setAttribute('aria-valuemax', '100');
+  bar.setAttribute('aria-valuenow', String(Math.round(percent)));
+  const fill = el('div', 'jp-kerasgpu-training-fill');
+  fill.style.width = `${percent.toFixed(1)}%`;
+  bar.appendChild(fill);
+  return bar;
 }
 
 /** The findings, one line until opened: the first one's title (and how many more), then each in full. */

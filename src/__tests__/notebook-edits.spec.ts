@@ -3,85 +3,15 @@ import { NotebookModel } from '@jupyterlab/notebook';
 import {
   applyPlan,
   cellInfos,
-  findVerificationCell,
-  firstTensorFlowCell,
   ICellInfo,
-  importsTensorFlow,
   isEmptyNotebook,
-  upsertVerificationCell,
+  planCells,
   VERIFY_TAG
-} from '../snippets';
+} from '../tools/notebook-edits';
 
 const code = (source: string): ICellInfo => ({ source, cellType: 'code' });
-const markdown = (source: string): ICellInfo => ({
-  source,
-  cellType: 'markdown'
-});
 
-describe('finding the first cell that touches TensorFlow', () => {
-  it.each([
-    'import tensorflow as tf',
-    'import tensorflow',
-    'from tensorflow import keras',
-    'from tensorflow.keras import layers',
-    'import tensorflow.keras as K',
-    'import keras',
-    'from keras import layers',
-    'import numpy as np, tensorflow as tf',
-    'import tf_keras',
-    'import keras_hub',
-    'try:\n    import tensorflow as tf\nexcept ImportError:\n    tf = None',
-    'x = 1; import tensorflow as tf',
-    '%matplotlib inline\nimport tensorflow as tf'
-  ])('sees %j', source => {
-    expect(importsTensorFlow(source)).toBe(true);
-  });
-
-  it.each([
-    '# import tensorflow as tf',
-    'import numpy as np',
-    'import kerasgpu',
-    'from kerasgpu import check',
-    '%load_ext kerasgpu',
-    '!pip install tensorflow',
-    'import tensorflowish as t',
-    'print("import tensorflow")'
-  ])('ignores %j', source => {
-    expect(importsTensorFlow(source)).toBe(false);
-  });
-
-  it('returns the first code cell, skipping markdown that mentions the import', () => {
-    const cells = [
-      markdown('We `import tensorflow as tf` below.'),
-      code('import numpy as np'),
-      code('import tensorflow as tf'),
-      code('from keras import layers')
-    ];
-    expect(firstTensorFlowCell(cells)).toBe(2);
-  });
-
-  it('counts `tf.` used above the cell that imports it (cells run out of order)', () => {
-    const cells = [
-      code('import numpy as np'),
-      code('x = tf.constant([1, 2])'),
-      code('import tensorflow as tf')
-    ];
-    expect(firstTensorFlowCell(cells)).toBe(1);
-    // Without that import, `tf` is just a name.
-    expect(firstTensorFlowCell(cells.slice(0, 2))).toBe(-1);
-  });
-});
-
-describe('the verification cell and snippet cells', () => {
-  it('finds the tagged verification cell wherever it is', () => {
-    const cells: ICellInfo[] = [
-      code('import os'),
-      { source: 'x', cellType: 'code', tags: ['other', VERIFY_TAG] }
-    ];
-    expect(findVerificationCell(cells)).toBe(1);
-    expect(findVerificationCell([code('%gpu_check')])).toBe(-1);
-  });
-
+describe('the cells the server plans over', () => {
   it('calls a notebook with one empty cell empty', () => {
     expect(isEmptyNotebook([])).toBe(true);
     expect(isEmptyNotebook([code('  \n')])).toBe(true);
@@ -246,28 +176,25 @@ describe('insertions in a real notebook model are one undo step each', () => {
     model.dispose();
   });
 
-  it('adds one tagged verification cell at the top, then updates it', () => {
-    const model = notebook('import tensorflow as tf');
+  it("sends the server's planner each cell's code, type, tags and snippet id", () => {
+    const model = notebook('import os');
     const shared = model.sharedModel;
-    expect(upsertVerificationCell(shared, '%gpu_check\n')).toEqual({
-      index: 0,
-      added: true
+    shared.insertCell(0, {
+      cell_type: 'code',
+      source: '%load_ext kerasgpu\n%gpu_check',
+      metadata: { tags: [VERIFY_TAG], kerasgpu: { snippet: 'verify_gpu' } }
     });
-    expect(shared.cells[0].getMetadata('tags')).toEqual([VERIFY_TAG]);
-    expect(sources(model)).toEqual(['%gpu_check', 'import tensorflow as tf']);
-
-    expect(upsertVerificationCell(shared, '%gpu_check --deep')).toEqual({
-      index: 0,
-      added: false
-    });
-    expect(sources(model)).toEqual([
-      '%gpu_check --deep',
-      'import tensorflow as tf'
+    shared.insertCell(0, { cell_type: 'markdown', source: '# Title' });
+    expect(planCells(shared)).toEqual([
+      { source: '# Title', cell_type: 'markdown', tags: [] },
+      {
+        source: '%load_ext kerasgpu\n%gpu_check',
+        cell_type: 'code',
+        tags: [VERIFY_TAG],
+        snippet: 'verify_gpu'
+      },
+      { source: 'import os', cell_type: 'code', tags: [] }
     ]);
-    expect(shared.undo()).toBe(true);
-    expect(sources(model)).toEqual(['%gpu_check', 'import tensorflow as tf']);
-    expect(shared.undo()).toBe(true);
-    expect(sources(model)).toEqual(['import tensorflow as tf']);
     model.dispose();
   });
 });

@@ -1,9 +1,31 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
-import { formatClockTime, formatGiB, formatPercent } from './format';
-import { ISeries } from './model';
+import { formatClockTime, formatGiB, formatPercent } from '../format';
+import { ISeries } from '../models/model';
 import { setText } from './dom';
+
+/**
+ * The reading the pointer at time `x` shows: uPlot's `closest` index when that
+ * reading is within `tolerance` seconds of `x`; null over an empty part of the
+ * chart (before the first reading, after the last, or in a gap), where uPlot
+ * would otherwise snap to the nearest reading however far it is.
+ */
+export function sampleNear(
+  t: ArrayLike<number | null | undefined>,
+  closest: number | null | undefined,
+  x: number,
+  tolerance: number
+): number | null {
+  if (closest === null || closest === undefined || !isFinite(x)) {
+    return null;
+  }
+  const at = t[closest];
+  if (typeof at !== 'number' || Math.abs(at - x) > tolerance) {
+    return null;
+  }
+  return closest;
+}
 
 /**
  * At most one point per pixel column: each bucket keeps its first time and its
@@ -240,6 +262,33 @@ export class HistoryChart {
     this._showAt(idx);
   }
 
+  /** The reading under uPlot's cursor, or null over a part of the chart with none. */
+  private _sampleUnder(u: uPlot): number | null {
+    const left = u.cursor.left;
+    if (left === undefined || left < 0) {
+      return null;
+    }
+    return sampleNear(
+      this._data[0],
+      u.cursor.idx,
+      u.posToVal(left, 'x'),
+      this._tolerance(u)
+    );
+  }
+
+  /** How far from a reading (in seconds) the pointer still shows it: two steps, or 4 px. */
+  private _tolerance(u: uPlot): number {
+    const t = this._data[0] as number[];
+    const step = t.length > 1 ? (t[t.length - 1] - t[0]) / (t.length - 1) : 0;
+    const { min, max } = u.scales.x;
+    const width = u.bbox.width / devicePixelRatio;
+    const perPixel =
+      min !== undefined && max !== undefined && width > 0
+        ? (max - min) / width
+        : 0;
+    return Math.max(2 * step, 4 * perPixel);
+  }
+
   private _heightFor(width: number): number {
     if (this._fixedHeight !== null) {
       return this._fixedHeight;
@@ -316,6 +365,12 @@ export class HistoryChart {
             x: true,
             y: false,
             points: { show: true, size: 6 },
+            // No point drawn where there is no reading under the pointer.
+            dataIdx: (u, series, closest, x) =>
+              series === 0
+                ? closest
+                : (sampleNear(this._data[0], closest, x, this._tolerance(u)) ??
+                  (null as unknown as number)),
             drag: { x: false, y: false, setScale: false }
           }
         : { show: false },
@@ -364,7 +419,8 @@ export class HistoryChart {
       ],
       hooks: {
         ready: [() => this._setWindow()],
-        setCursor: [u => this._showAt(u.cursor.idx ?? null)]
+        // An empty part of the chart (before the first reading, or a gap) shows the newest values.
+        setCursor: [u => this._showAt(this._sampleUnder(u))]
       }
     };
   }

@@ -6,10 +6,9 @@ import {
   fleetMessage,
   fleetSummary,
   gpuSummary,
-  hostSummary,
-  IFleetGpu,
-  IFleetHost
-} from './fleet';
+  hostSummary
+} from '../models/fleet';
+import { IFleetGpu, IFleetHost } from '../api/fleet';
 import { el } from './dom';
 
 /**

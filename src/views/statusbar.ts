@@ -1,9 +1,10 @@
 import { Widget } from '@lumino/widgets';
 
-import { formatGiB, formatPercent } from './format';
-import { IRemoteGpus } from './host-gpus';
-import { GpuModel } from './model';
-import { describeTensorFlow, ITensorFlowReply } from './tfcheck';
+import { formatGiB, formatPercent } from '../format';
+import { IRemoteGpus } from '../models/host-gpus';
+import { GpuModel } from '../models/model';
+import { ITensorFlowReply } from '../api/tensorflow';
+import { describeTensorFlow } from './tfcheck';
 
 /** What TensorFlow in the current notebook's kernel sees (from the server's probe). */
 export interface IKernelTensorFlow {
@@ -110,39 +111,15 @@ export class GpuStatusItem extends Widget {
         title: model.status?.reason ?? 'No GPU can be read.'
       };
     }
-    const used = (indexes: number[]) => {
-      let util = 0;
-      let n = 0;
-      for (const index of indexes) {
-        const u = model.latest(index)?.utilization_gpu;
-        if (u !== null && u !== undefined) {
-          util += u;
-          n++;
-        }
-      }
-      return n ? util / n : null;
-    };
     if (!kernelId) {
       // No notebook in front: the machine, said as such.
-      const indexes = devices.map(d => d.index);
-      let mem = 0;
-      let total = 0;
-      for (const d of devices) {
-        const s = model.latest(d.index);
-        mem += s?.memory_used_mib ?? 0;
-        total += s?.memory_total_mib ?? d.memory_total_mib ?? 0;
-      }
-      const label = devices.length > 1 ? `${devices.length} GPUs` : 'GPU';
-      return {
-        text: `${label}: ${formatGiB(mem)} / ${formatGiB(total)} · ${formatPercent(used(indexes))}`,
-        title: 'All GPUs of this machine (no notebook is open in front).'
-      };
+      return describeMachine(model);
     }
     const { indexes, mem } = heldMemory(
       model.processes.filter(p => p.kernel?.id === kernelId)
     );
     if (indexes.length > 0) {
-      const busy = formatPercent(used(indexes));
+      const busy = formatPercent(meanUtilization(model, indexes));
       return {
         text: `GPU ${indexes.join(',')}: ${formatGiB(mem)} held · ${busy} busy`,
         title: `This notebook's kernel holds ${formatGiB(mem)} on GPU ${indexes.join(', ')}; the GPU${indexes.length > 1 ? 's are' : ' is'} ${busy} busy (all processes on it).`
@@ -303,4 +280,36 @@ export namespace GpuStatusItem {
     /** The GPUs of the kernel's host when it is not the server (a gateway's kernel). */
     remote?: () => IRemoteGpus | null;
   }
+}
+
+/** The status of every GPU of the machine (no notebook in front). */
+function describeMachine(model: GpuModel): { text: string; title: string } {
+  const devices = model.devices;
+  const indexes = devices.map(d => d.index);
+  let mem = 0;
+  let total = 0;
+  for (const d of devices) {
+    const s = model.latest(d.index);
+    mem += s?.memory_used_mib ?? 0;
+    total += s?.memory_total_mib ?? d.memory_total_mib ?? 0;
+  }
+  const label = devices.length > 1 ? `${devices.length} GPUs` : 'GPU';
+  return {
+    text: `${label}: ${formatGiB(mem)} / ${formatGiB(total)} · ${formatPercent(meanUtilization(model, indexes))}`,
+    title: 'All GPUs of this machine (no notebook is open in front).'
+  };
+}
+
+/** The mean utilization of these GPUs, null when none reports one. */
+function meanUtilization(model: GpuModel, indexes: number[]): number | null {
+  let util = 0;
+  let n = 0;
+  for (const index of indexes) {
+    const u = model.latest(index)?.utilization_gpu;
+    if (u !== null && u !== undefined) {
+      util += u;
+      n++;
+    }
+  }
+  return n ? util / n : null;
 }

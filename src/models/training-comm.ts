@@ -3,7 +3,6 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
 
 import { COMM_TARGET, TrainingModel } from './training';
-import { TrainingCards } from './training-card';
 
 /**
  * Feeds a `TrainingModel` from one notebook's kernel: registers the `kerasgpu`
@@ -136,19 +135,16 @@ export namespace TrainingConnector {
 }
 
 /**
- * The panel's training section: one model for the page, a connector per
- * notebook (existing and new), and the cards view.
+ * Feeds `model` from every notebook's kernel, the notebooks open now and
+ * those opened later (a connector each).
  */
-export function connectTraining(
+export function connectKernels(
   notebooks: INotebookTracker | null,
-  fixPipeline?: TrainingCards.IOptions['fixPipeline']
-): TrainingCards {
-  const model = new TrainingModel();
-  const view = new TrainingCards({ model, fixPipeline });
+  model: TrainingModel
+): void {
   const add = (nb: NotebookPanel) => {
     new TrainingConnector({ model, sessionContext: nb.sessionContext });
   };
   notebooks?.forEach(add);
   notebooks?.widgetAdded.connect((_, nb) => add(nb));
-  return view;
 }

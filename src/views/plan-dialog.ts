@@ -12,8 +12,8 @@ import {
   PlanChange,
   planResult,
   summarize
-} from './plan-preview';
-import type { IPlan, IPlanMessage } from './snippets';
+} from '../tools/plan-preview';
+import type { IPlan, IPlanMessage } from '../api/notebook';
 
 /** The preview of a notebook tool's plan: cells added, lines changed, its messages in full. */
 export class PlanPreview extends Widget {
