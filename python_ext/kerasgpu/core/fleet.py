@@ -158,54 +158,65 @@ def _uuid_key(uuid: str) -> str:
     return key[4:] if key.startswith("gpu-") else key
 
 
+def _add_series(
+    item: Any, hosts: dict[str, dict[str, _Gpu]], down: dict[str, str], sources: dict[str, set[str]]
+) -> None:
+    """One series of the vector result into `hosts` (what a malformed or unknown series lacks, skipped)."""
+    if not isinstance(item, dict):
+        return
+    labels = item.get("metric")
+    value = item.get("value")
+    if not isinstance(labels, dict) or not isinstance(value, list) or len(value) != 2:
+        return
+    known = METRICS.get(str(labels.get("__name__", "")))
+    if known is None:
+        return
+    source, what, factor = known
+    host = _first(labels, HOST_LABELS) or "(unnamed)"
+    number = _number(value[1])
+    sources.setdefault(host, set()).add(source)
+    if what == "up":
+        if number is not None and number < 1:
+            down[host] = "kerasgpu on this host cannot read its GPUs (kerasgpu_up is 0)"
+        hosts.setdefault(host, {})
+        return
+    uuid = _first(labels, UUID_LABELS)
+    index = _index(_first(labels, INDEX_LABELS))
+    key = _uuid_key(uuid) if uuid else f"#{index}"
+    gpu = hosts.setdefault(host, {}).setdefault(key, _Gpu(key=key))
+    _label_gpu(gpu, labels, source, uuid, index)
+    if what != "info" and number is not None:
+        gpu.values.setdefault(what, number * factor)
+
+
+def _label_gpu(gpu: _Gpu, labels: dict[str, Any], source: str, uuid: str, index: int | None) -> None:
+    """What a series' labels say of its GPU: source, UUID, index, name and who holds it."""
+    gpu.sources.add(source)
+    if uuid and not gpu.uuid:
+        gpu.uuid = uuid if uuid.upper().startswith("GPU-") or source != "nvidia_smi" else f"GPU-{uuid}"
+    if gpu.index is None and index is not None:
+        gpu.index = index
+    name = _first(labels, NAME_LABELS)
+    if name and not gpu.name:
+        gpu.name = name
+    for names in HOLDER_LABELS:
+        namespace, pod, container = (labels.get(n, "") for n in names)
+        if pod:
+            gpu.holders.add(
+                "/".join(p for p in (namespace, pod) if p) + (f" ({container})" if container else "")
+            )
+    for name in JOB_LABELS:
+        if labels.get(name):
+            gpu.holders.add(f"job {labels[name]}")
+
+
 def hosts_from_series(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Prometheus's vector result (`[{metric: {...labels}, value: [t, "v"]}]`) as sorted hosts."""
     hosts: dict[str, dict[str, _Gpu]] = {}
     down: dict[str, str] = {}
     sources: dict[str, set[str]] = {}
     for item in series:
-        if not isinstance(item, dict):
-            continue
-        labels = item.get("metric")
-        value = item.get("value")
-        if not isinstance(labels, dict) or not isinstance(value, list) or len(value) != 2:
-            continue
-        known = METRICS.get(str(labels.get("__name__", "")))
-        if known is None:
-            continue
-        source, what, factor = known
-        host = _first(labels, HOST_LABELS) or "(unnamed)"
-        number = _number(value[1])
-        sources.setdefault(host, set()).add(source)
-        if what == "up":
-            if number is not None and number < 1:
-                down[host] = "kerasgpu on this host cannot read its GPUs (kerasgpu_up is 0)"
-            hosts.setdefault(host, {})
-            continue
-        uuid = _first(labels, UUID_LABELS)
-        index = _index(_first(labels, INDEX_LABELS))
-        key = _uuid_key(uuid) if uuid else f"#{index}"
-        gpu = hosts.setdefault(host, {}).setdefault(key, _Gpu(key=key))
-        gpu.sources.add(source)
-        if uuid and not gpu.uuid:
-            gpu.uuid = uuid if uuid.upper().startswith("GPU-") or source != "nvidia_smi" else f"GPU-{uuid}"
-        if gpu.index is None and index is not None:
-            gpu.index = index
-        name = _first(labels, NAME_LABELS)
-        if name and not gpu.name:
-            gpu.name = name
-        for names in HOLDER_LABELS:
-            namespace, pod, container = (labels.get(n, "") for n in names)
-            if pod:
-                gpu.holders.add(
-                    "/".join(p for p in (namespace, pod) if p) + (f" ({container})" if container else "")
-                )
-        for name in JOB_LABELS:
-            if labels.get(name):
-                gpu.holders.add(f"job {labels[name]}")
-        if what != "info" and number is not None:
-            gpu.values.setdefault(what, number * factor)
-
+        _add_series(item, hosts, down, sources)
     result = []
     for host, gpus in hosts.items():
         rows = sorted((g.to_json() for g in gpus.values()), key=fit_key)

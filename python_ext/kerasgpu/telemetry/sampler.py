@@ -198,41 +198,13 @@ class Sampler:
         try:
             while not stop.is_set():
                 if backend is None:
-                    try:
-                        backend, devices = open_backend(
-                            self.backend_name,
-                            smi_path=self.smi_path,
-                            timeout=self.timeout,
-                            stream=True,
-                            interval_ms=self.interval_ms,
-                            stall_timeout=self.stall_timeout,
-                        )
-                    except Exception as err:
-                        which = getattr(err, "backend", self.backend_name)
-                        self._failed(err, which, stop)
-                        stop.wait(self.retry_seconds)
+                    backend = self._open(stop)
+                    if backend is None:
                         continue
-                    with self._lock:
-                        if stop.is_set():
-                            _close(backend)
-                            return
-                        self._backend = backend
-                        self._devices = devices
                     next_at = time.monotonic()
-                try:
-                    samples = backend.sample()
-                except Exception as err:
-                    if stop.is_set():
-                        break
-                    self._failed(err, backend.name, stop)
-                    with self._lock:
-                        self._backend = None
-                    _close(backend)
+                if not self._read(backend, stop):
                     backend = None
-                    stop.wait(self.retry_seconds)
                     continue
-                self._set_status(BackendStatus(state="ok", backend=backend.name), stop)
-                self._record(samples, stop)
                 if not backend.paced:
                     next_at += interval
                     delay = next_at - time.monotonic()
@@ -258,6 +230,48 @@ class Sampler:
                     self._backend = None
             if backend is not None:
                 _close(backend)
+
+    def _open(self, stop: threading.Event):
+        """Opens the backend and makes it current; None (after waiting `retry_seconds`) when it fails
+        or when the sampler was stopped meanwhile."""
+        try:
+            backend, devices = open_backend(
+                self.backend_name,
+                smi_path=self.smi_path,
+                timeout=self.timeout,
+                stream=True,
+                interval_ms=self.interval_ms,
+                stall_timeout=self.stall_timeout,
+            )
+        except Exception as err:
+            self._failed(err, getattr(err, "backend", self.backend_name), stop)
+            stop.wait(self.retry_seconds)
+            return None
+        with self._lock:
+            if stop.is_set():
+                _close(backend)
+                return None
+            self._backend = backend
+            self._devices = devices
+        return backend
+
+    def _read(self, backend, stop: threading.Event) -> bool:
+        """One reading recorded; False when it failed (the backend is closed, to be re-opened after
+        `retry_seconds`) or the sampler was stopped while it read."""
+        try:
+            samples = backend.sample()
+        except Exception as err:
+            if stop.is_set():
+                return True
+            self._failed(err, backend.name, stop)
+            with self._lock:
+                self._backend = None
+            _close(backend)
+            stop.wait(self.retry_seconds)
+            return False
+        self._set_status(BackendStatus(state="ok", backend=backend.name), stop)
+        self._record(samples, stop)
+        return True
 
     def _failed(self, err: Exception, backend: str, stop: threading.Event) -> None:
         """Reports a failed open or reading as the status; an unexpected exception is logged too."""

@@ -147,6 +147,16 @@ class Notebook:
     @classmethod
     def of(cls, cells: list[Cell]) -> Notebook:
         nb = cls(cells)
+        defs = nb._scan(cells)
+        nb._derived_classes(cells)
+        nb._builders(defs)
+        for name, (_idx, fn) in defs.items():
+            if any(is_compile(n) for n in ast.walk(fn)):
+                nb.compile_funcs.add(name)
+        return nb
+
+    def _scan(self, cells: list[Cell]) -> dict[str, tuple[int, ast.AST]]:
+        """Records the user's Model/Layer subclasses and imported builders; returns every function."""
         defs: dict[str, tuple[int, ast.AST]] = {}
         for c in cells:
             if c.tree is None:
@@ -155,12 +165,15 @@ class Notebook:
                 if isinstance(node, ast.ClassDef):
                     bases = {dotted_name(b).split(".")[-1] for b in node.bases}
                     if bases & _BASES:
-                        nb.classes[node.name] = c.index
+                        self.classes[node.name] = c.index
                 elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                     defs[node.name] = (c.index, node)
                 elif isinstance(node, ast.ImportFrom) and node.module and "applications" in node.module:
-                    nb.imported_builders.update(a.asname or a.name for a in node.names)
-        # A second pass for classes derived from user classes (class VAE(MyModel)).
+                    self.imported_builders.update(a.asname or a.name for a in node.names)
+        return defs
+
+    def _derived_classes(self, cells: list[Cell]) -> None:
+        """Classes derived from user classes (class VAE(MyModel)), to a fixed point."""
         changed = True
         while changed:
             changed = False
@@ -168,25 +181,23 @@ class Notebook:
                 for node in ast.walk(c.tree) if c.tree else ():
                     if (
                         isinstance(node, ast.ClassDef)
-                        and node.name not in nb.classes
-                        and {dotted_name(b).split(".")[-1] for b in node.bases} & set(nb.classes)
+                        and node.name not in self.classes
+                        and {dotted_name(b).split(".")[-1] for b in node.bases} & set(self.classes)
                     ):
-                        nb.classes[node.name] = c.index
+                        self.classes[node.name] = c.index
                         changed = True
-        # Functions that build (directly or through another such function), to a fixed point.
+
+    def _builders(self, defs: dict[str, tuple[int, ast.AST]]) -> None:
+        """Functions that build (directly or through another such function), to a fixed point."""
         changed = True
         while changed:
             changed = False
             for name, (idx, fn) in defs.items():
-                if name in nb.builder_funcs:
+                if name in self.builder_funcs:
                     continue
-                if any(nb.is_build_call(n) for n in ast.walk(fn) if isinstance(n, ast.Call)):
-                    nb.builder_funcs[name] = idx
+                if any(self.is_build_call(n) for n in ast.walk(fn) if isinstance(n, ast.Call)):
+                    self.builder_funcs[name] = idx
                     changed = True
-        for name, (_idx, fn) in defs.items():
-            if any(is_compile(n) for n in ast.walk(fn)):
-                nb.compile_funcs.add(name)
-        return nb
 
     def is_build_call(self, call: ast.Call) -> bool:
         """Whether running this call creates a model or layer variables."""
