@@ -251,16 +251,29 @@ def test_a_model_that_overrides_compile_is_measured_in_place_not_left_uncompiled
             "    def compile(self, d_optimizer, loss_fn):\n"
             "        super().compile(optimizer=d_optimizer, loss=loss_fn)\n"
             "        self.d_optimizer = d_optimizer\n"
+            "    traces = 0\n"
+            "    def train_step(self, data):  # runs in Python only when the step is traced\n"
+            "        Gan.traces += 1\n"
+            "        return super().train_step(data)\n"
             "m = Gan(); m.compile(keras.optimizers.Adam(1e-3), 'mse')\n"
             "x = np.random.rand(128, 4).astype('float32'); y = np.random.rand(128, 1).astype('float32')\n"
-            "m.fit(x, y, epochs=1, verbose=0)",
+            "m.fit(x, y, epochs=1, verbose=0)\n"
+            "def state():\n"
+            "    return [v.numpy().tolist() for v in m.variables + m.d_optimizer.variables]\n"
+            "before, fn, traced = state(), m.train_function, Gan.traces",
             "%gpu_estimate m x y --json",
+            "same = {'new_traces': Gan.traces - traced, 'same': state() == before}\n"
+            "same['fn'] = m.train_function is fn\n"
+            "print(json.dumps(same))",
         ],
         env=clean_env({"KERASGPU_BACKEND": "none"}),
         timeout=300,
     )
     cpu = cells[1].json["devices"][0]
     assert cpu["error"] is None and cpu["in_place"] is True and cpu["step_time_s"] > 0
+    # it trained with the model's own train function, as the user's next fit would: not traced again
+    # (a GAN's traced step can take longer than the budget); weights and Adam's state put back exactly
+    assert json.loads(cells[2].stdout) == {"new_traces": 0, "same": True, "fn": True}
 
 
 def test_watch_deadline_warns_during_fit(cells):

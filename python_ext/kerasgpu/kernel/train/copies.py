@@ -14,6 +14,11 @@ its weights live on:
 - the model's compiled train function is set aside and put back (the one built for the run
   captured the swapped optimizers), as are `model.history` and `model.stop_training`.
 
+With `reuse=True` (the estimate), a model that has trained already (each optimizer built, its
+train function made) trains with its own optimizers and train function instead, as the user's
+next `fit` would: no new trace (a GAN's traced step can take longer than the budget), and every
+optimizer variable is saved and put back with the model's.
+
 A model with no weights yet (built by its first call) can only be measured in place after it
 is built: that case gets a clear error rather than weights the user never had.
 """
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import re
 import traceback
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from ..runtime import KerasGPUError
@@ -104,7 +109,7 @@ def _unique(variables) -> list:
 
 
 @contextmanager
-def in_place(model):
+def in_place(model, reuse: bool = False):
     """Lends the user's own model for training and puts it back exactly (see the module's text)."""
     import numpy as np
 
@@ -115,16 +120,23 @@ def in_place(model):
             "place, and its weights would be made by the measurement.",
             "Build it first (call it on a batch, or train one step), then measure.",
         )
-    variables = _unique(list(model.variables) + list(getattr(model, "metrics_variables", [])))
-    saved = [np.array(v.numpy()) for v in variables]
     optimizers = _optimizers(model)
+    reuse = reuse and getattr(model, "train_function", None) is not None
+    # an optimizer its train step never used (a GAN's unused model.optimizer) is still unbuilt
+    unbuilt = {n: o for n, o in optimizers.items() if not getattr(o, "built", False)}
+    variables = list(model.variables) + list(getattr(model, "metrics_variables", []))
+    if reuse:
+        variables += [v for n, opt in optimizers.items() if n not in unbuilt for v in opt.variables]
+    variables = _unique(variables)
+    saved = [np.array(v.numpy()) for v in variables]
     kept: dict[str, Any] = {
         name: getattr(model, name, None) for name in ("train_function", "history", "stop_training")
     }
     try:
-        for name, opt in optimizers.items():
-            setattr(model, name, _fresh_optimizer(opt))
-        model.train_function = None
+        if not reuse:
+            for name, opt in optimizers.items():
+                setattr(model, name, _fresh_optimizer(opt))
+            model.train_function = None
         yield model
     finally:
         # the user's objects first (nothing can fail there), then each value
@@ -132,6 +144,8 @@ def in_place(model):
             setattr(model, name, opt)
         for name, value in kept.items():
             setattr(model, name, value)
+        if reuse:
+            _unbuild(model, unbuilt)
         failed = 0
         for v, value in zip(variables, saved, strict=True):
             try:
@@ -147,10 +161,21 @@ def in_place(model):
             )
 
 
+def _unbuild(model, unbuilt: dict[str, Any]) -> None:
+    """After a reused train function ran: an optimizer that was unbuilt and is built now (the step
+    was traced anew, with it) is put back unbuilt, as a new one of its config, and the train
+    function dropped (the user's next fit traces it again, with their optimizers)."""
+    grown = [name for name, opt in unbuilt.items() if getattr(opt, "built", False)]
+    for name in grown:
+        setattr(model, name, _fresh_optimizer(unbuilt[name]))
+    if grown:
+        model.train_function = None
+
+
 @contextmanager
-def trainable(model, place: Placement, device: str):
+def trainable(model, place: Placement, device: str, reuse: bool = False):
     """A model to train on `device`: a placed copy, or (when none can be made) the user's own model
-    lent in place, which must then live on `device`."""
+    lent in place, which must then live on `device` (`reuse`: see `in_place`)."""
     with place.on(device):
         try:
             copy = clone(model)
@@ -180,6 +205,10 @@ def trainable(model, place: Placement, device: str):
             f"{why}: it cannot be copied to {device}, and is measured only on {home}, where its weights are.",
             fix,
         )
-    # the device context outside: the variables are put back on the device they are on (JAX)
-    with place.on(device), in_place(model) as own:
+    # the device context outside: the variables are put back on the device they are on (JAX); none
+    # where the user's own train function is reused on TensorFlow's default device, as their fit runs
+    # it (a tf.device scope is part of a tf.function's key: it would trace the step again)
+    default = (place.gpus() or ["/CPU:0"])[0]
+    same = reuse and place.backend == "tensorflow" and device.upper() == default.upper()
+    with nullcontext() if same else place.on(device), in_place(model, reuse) as own:
         yield own

@@ -368,7 +368,7 @@ def time_device(
     if feed.kind == "arrays":
         dt.batch_size = feed.bs
     try:
-        with internal(), trainable(model, place, device) as clone:
+        with internal(), trainable(model, place, device, reuse=True) as clone:
             dt.in_place = clone is model
             _measure(dt, clone, feed, steps, validation, val_steps, budget, start, until)
     except KerasGPUError as err:  # e.g. a model that cannot be copied to this device
