@@ -74,7 +74,7 @@ def _run(name: str):
         # its accuracy against full runs is bench/estimate_error.py's.
         f"%gpu_estimate {header['fit']} --epochs 3 --deadline 36h --budget 6 --json",
         "from kerasgpu.kernel.train.batch_size import find_batch_size as _find\n"
-        f"_r = _find(_M, {x}, {y_arg}, device='/CPU:0', start=8, max_batch=16, timing_steps=1)\n"
+        f"_r = _find(_M, {x}, {y_arg}, device='/CPU:0', start=8, max_batch=16, timing_steps=1, budget=600)\n"
         "print(_json.dumps(_r))",
         "print(_json.dumps({\n"
         "  'weights': all((a == _np.array(v.numpy())).all()"

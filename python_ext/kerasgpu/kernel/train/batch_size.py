@@ -15,6 +15,10 @@ with `tf.device` / `jax.default_device`, memory read with `get_memory_info` /
 `Device.memory_stats()`. On JAX the most a batch can use is what XLA lets itself hold
 (`bytes_limit`: 75 % of the GPU unless XLA_PYTHON_CLIENT_MEM_FRACTION says otherwise).
 
+The search keeps to a budget (`--budget`, default 20 s as the estimate's): no try starts that the
+last one's time says would end past it (the first always runs), and the card then says what was
+tried and how to go on (`--start`, a larger `--budget`).
+
 With no GPU visible it says so and does nothing, unless `device` names one (e.g.
 "/CPU:0" under an address-space limit, which is how the tests prove the search
 and the recovery without a GPU).

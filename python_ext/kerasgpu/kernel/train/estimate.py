@@ -11,7 +11,11 @@ the first traces and warms up, the second runs 2-5 short epochs (about `TIMED_SE
 all) and is timed step by step. All of it within a budget (`--budget`, `DEFAULT_BUDGET`, and
 never more than a tenth of a run longer than a few minutes: `budget_for`): a model whose steps
 take seconds gets only the first fit, stopped after its first warm step where the budget says
-so, and the card says what was measured. The full run is projected as
+so, and the card says what was measured. A first (traced) step that alone uses up the budget
+cannot be cut short: the fit stops after it, each step is counted at its time (an upper bound,
+"CPU ~5 min or less"), and the card says so and which --budget a full estimate needs. A model
+measured in place that has trained already reuses its own train function (`copies.in_place`):
+no trace, as the user's next fit. The full run is projected as
 
     total = startup (tracing: the first fit's first step less the timed fit's)
             + fit overhead (once per fit: set-up, the first iterator, the end)
@@ -27,6 +31,12 @@ takes the median over 1-4 timed boundaries and counts a fit's end as at most one
 boundary: the typical cost, not the occasional block. Leaving the term out made the
 estimate 2-5 % lower in the median, up to 15 % in single runs, of 5 epochs of about a
 second (bench/estimate_error.py); over epochs of minutes it is noise.
+Where fit reads the data through one iterator for the whole fit (a generator, an infinite dataset),
+the same teardown at the fit's end can block far longer: the tf.data autotuning thread's timed
+wait doubles with the iterator's age up to 60 s, and the main thread, freeing the iterator, waits
+it out (gdb: ~RootDataset::Iterator joining Model::OptimizeLoop's timed CondVar wait). Seen here
+at the end of 3 of 16 generator-fed fits of 9-21 s: 9-55 s each; none in fits under 6 s, so the
+estimate's own short fits cannot measure it. The answer says so (`not_counted`).
 `deadline_answer()` (pure) turns the per-device totals into one line.
 """
 
@@ -148,7 +158,7 @@ def deadline_answer(
 ) -> DeadlineAnswer:
     """'CPU ~50 h, GPU 0 (H200) ~2 h: only GPU 0 (H200) meets the 36 h deadline' (pure)."""
     ok = [r for r in results if r.error is None]
-    parts = [f"{r.label} {'at most ' if r.upper_bound else ''}~{format_duration(r.total_s)}" for r in ok]
+    parts = [f"{r.label} ~{format_duration(r.total_s)}{' or less' if r.upper_bound else ''}" for r in ok]
     parts += [f"{r.label}: {r.error}" for r in results if r.error is not None]
     if not ok:
         return DeadlineAnswer("; ".join(parts) or "No device could train a step.")
