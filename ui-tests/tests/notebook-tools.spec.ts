@@ -118,7 +118,7 @@ async function shootGpuMenu(page: IJupyterLabPageFixture, name: string) {
   const bar = (await page.locator('.jp-NotebookPanel-toolbar').boundingBox())!;
   const menu = (await page.locator('#jp-kerasgpu-gpu-menu').boundingBox())!;
   const x = Math.max(0, bar.x - 8);
-  const y = Math.max(0, bar.y - 8);
+  const y = Math.max(0, bar.y - 2);
   await page.screenshot({
     path: path.join(dir, name),
     clip: {
