@@ -108,7 +108,7 @@ def main() -> None:
                     err = f"; real fit {real:6.2f} s, error {errors[-1] * 100:+6.1f} %"
                 print(
                     f"{name:28s} budget {limit:4.1f} s: took {wall:5.1f} s ({wall / limit:4.2f} of it); "
-                    f"first step {d['first_step_s']:5.2f} s; "
+                    f"first step {d['first_step_s']:5.2f} s, longest fit end {d['fit_end_s']:5.2f} s; "
                     f"{'upper bound' if d['upper_bound'] else 'estimate'} {d['total_s']:6.2f} s{err} "
                     f"| load {_loadavg()} | {d['error'] or '; '.join(d['measured'])[:160]}",
                     flush=True,

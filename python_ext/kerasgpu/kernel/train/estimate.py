@@ -97,6 +97,7 @@ class DeviceTime:
     wall_s: float = 0.0  # seconds measuring this device took
     stopped_early: bool = False  # the budget ended a timed fit before its planned steps
     first_step_s: float = 0.0  # the first fit's first step: tracing, set-up and one step
+    fit_end_s: float = 0.0  # the longest of its fits' ends, past their last step (an iterator's teardown)
     upper_bound: bool = False  # the budget ran out within the first step: each step counted at its time
 
     def to_json(self) -> dict[str, Any]:
@@ -401,6 +402,8 @@ def _measure(dt: DeviceTime, clone, feed, steps, validation, val_steps, budget, 
     t0 = time.perf_counter()
     clone.fit(epochs=1, verbose=0, callbacks=[c1], **feed.fit_kwargs(n1))
     wall1 = time.perf_counter() - t0
+    if c1.ends[-1]:
+        dt.fit_end_s = t0 + wall1 - c1.ends[-1][-1]
     first, ends1 = c1.epochs[0], c1.ends[0]
     dt.first_step_s = (ends1[0] if ends1 else t0 + wall1) - first[0]
     if len(first) < 2:
@@ -497,6 +500,8 @@ def _timed_fit(dt, clone, feed, steps, rough, until, validating):
     t2 = time.perf_counter()
     clone.fit(epochs=e2, verbose=0, callbacks=[c2], **feed.fit_kwargs(n2))
     wall2 = time.perf_counter() - t2
+    if c2.ends and c2.ends[-1]:
+        dt.fit_end_s = max(dt.fit_end_s, t2 + wall2 - c2.ends[-1][-1])
     full = [e for e in c2.epochs if len(e) == n2]  # a stopped fit's last epoch is cut short
     if c2.stopped:
         dt.stopped_early = True
@@ -744,11 +749,18 @@ def _budget_row(res: dict) -> tuple[str, str | None]:
     )
     if res["wall_s"] <= res["budget_limit_s"] * 1.25:
         return text, None
-    first = max((d["first_step_s"] for d in res["devices"] if not d["error"]), default=0.0)
+    ok = [d for d in res["devices"] if not d["error"]]
+    first = max((d["first_step_s"] for d in ok), default=0.0)
+    end = max((d["fit_end_s"] for d in ok), default=0.0)
     if first > res["budget_limit_s"] / 2:
         text += (
             f": over, because the first (traced) step alone took {first:.1f} s, and a trace cannot be "
             "stopped part-way"
+        )
+    elif end > res["budget_limit_s"] / 4:
+        text += (
+            f": over, because TensorFlow took {end:.1f} s to free a fit's input iterator after its last "
+            "step (a tf.data autotuning thread's timed wait; nothing can cut it short)"
         )
     return text, "warning"
 
