@@ -316,3 +316,40 @@ def test_keras_on_jax_uses_jax_devices():
     assert v["status"] == "gpu_ready" and v["framework"] == "jax"
     f["keras"]["backend_check"]["gpu_count"] = None
     assert verdict(f)["status"] == "unknown"
+
+
+def _every_fault():
+    no_smi = {
+        "state": "error",
+        "backend": "none",
+        "code": "smi_not_found",
+        "reason": "nvidia-smi was not found.",
+    }
+    yield facts(tensorflow__physical_gpus=[], cuda=cuda_facts(libcuda=False, wheels=False))
+    yield facts(tensorflow__physical_gpus=[], cuda=cuda_facts(libcuda=False))
+    yield facts(
+        driver={"status": no_smi, "devices": []},
+        tensorflow__physical_gpus=[],
+        cuda=cuda_facts(libcuda=False, wheels=False),
+    )
+    on_disk = cuda_facts(libcuda=False)
+    on_disk["libcuda"]["on_disk"] = ["/usr/lib/x86_64-linux-gnu/libcuda.so.1"]
+    yield facts(tensorflow__physical_gpus=[], cuda=on_disk)
+    for cu_init, cvd in ((100, ""), (100, None), (34, None), (803, None), (999, None)):
+        yield facts(
+            tensorflow__physical_gpus=[],
+            platform__cuda_visible_devices=cvd,
+            cuda=cuda_facts(cu_init=cu_init, cuda_visible_devices=cvd),
+        )
+
+
+def test_every_fix_command_runs_in_a_notebook_cell():
+    """The fixes are shown as code to copy into the notebook: a magic or a `!` line, never a command
+    for a terminal or a host (`docker run ...` is said in the fix's words, where it belongs)."""
+    seen = 0
+    for f in _every_fault():
+        v = verdict(f)
+        for c in v["fix_commands"] + [c for p in v["problems"] for c in p["commands"]]:
+            seen += 1
+            assert c[:1] in ("%", "!"), f"{c!r} does not run in a notebook cell ({blocking(v)})"
+    assert seen > 10

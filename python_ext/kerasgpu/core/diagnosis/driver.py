@@ -31,7 +31,7 @@ def driver_library_missing(c: Causes, f: Facts) -> None:
             "NVIDIA driver, or if it is installed make libcuda.so.1 findable (`sudo ldconfig` or "
             "LD_LIBRARY_PATH before starting Jupyter). Then restart the kernel."
         )
-        commands = ["docker run --gpus all ...", "!ldconfig -p | grep libcuda", "!ls -l /dev/nvidia*"]
+        commands = ["!ldconfig -p | grep libcuda", "!ls -l /dev/nvidia*"]
     else:
         fix = (
             "Run the notebook where an NVIDIA GPU and its driver are: on a GPU machine install the NVIDIA "
@@ -39,7 +39,7 @@ def driver_library_missing(c: Causes, f: Facts) -> None:
             "(NVIDIA Container Toolkit); if the driver is installed, make libcuda.so.1 findable (`sudo "
             "ldconfig` or LD_LIBRARY_PATH). Then restart the kernel."
         )
-        commands = ["!nvidia-smi", "!ldconfig -p | grep libcuda", "docker run --gpus all ..."]
+        commands = ["!nvidia-smi", "!ldconfig -p | grep libcuda"]
     no_driver = not (f.from_log or f.driver_evidence) and f.status.get("state") not in (None, "ok")
     c.add(
         "driver_library_missing",
@@ -114,7 +114,7 @@ def cu_init_failed(c: Causes, f: Facts) -> None:
             f"CUDA_VISIBLE_DEVICES={cvd!r}, and {said}.",
             "Unset it (or list the GPUs to use) in the kernel's environment, before TensorFlow starts: in "
             "the kernelspec's env, or in the first cell, then restart the kernel.",
-            ["%env CUDA_VISIBLE_DEVICES=0  # first cell after a restart", "jupyter kernelspec list"],
+            ["%env CUDA_VISIBLE_DEVICES=0  # first cell after a restart", "!jupyter kernelspec list"],
         )
     elif code == 100:
         c.add(

@@ -233,7 +233,7 @@ def cuda_visible_devices(c: Causes, f: Facts) -> None:
             f"CUDA_VISIBLE_DEVICES={cvd!r} in the kernel's environment.",
             "Unset it (or list the GPUs to use) in the kernel's environment, before TensorFlow starts: in "
             "the kernelspec's env, or in the first cell, then restart the kernel.",
-            ["%env CUDA_VISIBLE_DEVICES=0  # first cell after a restart", "jupyter kernelspec list"],
+            ["%env CUDA_VISIBLE_DEVICES=0  # first cell after a restart", "!jupyter kernelspec list"],
         )
     elif cvd is not None and not f.hides_all and f.tf_gpus and len(f.tf_gpus) < len(f.driver_gpus):
         c.add(
@@ -243,7 +243,7 @@ def cuda_visible_devices(c: Causes, f: Facts) -> None:
             f"CUDA_VISIBLE_DEVICES={cvd!r} in the kernel's environment hides the others.",
             "Unset CUDA_VISIBLE_DEVICES (or list every GPU) in the kernelspec's env, then restart the "
             "kernel.",
-            ["jupyter kernelspec list"],
+            ["!jupyter kernelspec list"],
             level="warning",
         )
 
