@@ -74,9 +74,16 @@ export class GpuMenuButton extends Widget {
     this._menu = menu;
     this._button.setAttribute('aria-expanded', 'true');
     menu.aboutToClose.connect(() => {
+      if (this._menu !== menu) {
+        return; // closing again while being disposed
+      }
+      this._menu = null;
+      this._closedAt = Date.now();
       this._button.setAttribute('aria-expanded', 'false');
+      // Disposed once closed (disposing it here would close it again: Lumino 2.0 recurses).
       // After a pick the tool takes the focus; after Escape it comes back here.
       requestAnimationFrame(() => {
+        menu.dispose();
         if (
           !document.activeElement ||
           document.activeElement === document.body
@@ -84,9 +91,6 @@ export class GpuMenuButton extends Widget {
           this._button.focus();
         }
       });
-      this._menu = null;
-      this._closedAt = Date.now();
-      menu.dispose();
     });
     const rect = this._button.getBoundingClientRect();
     menu.open(rect.left, rect.bottom, { forceX: false, forceY: false });
