@@ -1,6 +1,6 @@
 """Runs the keras-io corpus (tests/corpus/*.py) as notebooks in real kernels with the notebook tools
 applied exactly as the frontend applies them: the server's planner (`plans.plan`) decides the edits,
-`apply_plan` makes them (what src/snippets.ts `applyPlan` does), nbclient runs the notebook.
+`apply_plan` makes them (what src/tools/notebook-edits.ts `applyPlan` does), nbclient runs the notebook.
 
 Each kernel gets two logical CPU devices (an IPython startup file, before TensorFlow starts), so
 MirroredStrategy has 2 replicas without a GPU. Usable as a script:
@@ -102,7 +102,7 @@ def parse_tutobook(text: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
 
 
 def plan_cells(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The cells as the frontend sends them to the planner (src/snippets.ts `planCells`)."""
+    """The cells as the frontend sends them to the planner (src/tools/notebook-edits.ts `planCells`)."""
     out = []
     for c in cells:
         meta = c.get("metadata", {})
@@ -115,7 +115,7 @@ def plan_cells(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def apply_plan(cells: list[dict[str, Any]], plan: dict[str, Any]) -> list[dict[str, Any]]:
-    """The plan's edits on a copy of the cells (src/snippets.ts `applyPlan`)."""
+    """The plan's edits on a copy of the cells (src/tools/notebook-edits.ts `applyPlan`)."""
     cells = [dict(c) for c in cells]
     for edit in plan["edits"]:
         if edit["op"] == "insert":
