@@ -395,14 +395,13 @@ def _measure(dt: DeviceTime, clone, feed, steps, validation, val_steps, budget, 
     """The fits of `time_device` (on a copy, or the model lent in place) and the projection."""
     n1 = 1 + WARM_STEPS
     # the first fit traces; where the steps are slow it stops after its first warm step at half
-    # of this device's share, so the rest can still be measured
     # of this device's share, so the rest can still be measured; after its first step where that
     # step alone used up the share (a trace cannot be cut short)
     c1 = _Clock(until=start + (until - start) / 2, min_steps=2, hard=until).cb
     t0 = time.perf_counter()
     clone.fit(epochs=1, verbose=0, callbacks=[c1], **feed.fit_kwargs(n1))
     wall1 = time.perf_counter() - t0
-    if c1.ends[-1]:
+    if c1.ends and c1.ends[-1]:
         dt.fit_end_s = t0 + wall1 - c1.ends[-1][-1]
     first, ends1 = c1.epochs[0], c1.ends[0]
     dt.first_step_s = (ends1[0] if ends1 else t0 + wall1) - first[0]
