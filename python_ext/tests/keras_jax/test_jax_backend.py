@@ -160,7 +160,8 @@ def test_a_model_that_cannot_be_copied_is_measured_in_place_and_put_back():
             "w = [np.array(v.numpy()) for v in m.variables]; opt = m.optimizer\n"
             "steps = int(opt.iterations.numpy()); fn = m.train_function",
             "from kerasgpu.kernel.train.batch_size import find_batch_size\n"
-            "r = find_batch_size(m, x, y, device='/CPU:0', start=8, max_batch=32, timing_steps=1)\n"
+            "r = find_batch_size(m, x, y, device='/CPU:0', start=8, max_batch=32, timing_steps=1,\n"
+            "                    budget=600)\n"
             "print(json.dumps({k: r[k] for k in ('in_place', 'largest', 'tries')}))",
             "%gpu_estimate m x y --epochs 2 --json",
             "print(json.dumps([all((a == np.array(v.numpy())).all() for a, v in zip(w, m.variables)),"
