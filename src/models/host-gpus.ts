@@ -12,16 +12,16 @@ import { formatGiB } from '../format';
 
 /**
  * The GPUs of the host a notebook's kernel runs on (Enterprise Gateway, Kubernetes kernel
- * pods: not always the server's), read by the kernel itself (kerasgpu.hostgpus) and sent over
+ * pods: not always the server's), read by the kernel itself (kerasgpu.kernel.hostgpus) and sent over
  * the kernel's `kerasgpu` comm as `{type: 'gpus', event: 'status' | 'samples', ...}`.
  */
 
 /** The user expression that starts the kernel's stream (no %load_ext needed). */
 export const START_EXPRESSION =
-  '__import__("kerasgpu.hostgpus", fromlist=["start"]).start()';
+  '__import__("kerasgpu.kernel.hostgpus", fromlist=["start"]).start()';
 /** The user expression that stops it. */
 export const STOP_EXPRESSION =
-  '__import__("kerasgpu.hostgpus", fromlist=["stop"]).stop()';
+  '__import__("kerasgpu.kernel.hostgpus", fromlist=["stop"]).stop()';
 
 /** What to say when the kernel's environment lacks the package. */
 export const MISSING_HINT =

@@ -5,7 +5,7 @@ Enterprise Gateway 3.3 (in its own venv, scripts/eg_venv.sh: it pins jupyter_ser
 venv (ipykernel, kerasgpu). The Jupyter server under test has no nvidia-smi and uses the gateway
 through its gateway client. The server's own telemetry says nvidia-smi was not found, while
 kerasgpu in the gateway's kernel reads the H200 where that kernel runs, and, started the way the
-frontend starts it (a silent user expression, `kerasgpu.hostgpus.start()`), streams that host's
+frontend starts it (a silent user expression, `kerasgpu.kernel.hostgpus.start()`), streams that host's
 readings over the kernel's `kerasgpu` comm through the gateway and the server's websocket.
 """
 
@@ -214,8 +214,8 @@ async def execute(ws, code: str, user_expressions: dict | None = None, seen: lis
     raise AssertionError("unreachable")
 
 
-START = {"kerasgpu": '__import__("kerasgpu.hostgpus", fromlist=["start"]).start()'}
-STOP = {"kerasgpu": '__import__("kerasgpu.hostgpus", fromlist=["stop"]).stop()'}
+START = {"kerasgpu": '__import__("kerasgpu.kernel.hostgpus", fromlist=["start"]).start()'}
+STOP = {"kerasgpu": '__import__("kerasgpu.kernel.hostgpus", fromlist=["stop"]).stop()'}
 
 
 async def test_a_gateway_kernel_reads_the_gpus_of_its_own_host(gateway, eg_port, api, jp_fetch, jp_ws_fetch):

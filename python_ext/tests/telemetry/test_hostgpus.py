@@ -1,4 +1,4 @@
-"""The kernel's own host GPUs as comm messages (kerasgpu.hostgpus), with a real sampler on the H200
+"""The kernel's own host GPUs as comm messages (kerasgpu.kernel.hostgpus), with a real sampler on the H200
 replay: nothing is read until the frontend watches, readings flow while it does, the kernel's own
 GPU process is marked as its own, and unwatching stops the sampler thread."""
 
