@@ -490,7 +490,9 @@ def _timed_fit(dt, clone, feed, steps, rough, until, validating):
     n2 = steps or int(min(MAX_TIMED, target / TIMED_EPOCHS / rough))
     have = feed.full_batches()
     if not steps and have is not None and have >= MIN_TIMED:
-        n2 = min(n2, have)  # the user's own epochs are no longer; no copy of the arrays
+        # the user's own epochs are no longer (no copy of the arrays); where they are at most half
+        # as long again, whole epochs of the user's data (what each epoch's end costs depends on it)
+        n2 = have if n2 * 3 >= have * 2 else min(n2, have)
     if not steps:
         n2 = min(n2, dt.steps_per_epoch)
     n2 = max(MIN_TIMED, n2)

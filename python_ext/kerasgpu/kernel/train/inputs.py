@@ -252,6 +252,8 @@ class Feed:
             card = _cardinality(self.x)
             if card == INFINITE_CARDINALITY:
                 return {"x": self.x, "steps_per_epoch": n}
+            if card == n:
+                return {"x": self.x}  # whole epochs of the user's own pipeline, as their fit runs them
             src = self.x if card >= n else self.x.repeat()
             return {"x": src.take(n)}
         if self.kind == PYDATASET:
