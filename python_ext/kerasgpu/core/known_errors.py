@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import diagnosis
+from .diagnosis.logs import line_of
 
 
 @dataclass
@@ -322,13 +323,6 @@ def _read_evidence(entry: dict[str, Any]) -> None:
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def line_of(text: str, m: re.Match) -> str:
-    start = text.rfind("\n", 0, m.start()) + 1
-    end = text.find("\n", m.end())
-    line = text[start : end if end != -1 else len(text)].strip()
-    return line if len(line) <= 300 else line[:297] + "..."
 
 
 _MISSING_LIB = re.compile(

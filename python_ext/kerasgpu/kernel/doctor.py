@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core import diagnosis
-from ..core.known_errors import ANSI, KNOWN, cause_match, line_of, match_errors
+from ..core.diagnosis.logs import line_of
+from ..core.known_errors import ANSI, KNOWN, cause_match, match_errors
 from .render import Card, Fix, Section
 
 

@@ -35,7 +35,8 @@ _SO = re.compile(r"(lib[\w.+-]+?\.so[.\d]*): cannot open shared object file")
 _GLOG = re.compile(r"^(?:[IWEF]\d{4} [\d:.]+\s+\d+ |[\d-]+ [\d:.]+: [IWEF] )(?:\S+/)?")
 
 
-def _line(text: str, m: re.Match) -> str:
+def line_of(text: str, m: re.Match) -> str:
+    """The whole line of `text` that match `m` stands in, stripped (at most 300 characters)."""
     start = text.rfind("\n", 0, m.start()) + 1
     end = text.find("\n", m.end())
     line = text[start : end if end != -1 else len(text)].strip()
@@ -59,12 +60,12 @@ def parse_log(text: str) -> dict[str, Any]:
         name = re.match(r"CUDA_ERROR_\w+", said)
         code = int(num.group(1)) if num else (_CU_CODES.get(name.group(0)) if name else None)
         out["cu_init"] = {"code": code, "name": CU_ERRORS.get(code, said) if code else said}
-        out["lines"]["cu_init"] = _line(text, m)
+        out["lines"]["cu_init"] = line_of(text, m)
     for key in ("cudart_stub", "dlopen_failed", "no_kernel_driver", "driver_too_old", "driver_mismatch"):
         m = _LOG[key].search(text)
         if m:
             out[key] = True
-            out["lines"][key] = _line(text, m)
+            out["lines"][key] = line_of(text, m)
     return out
 
 
@@ -76,9 +77,9 @@ def _libraries(text: str, out: dict[str, Any]) -> None:
             continue  # native Windows: the doctor's own rule
         if lib.startswith("libcuda.so"):
             out["libcuda_error"] = err or f"{lib} could not be loaded"
-            out["lines"].setdefault("libcuda", _line(text, m))
+            out["lines"].setdefault("libcuda", line_of(text, m))
             continue
-        out["lines"].setdefault("libraries", _line(text, m))
+        out["lines"].setdefault("libraries", line_of(text, m))
         for name in [lib, *_SO.findall(err)]:
             if name not in out["missing_libraries"]:
                 out["missing_libraries"].append(name)
@@ -86,4 +87,4 @@ def _libraries(text: str, out: dict[str, Any]) -> None:
         name = m.group(1)
         if not name.startswith("libcuda.so") and name not in out["missing_libraries"]:
             out["missing_libraries"].append(name)
-            out["lines"].setdefault("libraries", _line(text, m))
+            out["lines"].setdefault("libraries", line_of(text, m))
