@@ -29,7 +29,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,18 +36,12 @@ import time
 from pathlib import Path
 
 import psutil
+from streamclient import StreamClient, free_port
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.websocket import websocket_connect
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_DIR = ROOT / "python_ext" / "tests" / "fake_nvidia_smi"
 MAX_CLIENTS, MAX_RATE, MAX_DURATION = 500, 100, 7200
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -151,38 +144,8 @@ class Server:
         return left
 
 
-class Client:
-    """One stream client that reads every message."""
-
-    def __init__(self):
-        self.received = 0
-        self.closed_by_server = False
-        self.conn = None
-        self.task = None
-
-    async def connect(self, server: Server) -> None:
-        url = f"ws://127.0.0.1:{server.port}/kerasgpu/api/v1/stream"
-        req = HTTPRequest(url, headers={"Authorization": f"token {server.token}"})
-        self.conn = await websocket_connect(req)
-        self.task = asyncio.ensure_future(self._read())
-
-    async def _read(self) -> None:
-        while True:
-            msg = await self.conn.read_message()
-            if msg is None:
-                self.closed_by_server = True
-                return
-            self.received += 1
-
-    def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-        if self.conn is not None:
-            self.conn.close()
-
-
 async def churn(
-    server: Server, clients: list[Client], every: float, stop: asyncio.Event, counts: dict
+    server: Server, clients: list[StreamClient], every: float, stop: asyncio.Event, counts: dict
 ) -> None:
     """Each client in turn hangs up and connects again, so every client does once per `every` s
     (browser tabs opening, reloading and closing)."""
@@ -191,7 +154,7 @@ async def churn(
     while not stop.is_set():
         client = clients[i % len(clients)]
         client.close()
-        fresh = Client()
+        fresh = StreamClient()
         try:
             await fresh.connect(server)
             fresh.received = client.received
@@ -234,14 +197,14 @@ async def soak(args) -> int:
     interval_ms = max(10, round(1000 / args.rate))
     with tempfile.TemporaryDirectory(prefix="kerasgpu-soak-") as tmp:
         server = Server(interval_ms, args.gpus, Path(tmp))
-        clients: list[Client] = []
+        clients: list[StreamClient] = []
         try:
             await server.wait_ready()
             print(
                 f"jupyter server pid {server.proc.pid} on 127.0.0.1:{server.port}; {args.clients} clients, "
                 f"{args.rate:g} Hz (interval_ms {interval_ms}), {args.gpus} GPU(s), {args.duration:g} s"
             )
-            clients = [Client() for _ in range(args.clients)]
+            clients = [StreamClient() for _ in range(args.clients)]
             await asyncio.gather(*(c.connect(server) for c in clients))
             stop = asyncio.Event()
             counts = {"ok": 0, "failed": 0, "reconnects": 0}

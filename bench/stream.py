@@ -34,7 +34,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,18 +41,12 @@ import time
 from pathlib import Path
 
 import psutil
+from streamclient import StreamClient, free_port
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-from tornado.websocket import websocket_connect
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 FAKE_DIR = ROOT / "python_ext" / "tests" / "fake_nvidia_smi"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -141,33 +134,8 @@ class Server:
         self.log.close()
 
 
-class Client:
-    def __init__(self):
-        self.received = 0
-        self.closed_by_server = False
-        self.conn = None
-
-    async def connect(self, server: Server) -> None:
-        url = f"ws://127.0.0.1:{server.port}/kerasgpu/api/v1/stream"
-        req = HTTPRequest(url, headers={"Authorization": f"token {server.token}"})
-        self.conn = await websocket_connect(req)
-        self.task = asyncio.ensure_future(self._read())
-
-    async def _read(self) -> None:
-        while True:
-            msg = await self.conn.read_message()
-            if msg is None:
-                self.closed_by_server = True
-                return
-            self.received += 1
-
-    def close(self) -> None:
-        self.task.cancel()
-        self.conn.close()
-
-
 async def measure(server: Server, n: int, window: float, settle: float) -> dict:
-    clients = [Client() for _ in range(n)]
+    clients = [StreamClient() for _ in range(n)]
     await asyncio.gather(*(c.connect(server) for c in clients))
     await asyncio.sleep(settle)  # the sampler (re)starts with the first client
     await server.get("/kerasgpu-bench/lag?reset=1")
