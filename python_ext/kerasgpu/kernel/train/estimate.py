@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..runtime import KerasGPUError
+from . import results
 from .copies import trainable
 from .inputs import GENERATOR, Feed, validation_feed
 from .placement import Placement, for_backend
@@ -622,7 +623,7 @@ def estimate(
     results = [
         time_device(model, d, feed, spe, epochs, steps, place, validation, val_steps, clock) for d in todo
     ]
-    from .monitor import tf_facts
+    from .modelfacts import tf_facts
 
     facts = tf_facts(model)
     try:
@@ -696,14 +697,6 @@ def _with_validation(feed: Feed, batch_size, validation_data, validation_split, 
     return feed, None
 
 
-_last: dict[str, Any] = {}
-
-
-def last_result() -> dict[str, Any] | None:
-    """The latest %gpu_estimate's result in this kernel (the deadline guard reads its measured steps)."""
-    return _last.get("res")
-
-
 def estimate_card(model, x, y=None, **kwargs):
     """What `%gpu_estimate` shows: the line, a row per device, what was measured, and what would
     change the answer. Clock times are taken when the card is made, after measuring."""
@@ -712,7 +705,7 @@ def estimate_card(model, x, y=None, **kwargs):
     res = estimate(model, x, y, **kwargs)
     now = time.time()
     res.update(answer([DeviceTime(**d) for d in res["devices"]], res["deadline"], res["deadline_label"]))
-    _last["res"] = res
+    results.remember_estimate(res)
     in_place = any(d.get("in_place") for d in res["devices"])
     sec = Section(
         "Per device (warm steps of your model itself, put back afterwards: it cannot be copied)"

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import results
 from .findings import INPUT_MODERATE_PCT, FitStats, ms, pct, pipeline_changes
 from .timeutil import format_clock, format_duration
 
@@ -89,9 +90,7 @@ def resumed(model, backup) -> dict[str, Any] | None:
 
 
 def _estimate_option(current: dict[str, Any], remaining_s: float) -> dict[str, Any] | None:
-    from . import estimate
-
-    res = estimate.last_result()
+    res = results.last_estimate()
     step = current.get("step_time_s")
     if not res or not step:
         return None
