@@ -16,8 +16,8 @@ from .runtime import (
     RESTART_FIX,
     KerasGPUError,
     frozen_error,
+    gpu_indexes,
     import_tensorflow,
-    parse_gpu_list,
     physical_gpus,
     runtime_initialized,
 )
@@ -25,13 +25,7 @@ from .runtime import (
 
 def _chosen(tf, gpus: str | list[int] | None):
     devs = physical_gpus(tf)
-    spec = ",".join(str(g) for g in gpus) if isinstance(gpus, list) else gpus
-    try:
-        idx = parse_gpu_list(spec, len(devs))
-    except ValueError as exc:
-        raise KerasGPUError(
-            "bad_gpu", str(exc), "List GPU indexes TensorFlow sees (see %gpu_memory status)."
-        ) from exc
+    idx = gpu_indexes(gpus, len(devs), "List GPU indexes TensorFlow sees (see %gpu_memory status).")
     return devs, (list(range(len(devs))) if idx is None else idx)
 
 

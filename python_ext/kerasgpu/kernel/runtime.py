@@ -109,6 +109,16 @@ def parse_gpu_list(spec: str | None, available: int) -> list[int] | None:
     return out
 
 
+def gpu_indexes(spec: str | list[int] | None, available: int, hint: str) -> list[int] | None:
+    """`parse_gpu_list` of what the user gave (a list of indexes too); a bad one raises the
+    explained `KerasGPUError` 'bad_gpu' with `hint` as its fix."""
+    text = ",".join(str(g) for g in spec) if isinstance(spec, list) else spec
+    try:
+        return parse_gpu_list(text, available)
+    except ValueError as exc:
+        raise KerasGPUError("bad_gpu", str(exc), hint) from exc
+
+
 class quiet_startup:
     """Keeps TensorFlow's start-up chatter (C++ log lines written to file descriptor 2 while it is
     first imported) out of the notebook, so the card is the first thing the user sees. Only the

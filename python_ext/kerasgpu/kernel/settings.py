@@ -6,7 +6,7 @@ import logging
 import os
 
 from .render import Card, Fix, Section
-from .runtime import KerasGPUError, frozen_error, import_tensorflow, parse_gpu_list, runtime_initialized
+from .runtime import KerasGPUError, frozen_error, gpu_indexes, import_tensorflow, runtime_initialized
 
 POLICIES = ("mixed_float16", "mixed_bfloat16", "float32", "float16", "bfloat16")
 LOG_LEVELS = {
@@ -25,12 +25,7 @@ def set_visible_gpus(spec: str | list[int] | None) -> Card:
     devs = tf.config.list_physical_devices("GPU")
     if spec is not None:
         text = ",".join(str(g) for g in spec) if isinstance(spec, list) else spec
-        try:
-            idx = parse_gpu_list(text, len(devs))
-        except ValueError as exc:
-            raise KerasGPUError(
-                "bad_gpu", str(exc), "Run %gpu_check to see which GPUs TensorFlow found."
-            ) from exc
+        idx = gpu_indexes(text, len(devs), "Run %gpu_check to see which GPUs TensorFlow found.")
         want = devs if idx is None else [devs[i] for i in idx]
         if want != tf.config.get_visible_devices("GPU") and runtime_initialized():
             raise frozen_error(
