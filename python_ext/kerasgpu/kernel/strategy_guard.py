@@ -333,17 +333,13 @@ def step_optimizers(model) -> list[tuple[str, str]]:
     import ast
     import textwrap
 
+    from ..core.planner.cells import assigned_values
+
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(type(model).train_step)))
     except (OSError, TypeError, SyntaxError):
         return []
-    local = {
-        t.id: n.value
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Assign)
-        for t in n.targets
-        if isinstance(t, ast.Name)
-    }
+    local = assigned_values(tree)
     out = []
     for n in ast.walk(tree):
         if not (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)):

@@ -122,6 +122,17 @@ def dotted_name(node: ast.AST) -> str:
     return ".".join(reversed(parts))
 
 
+def assigned_values(tree: ast.AST) -> dict[str, ast.expr]:
+    """The value each plain name is assigned anywhere in `tree` (`x = <value>`): a function's locals."""
+    return {
+        t.id: n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Assign)
+        for t in n.targets
+        if isinstance(t, ast.Name)
+    }
+
+
 def module_level(tree: ast.Module):
     """Nodes that run when the cell runs: everything except function and class bodies."""
     stack = list(tree.body)

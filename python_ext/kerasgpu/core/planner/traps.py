@@ -8,7 +8,16 @@ import ast
 import re
 from typing import Any
 
-from .cells import Cell, Notebook, assignments_of, call_name, dotted_name, is_compile, module_level
+from .cells import (
+    Cell,
+    Notebook,
+    assigned_values,
+    assignments_of,
+    call_name,
+    dotted_name,
+    is_compile,
+    module_level,
+)
 from .edits import kwarg_edit
 
 
@@ -325,13 +334,7 @@ def _unbuilt(nb: Notebook, expr: ast.AST, label: str, depth: int = 0) -> str | N
     funcs = _defs(nb, ast.FunctionDef)
     if name in funcs:  # a function that makes the sub-model: what does it return?
         fn = funcs[name]
-        local = {
-            t.id: n.value
-            for n in ast.walk(fn)
-            if isinstance(n, ast.Assign)
-            for t in n.targets
-            if isinstance(t, ast.Name)
-        }
+        local = assigned_values(fn)
         for ret in (n for n in ast.walk(fn) if isinstance(n, ast.Return) and n.value is not None):
             value = local.get(ret.value.id, ret.value) if isinstance(ret.value, ast.Name) else ret.value
             why = _unbuilt(nb, value, label, depth + 1)
