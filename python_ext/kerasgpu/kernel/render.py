@@ -66,7 +66,23 @@ class Fix:
         }
 
 
-class Card:
+class TextRepr:
+    """`str()`, `repr()` and IPython's pretty printer (terminals) all show `to_text()`."""
+
+    def to_text(self) -> str:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def __repr__(self) -> str:
+        return self.to_text()
+
+    def _repr_pretty_(self, p, cycle):
+        p.text(self.to_text())
+
+
+class Card(TextRepr):
     """What a command shows: a headline with a level, sections, fixes, and its data."""
 
     def __init__(
@@ -131,15 +147,6 @@ class Card:
                 if f.link:
                     lines.append(f"     See: {f.link}")
         return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.to_text()
-
-    def __repr__(self) -> str:
-        return self.to_text()
-
-    def _repr_pretty_(self, p, cycle):
-        p.text(self.to_text())
 
     def _repr_html_(self) -> str:
         """The notebook form: a card styled with JupyterLab's theme variables."""

@@ -23,6 +23,7 @@ from typing import Any
 import keras
 
 from .. import comm
+from ..render import TextRepr
 from . import guard, receipts
 from .findings import FitStats, GpuUse, deadline_finding, find, input_level, ms, pct
 from .gpuwatch import GpuWatch, WatchWindow
@@ -166,7 +167,7 @@ def _in_notebook() -> bool:
     return shell is not None and type(shell).__name__ != "TerminalInteractiveShell"
 
 
-class ProgressCard:
+class ProgressCard(TextRepr):
     """The live card: HTML in notebooks (updated in place), one line of text in terminals."""
 
     def __init__(self, p: Progress, now: float | None = None):
@@ -225,12 +226,6 @@ class ProgressCard:
             lines.append(f"  [{mark}] {f['title']}: {f['evidence']}")
             lines.append(f"       Fix: {f['fix']}")
         return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return self.to_text()
-
-    def _repr_pretty_(self, p, cycle):
-        p.text(self.to_text())
 
     def _repr_html_(self) -> str:
         import html
