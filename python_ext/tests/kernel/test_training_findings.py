@@ -224,3 +224,18 @@ def test_public_names():
     assert kerasgpu.estimate.__module__ == "kerasgpu.kernel.train.estimate"
     assert kerasgpu.find_batch_size.__module__ == "kerasgpu.kernel.train.batch_size"
     assert callable(kerasgpu.watch_on) and callable(kerasgpu.watch_off)
+
+
+def test_the_comparison_with_the_last_run_says_its_pace_in_the_titles_words():
+    """A slower run reads "1.6x slower ... (1.6x slower)", never a bare "(0.6x)" beside "slower"."""
+    from kerasgpu.kernel.train.receipts import compare
+
+    old = {"time": 1_700_000_000, "steps_per_s": 1000.0, "step_time_s": 0.001, "input_share": 0.2}
+    slower = compare(old, dict(old, steps_per_s=625.0, step_time_s=0.0016, input_share=0.36))
+    assert slower["text"].startswith("1.6x slower than the run of ")
+    assert slower["text"].endswith("step 1.0 ms -> 1.6 ms (1.6x slower)")
+    assert "0.6x" not in slower["text"]
+    faster = compare(old, dict(old, steps_per_s=2700.0, step_time_s=0.00037, input_share=0.04))
+    assert faster["text"].startswith("2.7x faster") and faster["text"].endswith("(2.7x)")
+    same = compare(old, dict(old, steps_per_s=1020.0))
+    assert same["text"].startswith("as fast as") and not same["text"].endswith("x)")

@@ -263,7 +263,15 @@ def compare(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
         text = f"as fast as the run of {when}"
         level, title = "info", "Same pace as the last run of this model"
     text += ": " + (", ".join(diff) if diff else "nothing that shapes speed changed")
-    evidence = f"{wait}{step} ({1 / ratio:.1f}x)"
+    # the pace in the words of the title: "(2.7x)" faster, "(1.6x slower)", nothing when the same
+    pace = (
+        f" ({1 / ratio:.1f}x)"
+        if ratio <= 1 / SLOWER
+        else f" ({ratio:.1f}x slower)"
+        if ratio >= SLOWER
+        else ""
+    )
+    evidence = f"{wait}{step}{pace}"
     fix = (
         "Put back what changed (above) if it was not meant; %gpu_runs lists every run."
         if ratio >= SLOWER
