@@ -1,10 +1,10 @@
 import { ServerConnection } from '@jupyterlab/services';
-import { IDisposable } from '@lumino/disposable';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { formatGiB, formatPercent } from '../format';
 import { fetchFleet, IFleet, IFleetGpu, IFleetHost } from '../api/fleet';
+import { DisposableModel } from './disposable';
 
 /** A message in place of (or above) the fleet list. */
 export interface IFleetMessage {
@@ -147,8 +147,9 @@ export function pollInterval(fleet: IFleet | null, fallbackMs = 15000): number {
  * The fleet as the server reports it: polls GET fleet with `@lumino/polling` while a view
  * watches and the browser tab is visible, at the server's own query interval.
  */
-export class FleetModel implements IDisposable {
+export class FleetModel extends DisposableModel {
   constructor(options: FleetModel.IOptions = {}) {
+    super();
     this._serverSettings =
       options.serverSettings ?? ServerConnection.makeSettings();
     this._poll = new Poll({
@@ -197,15 +198,7 @@ export class FleetModel implements IDisposable {
     return this._poll.refresh();
   }
 
-  get isDisposed(): boolean {
-    return this._disposed;
-  }
-
-  dispose(): void {
-    if (this._disposed) {
-      return;
-    }
-    this._disposed = true;
+  protected onDispose(): void {
     this._poll.dispose();
     Signal.clearData(this);
   }
@@ -223,7 +216,7 @@ export class FleetModel implements IDisposable {
       this._requestError = (error as Error).message || String(error);
       throw error; // the poll backs off
     } finally {
-      if (!this._disposed) {
+      if (!this.isDisposed) {
         this._changed.emit();
       }
     }
@@ -234,7 +227,6 @@ export class FleetModel implements IDisposable {
   private _fleet: IFleet | null = null;
   private _requestError: string | null = null;
   private _watched = false;
-  private _disposed = false;
   private _changed = new Signal<this, void>(this);
 }
 

@@ -1,5 +1,4 @@
 import { Kernel, KernelMessage } from '@jupyterlab/services';
-import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import {
@@ -9,6 +8,7 @@ import {
   IGpuSample
 } from '../api/gpu';
 import { formatGiB } from '../format';
+import { DisposableModel } from './disposable';
 
 /**
  * The GPUs of the host a notebook's kernel runs on (Enterprise Gateway, Kubernetes kernel
@@ -244,8 +244,9 @@ const IDLE: IHostGpusState = {
  * any kernel with kerasgpu installed answers, no %load_ext needed), `unwatch()` stops it; the
  * readings arrive on the kernel's iopub as comm messages of the `kerasgpu` comm.
  */
-export class KernelHostGpus implements IDisposable {
+export class KernelHostGpus extends DisposableModel {
   constructor(kernel: Kernel.IKernelConnection) {
+    super();
     this._kernel = kernel;
     kernel.iopubMessage.connect(this._onIOPub, this);
   }
@@ -259,13 +260,9 @@ export class KernelHostGpus implements IDisposable {
     return this._state;
   }
 
-  get isDisposed(): boolean {
-    return this._disposed;
-  }
-
   /** Asks the kernel to stream its host's GPUs. */
   async watch(): Promise<void> {
-    if (this._disposed || this._state.phase === 'watching') {
+    if (this.isDisposed || this._state.phase === 'watching') {
       return;
     }
     this._set({ ...this._state, phase: 'starting' });
@@ -281,14 +278,14 @@ export class KernelHostGpus implements IDisposable {
     } catch {
       reply = null;
     }
-    if (!this._disposed) {
+    if (!this.isDisposed) {
       this._set({ ...this._state, ...startOutcome(reply) });
     }
   }
 
   /** Asks the kernel to stop (its sampler stops unless a fit still watches). */
   async unwatch(): Promise<void> {
-    if (this._disposed || this._state.phase !== 'watching') {
+    if (this.isDisposed || this._state.phase !== 'watching') {
       return;
     }
     this._set({ ...this._state, phase: 'idle' });
@@ -304,11 +301,7 @@ export class KernelHostGpus implements IDisposable {
     }
   }
 
-  dispose(): void {
-    if (this._disposed) {
-      return;
-    }
-    this._disposed = true;
+  protected onDispose(): void {
     if (!this._kernel.isDisposed) {
       this._kernel.iopubMessage.disconnect(this._onIOPub, this);
     }
@@ -335,7 +328,6 @@ export class KernelHostGpus implements IDisposable {
 
   private _kernel: Kernel.IKernelConnection;
   private _state: IHostGpusState = IDLE;
-  private _disposed = false;
   private _changed = new Signal<this, IHostGpusState>(this);
 }
 

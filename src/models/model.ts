@@ -1,5 +1,4 @@
 import { ServerConnection } from '@jupyterlab/services';
-import { IDisposable } from '@lumino/disposable';
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
@@ -17,6 +16,7 @@ import {
 import { StreamMessage } from '../api/stream';
 import { percentOf } from '../format';
 import { GpuStream } from './stream';
+import { DisposableModel } from './disposable';
 
 /** A chart window within the bounds the API says (HISTORY_WINDOW_SECONDS). */
 function clampWindow(seconds: number): number {
@@ -57,8 +57,9 @@ export interface ISeries {
  * browser tab is); the first paint and every reconnect fill the charts from
  * the history endpoint. Views listen to `changed` and read from here.
  */
-export class GpuModel implements IDisposable {
+export class GpuModel extends DisposableModel {
   constructor(options: GpuModel.IOptions = {}) {
+    super();
     this._serverSettings =
       options.serverSettings ?? ServerConnection.makeSettings();
     this._historySeconds = clampWindow(options.historySeconds ?? 300);
@@ -189,15 +190,7 @@ export class GpuModel implements IDisposable {
     await this.refreshProcesses();
   }
 
-  get isDisposed(): boolean {
-    return this._disposed;
-  }
-
-  dispose(): void {
-    if (this._disposed) {
-      return;
-    }
-    this._disposed = true;
+  protected onDispose(): void {
     document.removeEventListener('visibilitychange', this._onVisibility);
     this._processPoll.dispose();
     this._stream.dispose();
@@ -205,7 +198,7 @@ export class GpuModel implements IDisposable {
   }
 
   private _updateWanted(): void {
-    if (this._disposed) {
+    if (this.isDisposed) {
       return;
     }
     const wanted =
@@ -318,7 +311,7 @@ export class GpuModel implements IDisposable {
       console.warn('jupyterlab-kerasgpu: history unavailable', error);
       return;
     }
-    if (this._disposed) {
+    if (this.isDisposed) {
       return;
     }
     // Merge: history first, then what streamed in meanwhile (deduplicated by time).
@@ -359,7 +352,7 @@ export class GpuModel implements IDisposable {
 
   private async _fetchProcesses(): Promise<void> {
     const reply = await fetchProcesses(this._serverSettings);
-    if (this._disposed) {
+    if (this.isDisposed) {
       return;
     }
     this._processes = reply.processes;
@@ -375,7 +368,6 @@ export class GpuModel implements IDisposable {
 
   private _changed = new Signal<this, GpuModel.Change>(this);
   private _devices: IDeviceInfo[] = [];
-  private _disposed = false;
   private _everConnected = false;
   private _historySeconds: number;
   private _latest = new Map<number, IGpuSample>();

@@ -1,10 +1,10 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
-import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { StreamMessage } from '../api/stream';
 import { API_PREFIX } from '../api/request';
+import { DisposableModel } from './disposable';
 
 /** The connection's state, as views describe it. */
 export type StreamState = 'closed' | 'connecting' | 'open' | 'reconnecting';
@@ -15,8 +15,9 @@ export type StreamState = 'closed' | 'connecting' | 'open' | 'reconnecting';
  * Reconnects with exponential backoff (with jitter) while `wanted`; closes at
  * once when not. Messages are parsed here; malformed ones are dropped and logged.
  */
-export class GpuStream implements IDisposable {
+export class GpuStream extends DisposableModel {
   constructor(options: GpuStream.IOptions) {
+    super();
     this._settings = options.serverSettings;
     this._minDelay = options.minDelay ?? 500;
     this._maxDelay = options.maxDelay ?? 30_000;
@@ -46,7 +47,7 @@ export class GpuStream implements IDisposable {
     return this._wanted;
   }
   set wanted(value: boolean) {
-    if (value === this._wanted || this._disposed) {
+    if (value === this._wanted || this.isDisposed) {
       return;
     }
     this._wanted = value;
@@ -58,17 +59,9 @@ export class GpuStream implements IDisposable {
     }
   }
 
-  get isDisposed(): boolean {
-    return this._disposed;
-  }
-
-  dispose(): void {
-    if (this._disposed) {
-      return;
-    }
+  protected onDispose(): void {
     this._wanted = false;
     this._close();
-    this._disposed = true;
     Signal.clearData(this);
   }
 
@@ -158,7 +151,6 @@ export class GpuStream implements IDisposable {
 
   private _attempt = 0;
   private _connections = 0;
-  private _disposed = false;
   private _maxDelay: number;
   private _message = new Signal<this, StreamMessage>(this);
   private _minDelay: number;

@@ -3,6 +3,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { Kernel, KernelMessage } from '@jupyterlab/services';
 
 import { COMM_TARGET, TrainingModel } from './training';
+import { DisposableModel } from './disposable';
 
 /**
  * Feeds a `TrainingModel` from one notebook's kernel: registers the `kerasgpu`
@@ -10,8 +11,9 @@ import { COMM_TARGET, TrainingModel } from './training';
  * messages to the model, and removes the notebook's card when its kernel stops,
  * restarts or changes, or the notebook closes.
  */
-export class TrainingConnector {
+export class TrainingConnector extends DisposableModel {
   constructor(options: TrainingConnector.IOptions) {
+    super();
     this._model = options.model;
     this._context = options.sessionContext;
     this._context.kernelChanged.connect(this._onKernelChanged, this);
@@ -25,15 +27,7 @@ export class TrainingConnector {
     return this._context.path;
   }
 
-  get isDisposed(): boolean {
-    return this._isDisposed;
-  }
-
-  dispose(): void {
-    if (this._isDisposed) {
-      return;
-    }
-    this._isDisposed = true;
+  protected onDispose(): void {
     this._detach();
     this._model.remove(this._lastKey);
     this._context.kernelChanged.disconnect(this._onKernelChanged, this);
@@ -62,7 +56,7 @@ export class TrainingConnector {
   }
 
   private _attach(kernel: Kernel.IKernelConnection | null): void {
-    if (!kernel || this._isDisposed) {
+    if (!kernel || this.isDisposed) {
       return;
     }
     this._kernel = kernel;
@@ -118,7 +112,6 @@ export class TrainingConnector {
   private _context: ISessionContext;
   private _kernel: Kernel.IKernelConnection | null = null;
   private _lastKey = '';
-  private _isDisposed = false;
 }
 
 /** The notebook's file name from its path. */

@@ -1,7 +1,7 @@
-import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { formatClockTime } from '../format';
+import { DisposableModel } from './disposable';
 
 /** The comm target the kernel extension opens (python_ext/kerasgpu/kernel/comm.py). */
 export const COMM_TARGET = 'kerasgpu';
@@ -360,7 +360,7 @@ export function summarize(
  * Training progress of each notebook's kernel, fed by the kernels' `kerasgpu`
  * comms (see training-comm.ts). Views listen to `changed`; they never talk to a comm.
  */
-export class TrainingModel implements IDisposable {
+export class TrainingModel extends DisposableModel {
   /** Emits the key of the notebook whose training changed (or was removed). */
   get changed(): ISignal<this, string> {
     return this._changed;
@@ -413,20 +413,11 @@ export class TrainingModel implements IDisposable {
     }
   }
 
-  get isDisposed(): boolean {
-    return this._isDisposed;
-  }
-
-  dispose(): void {
-    if (this._isDisposed) {
-      return;
-    }
-    this._isDisposed = true;
+  protected onDispose(): void {
     this._states.clear();
     Signal.clearData(this);
   }
 
   private _states = new Map<string, ITrainingState>();
   private _changed = new Signal<this, string>(this);
-  private _isDisposed = false;
 }
