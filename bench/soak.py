@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 import psutil
-from streamclient import StreamClient, free_port
+from streambench import StreamClient, end_process, free_port
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,12 +125,7 @@ class Server:
     def stop(self) -> list[str]:
         """SIGTERM, as a service manager stops it; returns what of its children is still running."""
         children = self.ps.children(recursive=True)
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end_process(self.proc, signal.SIGTERM, 30)
         self.log.close()
         time.sleep(0.5)
         left = []

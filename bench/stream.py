@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 import psutil
-from streamclient import StreamClient, free_port
+from streambench import StreamClient, end_process, free_port
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,12 +125,7 @@ class Server:
         return t.user + t.system, child
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end_process(self.proc, signal.SIGINT, 10)
         self.log.close()
 
 

@@ -1,10 +1,11 @@
-"""What the stream benchmarks (bench/stream.py, bench/soak.py) share: a free loopback port and a
-websocket client of /kerasgpu/api/v1/stream that counts what it receives."""
+"""What the stream benchmarks (bench/stream.py, bench/soak.py) share: a free loopback port, stopping
+their server process, and a websocket client of /kerasgpu/api/v1/stream that counts what it receives."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 from typing import Protocol
 
 from tornado.httpclient import HTTPRequest
@@ -15,6 +16,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def end_process(proc: subprocess.Popen, sig: int, grace: float) -> None:
+    """Sends `sig`; kills the process if it has not exited `grace` seconds later."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class _Server(Protocol):
