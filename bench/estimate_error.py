@@ -163,7 +163,7 @@ def _loadavg() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def main() -> None:
+def _parse():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--repeat", type=int, default=3, help="estimate and measure each model this often")
@@ -174,20 +174,14 @@ def main() -> None:
         "--validation-split", type=float, default=0.0, help="fit's validation_split (0: no validation)"
     )
     ap.add_argument("--only", default="", help="comma-separated parts of model names to run (default: all)")
-    args = ap.parse_args()
-    split = args.validation_split or None
-    print(f"load average before: {_loadavg()} on {os.cpu_count()} CPUs", flush=True)
-    if args.threads:
-        import tensorflow as tf
+    return ap.parse_args()
 
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+
+def _probe():
+    """The full run's own batch clock, epoch by epoch (what the estimate records on its copy)."""
     import keras
-    from kerasgpu.kernel.train.estimate import estimate, pace
 
     class Probe(keras.callbacks.Callback):
-        """The full run's own batch clock, epoch by epoch (what the estimate records on its copy)."""
-
         def on_train_begin(self, logs=None):
             self.epochs = []
             self.begin = time.perf_counter()
@@ -198,96 +192,95 @@ def main() -> None:
         def on_train_batch_begin(self, batch, logs=None):
             self.epochs[-1].append(time.perf_counter())
 
-    rows = []
-    E = args.epochs
+    return Probe()
 
-    def timed_estimate(m, x, y, bs, spe):
-        s0, t = _sched(), time.perf_counter()
-        res = estimate(
-            m,
-            x,
-            y,
-            epochs=E,
-            batch_size=bs,
-            steps_per_epoch=spe,
-            devices_=["/CPU:0"],
-            validation_split=split if y is not None else None,
-        )
-        wall = time.perf_counter() - t
-        return res, wall, _contention(s0, _sched(), wall)
 
-    only = [w.strip().lower() for w in args.only.split(",") if w.strip()]
-    walls: dict[str, list[tuple[float, float]]] = {}
-    for make in models():
-        errors = []
-        for _ in range(args.repeat):
-            name, m, x, y, bs, spe = make()
-            if only and not any(w in name.lower() for w in only):
-                break
-            res, est_wall, est_load = timed_estimate(m, x, y, bs, spe)
-            walls.setdefault(name, []).append((est_wall, res["budget_limit_s"]))
-            d = res["devices"][0]
-            projected, S = d["total_s"], res["steps_per_epoch"]
-            probe = Probe()
-            s0, t = _sched(), time.perf_counter()
-            m.fit(
-                x,
-                y,
-                epochs=E,
-                batch_size=bs,
-                steps_per_epoch=spe,
-                verbose=0,
-                callbacks=[probe],
-                validation_split=args.validation_split if y is not None else 0.0,
-            )
-            end = time.perf_counter()
-            measured = end - t
-            run_load = _contention(s0, _sched(), measured)
-            after = timed_estimate(m, x, y, bs, spe)[0]["devices"][0]["total_s"]
-            step, over, _ = pace(probe.epochs)
-            fixed = measured - E * S * step - (E - 1) * over
-            # the run's fixed part: before the first step, the first (traced) step, the last step to the end
-            parts = (
-                probe.begin - t,
-                probe.epochs[0][1] - probe.epochs[0][0] - step,
-                end - probe.epochs[-1][-1] - step,
-            )
-            est_fixed = d["startup_s"] + d["fit_overhead_s"]
-            err = (projected - measured) / measured
-            aba = ((projected + after) / 2 - measured) / measured
-            no_epoch = (projected - (E - 1) * d["epoch_overhead_s"] - measured) / measured
-            b = d["epoch_boundaries_s"]
-            bounds = ", ".join(f"{v * 1e3:.0f}" for v in b)
-            mean_over = max(0.0, sum(b) / len(b)) if b else 0.0
-            with_mean = (projected + (E - 1) * (mean_over - d["epoch_overhead_s"]) - measured) / measured
-            no_val = (projected - d["val_startup_s"] - E * d["val_epoch_s"] - measured) / measured
-            # the fit's end past its last step: a teardown stall the estimate says it does not count
-            stall = max(0.0, parts[2]) if parts[2] > STALL_S else 0.0
-            no_stall = (projected - (measured - stall)) / (measured - stall)
-            errors.append((err, aba, no_epoch, with_mean, no_val, no_stall, stall))
-            print(
-                f"{name:20s} {E} x {S:4d} | estimate {projected:6.2f} s (took {est_wall:4.1f} s of a "
-                f"{res['budget_limit_s']:.0f} s budget; "
-                f"{est_load}) measured {measured:6.2f} s ({run_load}) error {err * 100:+6.1f} % | "
-                f"step {d['step_time_s'] * 1e3:.3f} vs {step * 1e3:.3f} ms "
-                f"({E * S * (d['step_time_s'] - step) / measured * 100:+5.1f} %), "
-                f"epoch overhead {d['epoch_overhead_s'] * 1e3:4.0f} vs {over * 1e3:4.0f} ms "
-                f"({(E - 1) * (d['epoch_overhead_s'] - over) / measured * 100:+5.1f} %), "
-                f"fixed {est_fixed:.2f} vs {fixed:.2f} s ({(est_fixed - fixed) / measured * 100:+5.1f} %; "
-                f"run: set-up {parts[0]:.2f}, first step {parts[1]:.2f}, end {parts[2]:.2f} s) | "
-                f"estimate after the run {after:6.2f} s, mean of both {aba * 100:+6.1f} % | "
-                f"without epoch term {no_epoch * 100:+6.1f} %, "
-                f"with the mean boundary {with_mean * 100:+6.1f} % (boundaries {bounds} ms)"
-                + (
-                    f" | validation {d['val_steps']} steps, without its term {no_val * 100:+6.1f} %"
-                    if split and y is not None
-                    else ""
-                ),
-                flush=True,
-            )
-        if errors:
-            rows.append((name, errors))
-    print(f"load average after: {_loadavg()} on {os.cpu_count()} CPUs")
+def _timed_estimate(m, x, y, bs, spe, E, split):
+    from kerasgpu.kernel.train.estimate import estimate
+
+    s0, t = _sched(), time.perf_counter()
+    res = estimate(
+        m,
+        x,
+        y,
+        epochs=E,
+        batch_size=bs,
+        steps_per_epoch=spe,
+        devices_=["/CPU:0"],
+        validation_split=split if y is not None else None,
+    )
+    wall = time.perf_counter() - t
+    return res, wall, _contention(s0, _sched(), wall)
+
+
+def _measure(args, name, m, x, y, bs, spe):
+    """One estimate and the real run it projects: the error terms, printed as a line."""
+    from kerasgpu.kernel.train.estimate import pace
+
+    E, split = args.epochs, args.validation_split or None
+    res, est_wall, est_load = _timed_estimate(m, x, y, bs, spe, E, split)
+    d = res["devices"][0]
+    projected, S = d["total_s"], res["steps_per_epoch"]
+    probe = _probe()
+    s0, t = _sched(), time.perf_counter()
+    m.fit(
+        x,
+        y,
+        epochs=E,
+        batch_size=bs,
+        steps_per_epoch=spe,
+        verbose=0,
+        callbacks=[probe],
+        validation_split=args.validation_split if y is not None else 0.0,
+    )
+    end = time.perf_counter()
+    measured = end - t
+    run_load = _contention(s0, _sched(), measured)
+    after = _timed_estimate(m, x, y, bs, spe, E, split)[0]["devices"][0]["total_s"]
+    step, over, _ = pace(probe.epochs)
+    fixed = measured - E * S * step - (E - 1) * over
+    # the run's fixed part: before the first step, the first (traced) step, the last step to the end
+    parts = (
+        probe.begin - t,
+        probe.epochs[0][1] - probe.epochs[0][0] - step,
+        end - probe.epochs[-1][-1] - step,
+    )
+    est_fixed = d["startup_s"] + d["fit_overhead_s"]
+    err = (projected - measured) / measured
+    aba = ((projected + after) / 2 - measured) / measured
+    no_epoch = (projected - (E - 1) * d["epoch_overhead_s"] - measured) / measured
+    b = d["epoch_boundaries_s"]
+    bounds = ", ".join(f"{v * 1e3:.0f}" for v in b)
+    mean_over = max(0.0, sum(b) / len(b)) if b else 0.0
+    with_mean = (projected + (E - 1) * (mean_over - d["epoch_overhead_s"]) - measured) / measured
+    no_val = (projected - d["val_startup_s"] - E * d["val_epoch_s"] - measured) / measured
+    # the fit's end past its last step: a teardown stall the estimate says it does not count
+    stall = max(0.0, parts[2]) if parts[2] > STALL_S else 0.0
+    no_stall = (projected - (measured - stall)) / (measured - stall)
+    print(
+        f"{name:20s} {E} x {S:4d} | estimate {projected:6.2f} s (took {est_wall:4.1f} s of a "
+        f"{res['budget_limit_s']:.0f} s budget; "
+        f"{est_load}) measured {measured:6.2f} s ({run_load}) error {err * 100:+6.1f} % | "
+        f"step {d['step_time_s'] * 1e3:.3f} vs {step * 1e3:.3f} ms "
+        f"({E * S * (d['step_time_s'] - step) / measured * 100:+5.1f} %), "
+        f"epoch overhead {d['epoch_overhead_s'] * 1e3:4.0f} vs {over * 1e3:4.0f} ms "
+        f"({(E - 1) * (d['epoch_overhead_s'] - over) / measured * 100:+5.1f} %), "
+        f"fixed {est_fixed:.2f} vs {fixed:.2f} s ({(est_fixed - fixed) / measured * 100:+5.1f} %; "
+        f"run: set-up {parts[0]:.2f}, first step {parts[1]:.2f}, end {parts[2]:.2f} s) | "
+        f"estimate after the run {after:6.2f} s, mean of both {aba * 100:+6.1f} % | "
+        f"without epoch term {no_epoch * 100:+6.1f} %, "
+        f"with the mean boundary {with_mean * 100:+6.1f} % (boundaries {bounds} ms)"
+        + (
+            f" | validation {d['val_steps']} steps, without its term {no_val * 100:+6.1f} %"
+            if split and y is not None
+            else ""
+        ),
+        flush=True,
+    )
+    return (err, aba, no_epoch, with_mean, no_val, no_stall, stall), (est_wall, res["budget_limit_s"])
+
+
+def _report(rows, walls, split) -> None:
     for name, errors in rows:
         med = [statistics.median(e[i] for e in errors) * 100 for i in range(6)]
         each = ", ".join(f"{e[0] * 100:+.1f}" for e in errors)
@@ -312,6 +305,31 @@ def main() -> None:
         )
     worst = max(abs(statistics.median(e[0] for e in errors)) for _, errors in rows)
     print(f"worst median error {worst * 100:.1f} % (target: within 15 %)")
+
+
+def main() -> None:
+    args = _parse()
+    print(f"load average before: {_loadavg()} on {os.cpu_count()} CPUs", flush=True)
+    if args.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    only = [w.strip().lower() for w in args.only.split(",") if w.strip()]
+    rows, walls = [], {}
+    for make in models():
+        errors = []
+        for _ in range(args.repeat):
+            name, m, x, y, bs, spe = make()
+            if only and not any(w in name.lower() for w in only):
+                break
+            err, wall = _measure(args, name, m, x, y, bs, spe)
+            errors.append(err)
+            walls.setdefault(name, []).append(wall)
+        if errors:
+            rows.append((name, errors))
+    print(f"load average after: {_loadavg()} on {os.cpu_count()} CPUs")
+    _report(rows, walls, args.validation_split or None)
 
 
 if __name__ == "__main__":

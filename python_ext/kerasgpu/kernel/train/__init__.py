@@ -6,6 +6,7 @@ its progress card), `watch` (`%gpu_watch`: the callback on every `fit`),
 `estimate` (`%gpu_estimate`), `batch_size` (`%gpu_batch_size`), `inputwait` (each step's
 wait for its input), `guard` (the deadline verdict and BackupAndRestore), `receipts` and
 `runs_card` (`%gpu_runs`), `modelfacts` (where a model trains, as its framework sees it),
-`results` (what the tools measured last, e.g. the latest estimate for the deadline guard); progress goes to the frontend through the kernel's one comm
-(`kerasgpu.kernel.comm`). Importing this package imports neither TensorFlow nor Keras.
+`results` (what the tools measured last: the latest estimate, for the deadline guard);
+progress goes to the frontend through the kernel's one comm (`kerasgpu.kernel.comm`).
+Importing this package imports neither TensorFlow nor Keras.
 """
