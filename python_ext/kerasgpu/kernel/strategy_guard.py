@@ -38,6 +38,7 @@ _STATE: dict[str, Any] = {
     "strategy": None,  # the notebook's strategy the guard keeps (None: the guard is idle)
     "notes": [],  # what the guard did or found, newest last (for %gpu_doctor)
     "quiet": False,  # tests and scripts: record notes without displaying them
+    "shown": {},  # (code, id(model)) -> the cell run whose output already shows that card
 }
 _MAX_NOTES = 20
 
@@ -268,6 +269,7 @@ def _before(model, name: str, args: dict[str, Any]) -> str | None:
             f"{_model_name(model)} was built outside the notebook's {type(strategy).__name__}, so this "
             f"{name} runs on one device, not {replicas} replicas. Re-run the cell that builds the model "
             "(below the %gpu_distribute cell), then compile and fit again.",
+            model=model,
         )
         return "one_device"
     if not tf.distribute.has_strategy():
@@ -286,6 +288,7 @@ def _before(model, name: str, args: dict[str, Any]) -> str | None:
             f"{_model_name(model)} was built under another strategy ({type(own).__name__}, "
             f"{own.num_replicas_in_sync} replica(s)) than the notebook's {type(strategy).__name__}: it "
             "trains on that one. Restart the kernel and run all to build it under the notebook's.",
+            model=model,
         )
         return None
     _fix(model, name, args, replicas)
@@ -537,10 +540,12 @@ def _after_fit(model) -> None:
 # ------------------------------------------------------------------------------ output
 
 
-def _note(level: str, code: str, text: str, show: bool = True) -> None:
+def _note(level: str, code: str, text: str, show: bool = True, model=None) -> None:
+    """Records what the guard found and shows it as a card; a card about a model shows once per cell
+    run (a loop of predicts on it says it once, not at every call)."""
     note = {"level": level, "code": code, "text": text}
     _STATE["notes"] = [*_STATE["notes"], note][-_MAX_NOTES:]
-    if not show or _STATE["quiet"]:
+    if not show or _STATE["quiet"] or _shown_in_this_cell(code, model):
         return
     card = Card(
         "Distribution",
@@ -559,6 +564,24 @@ def _note(level: str, code: str, text: str, show: bool = True) -> None:
     except ImportError:
         pass
     print(card.to_text())
+
+
+def _shown_in_this_cell(code: str, model) -> bool:
+    """Whether this cell run's output already has this card about this model (and marks it so)."""
+    if model is None:
+        return False
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+        run = ip.execution_count if ip is not None else None
+    except ImportError:
+        run = None
+    key = (code, id(model))
+    if key in _STATE["shown"] and _STATE["shown"][key] == run:
+        return True
+    _STATE["shown"] = {**_STATE["shown"], key: run}
+    return False
 
 
 def _strategy_line() -> str:

@@ -84,6 +84,25 @@ def test_a_model_built_after_the_strategy_was_dropped_is_called_out_at_fit():
     assert [f["code"] for f in doctor["fixes"]] == ["model_not_distributed"]
 
 
+def test_a_loop_of_predicts_on_an_outside_model_says_so_once_per_cell():
+    """The card is the same at every call: a loop shows it once; the next cell that runs the model
+    shows it again (that cell's output is where the user looks)."""
+    cells = run_cells(
+        [
+            TWO_CPUS,
+            DATA,
+            "import keras\n%gpu_distribute",
+            "tf.distribute.experimental_set_strategy(None)\n" + BUILD,
+            "for _ in range(4):\n    model.predict(x[:8], verbose=0)",
+            "model.evaluate(x, y, verbose=0)",
+        ]
+    )
+    loop, again = cells[4], cells[5]
+    assert loop.error is None and again.error is None, (loop.error, again.error)
+    assert loop.text.count("was built outside the notebook's MirroredStrategy") == 1, loop.text
+    assert again.text.count("was built outside the notebook's MirroredStrategy") == 1, again.text
+
+
 VAE_LIKE = """\
 import keras, tensorflow as tf
 encoder = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)], name="encoder")
