@@ -214,7 +214,9 @@ def _index(row: dict[str, str]) -> int:
 def check_lost(row: dict[str, str]) -> None:
     """Raises GPU_LOST when nvidia-smi marks this GPU's readings as lost."""
     if any(is_lost(v) for v in row.values()):
-        raise errors.gpu_lost(f"{row.get('index', '?').strip()} ({row.get('uuid', '').strip()})")
+        # nvidia-smi's own fields, shortened: a malformed line must not make a 64 KB message
+        index, uuid = (errors.short(row.get(k, d).strip(), 60) for k, d in (("index", "?"), ("uuid", "")))
+        raise errors.gpu_lost(f"{index} ({uuid})")
 
 
 def row_to_sample(row: dict[str, str], timestamp: float) -> GpuSample:

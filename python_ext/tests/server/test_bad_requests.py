@@ -72,8 +72,10 @@ async def test_a_pid_of_any_shape_gets_a_json_400(fake_smi, raw, pid):
     assert len(data["message"]) < 300, "a 4301-digit pid is not echoed whole"
 
 
-@pytest.mark.parametrize("pid", ["4242", "1", "2147483647", str(os.getpid())])
+@pytest.mark.parametrize("pid", ["4242", "1", "2147483647", "this test's own"])
 async def test_a_pid_that_is_not_our_kernel_gets_a_json_404(fake_smi, raw, pid):
+    # the test process's pid is read at run time: test ids must be the same in every pytest-xdist worker
+    pid = str(os.getpid()) if pid == "this test's own" else pid
     code, data = await raw("POST", shutdown(pid))
     assert code == 404
     assert NOT_OURS in data["message"]

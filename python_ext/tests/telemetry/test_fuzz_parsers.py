@@ -10,6 +10,7 @@ or None, so the JSON the browser gets never holds NaN or Infinity.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
 import io
@@ -214,6 +215,17 @@ def test_a_line_over_the_stream_limit_is_reported_not_kept():
     backend.read_lines(smi.bounded_lines(stdout))
     assert backend._error.code == errors.MALFORMED and "longer than" in backend._error.reason
     assert backend._tick and backend._tick[0].index == 0, "the good line after it still reads"
+
+
+def test_a_lost_gpu_with_an_absurd_index_field_gets_a_short_message():
+    """Found by the fuzzer: a 64 KB index field on a "GPU is lost" row was echoed whole."""
+    backend = stream_backend(1)
+    cells = next(csv.reader([captures()["stream"][0]], skipinitialspace=True))
+    cells[smi.SAMPLE_FIELDS.index("index")] = "7" * 60_000
+    cells[-1] = "[GPU is lost]"
+    backend.read_lines(iter([", ".join(cells)]))
+    assert backend._error.code == errors.GPU_LOST
+    assert len(backend._error.reason) < 600 and "stopped responding" in backend._error.reason
 
 
 # ---------------------------------------------------------------- NVML
