@@ -10,6 +10,9 @@ PY := $(BIN)/python
 STAMPS := .stamps
 CHROMIUM ?= /usr/bin/chromium
 export PATH := $(BIN):$(PATH)
+# pytest-xdist workers for make check and make test (a test file per worker): the kernels' start-up
+# and the servers' waits overlap on the machine's two cores.
+CHECK_WORKERS ?= 2
 
 .PHONY: lab test check setup build lint lint-fix test-js test-py test-jax test-cuda test-ui test-package test-compat screenshots clean help
 
@@ -93,8 +96,10 @@ test-js: $(NPM_STAMP)
 
 # The gateway test runs in a pytest process of its own: jupyter_server keeps process-wide
 # singletons (GatewayClient) that earlier in-process servers can leave behind.
+# The corpus runs two kernels at a time of its own; the rest runs on two pytest workers, as in make check.
 test-py: build $(STAMPS)/prometheus
-	$(BIN)/pytest -q -m "not gateway"
+	$(BIN)/pytest -q -n $(CHECK_WORKERS) --dist loadfile -m "not gateway and not corpus"
+	$(BIN)/pytest -q -m corpus
 	$(BIN)/pytest -q -m gateway python_ext/tests/server/test_gateway.py
 
 test-package: build
@@ -166,9 +171,6 @@ screenshots: build $(STAMPS)/chromium $(UI_NPM_STAMP) $(EG_VENV)/.built
 	cd ui-tests && KERASGPU_EG_VENV=$(EG_VENV) KERASGPU_SCREENSHOTS_DIR=$(CURDIR)/docs npx playwright test -c gateway.config.js
 
 # The daily loop (a few minutes): what make test runs, less the slow tiers.
-# Two pytest workers (pytest-xdist), a test file per worker: the kernels' start-up and the servers'
-# waits overlap on the machine's two cores.
-CHECK_WORKERS ?= 2
 check: build lint test-js
 	$(BIN)/pytest -q -p no:cacheprovider -n $(CHECK_WORKERS) --dist loadfile \
 	  -m "not gateway and not corpus and not cuda_build and not gpu" python_ext/tests
